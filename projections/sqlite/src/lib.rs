@@ -1,1 +1,211 @@
-//! Placeholder.
+//! Embedded backend of the event log and the read-model store: one SQLite file holds both.
+//!
+//! Owns: `SqliteStore` (opening, the single-process lock, schema migrations), its `EventLog`
+//! and `ReadModelStore` implementations, and the in-process notifications that drive
+//! `subscribe` and `watch`.
+//!
+//! Must not: let two stores (in any process) open one file at once, run SQLite calls on async
+//! worker threads, skip a row it cannot read back, or know any domain event or read model.
+//!
+//! Invariant: every write runs on the one writer connection while holding its mutex, and every
+//! notification (the log head, a bucket change) is sent under that same mutex after the commit.
+//! A reader that registers for notifications and takes its snapshot under the mutex therefore
+//! misses nothing and sees nothing twice.
+//!
+//! Layout: `lock` (the `<file>.lock` advisory lock), `schema` (pragmas and forward-only
+//! migrations), `connections` (the writer, the reader pool, the hop to blocking threads),
+//! `log` (`EventLog`), `kv` (`ReadModelStore`).
+
+mod columns;
+mod connections;
+mod kv;
+mod lock;
+mod log;
+mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use connections::{ReaderPool, Writer};
+use tokio::sync::watch;
+
+pub use schema::SCHEMA_VERSION;
+
+/// The embedded store: an `EventLog` and a `ReadModelStore` over one SQLite file.
+///
+/// Cheap to clone; every clone is the same open store. The file closes and its lock is
+/// released when the last clone is dropped; open subscriptions and watches then end.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// The shared state behind every clone of a store.
+struct Inner {
+    /// The database file, for error messages.
+    path: PathBuf,
+    /// The one connection that writes, with the watch senders it notifies (see the crate
+    /// invariant). A `std` mutex: it is only ever taken on blocking threads.
+    writer: std::sync::Mutex<Writer>,
+    /// Read-only connections for `load`, `get`, `keys` and subscriptions.
+    readers: ReaderPool,
+    /// The sequence of the last committed event; subscriptions wait on it when caught up.
+    head: watch::Sender<u64>,
+    /// Declared last so it is released only after every connection above has closed.
+    _lock: lock::StoreLock,
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another store holds the lock: another process (or another open `SqliteStore` in this
+    /// one) is using this file.
+    #[error(
+        "store {} is in use by another process{} (lock file {}); stop it or use another file",
+        .path.display(),
+        .holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        .lock_path.display()
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// The lock file.
+        lock_path: PathBuf,
+        /// The process id the holder wrote into the lock file, when readable.
+        holder: Option<u32>,
+    },
+    /// The lock file could not be created or locked.
+    #[error("cannot lock store {} through {}", .path.display(), .lock_path.display())]
+    LockFile {
+        /// The database file.
+        path: PathBuf,
+        /// The lock file.
+        lock_path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed while opening, configuring or migrating the file.
+    #[error("cannot open SQLite store {}: {context}", .path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer Portcullis; migrations only go forward.
+    #[error(
+        "store {} has schema version {found}, newer than version {supported} that this build \
+         supports; upgrade Portcullis",
+        .path.display()
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The file's `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// SQLite refused write-ahead logging (for example on a file system without shared
+    /// memory), which the store needs for concurrent readers and durable commits.
+    #[error("store {} cannot use WAL journaling (SQLite kept mode {mode:?})", .path.display())]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+    /// The file holds data this build cannot read.
+    #[error("store {} is corrupt: {reason}", .path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl SqliteStore {
+    /// Opens the store in the SQLite file at `path`, creating the file and its schema if needed
+    /// and migrating an older schema forward.
+    ///
+    /// How it is meant to be used: open it once at start-up (this call blocks; from async code
+    /// wrap it in `tokio::task::spawn_blocking`), then hand clones of the one store to
+    /// everything that needs the event log or the read models, as `Arc<dyn EventLog>` and
+    /// `Arc<dyn ReadModelStore>`. Its methods are async and run SQLite on blocking threads.
+    /// One process at a time: a second open of the same file, here or elsewhere, fails with
+    /// `OpenError::Locked` until every clone of the first store is dropped.
+    ///
+    /// ```no_run
+    /// use std::path::Path;
+    /// use std::sync::Arc;
+    ///
+    /// use portcullis_store::{EventLog, ReadModelStore};
+    /// use portcullis_store_sqlite::SqliteStore;
+    ///
+    /// # fn main() -> Result<(), portcullis_store_sqlite::OpenError> {
+    /// let store = SqliteStore::open(Path::new("/var/lib/portcullis/store.sqlite"))?;
+    /// let log: Arc<dyn EventLog> = Arc::new(store.clone());
+    /// let read_models: Arc<dyn ReadModelStore> = Arc::new(store);
+    /// # drop((log, read_models));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(path: &Path) -> Result<SqliteStore, OpenError> {
+        let _span = tracing::info_span!("store.sqlite.open", path = %path.display()).entered();
+        let lock = lock::StoreLock::acquire(path)?;
+        let sqlite = |context: &'static str| {
+            move |source: rusqlite::Error| OpenError::Sqlite {
+                path: path.to_owned(),
+                context,
+                source,
+            }
+        };
+        let mut conn = schema::open_writer(path)?;
+        schema::migrate(path, &mut conn)?;
+        let head: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite("reading the log head"))?;
+        let head = u64::try_from(head).map_err(|_| OpenError::Corrupt {
+            path: path.to_owned(),
+            reason: format!("the last event sequence is negative ({head})"),
+        })?;
+        let readers = ReaderPool::new(path);
+        // Open one reader now, so a file a reader cannot open fails here rather than later.
+        drop(readers.get().map_err(sqlite("opening a reader"))?);
+        tracing::info!(head, "Opened SQLite store.");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: std::sync::Mutex::new(Writer::new(conn)),
+                readers,
+                head: watch::Sender::new(head),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("head", &*self.inner.head.borrow())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! An in-memory replica of read-model buckets.
+//!
+//! One task per bucket runs `ReadModelStore::watch` and applies each change to a moka cache
+//! with a revision guard (`and_compute_with`), so a late or repeated change can never replace
+//! a newer value. A probe task asks the store for its log head every `probe_interval`; the
+//! replica is fresh only while every bucket has caught up, every watch is running, and the
+//! last successful probe is younger than `max_staleness`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use moka::ops::compute::Op;
+use portcullis_store::{Bucket, EventLog, Key, ReadModelStore, WatchEvent};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of a replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// Buckets to mirror.
+    pub buckets: Vec<Bucket>,
+    /// How long the replica may go without word from the store before it is stale.
+    pub max_staleness: Duration,
+    /// How often the store is probed when nothing changes. Default: a fifth of `max_staleness`.
+    pub probe_interval: Duration,
+}
+
+impl ReplicaConfig {
+    /// A config with the default probe interval.
+    pub fn new(buckets: Vec<Bucket>, max_staleness: Duration) -> Self {
+        Self {
+            buckets,
+            max_staleness,
+            probe_interval: max_staleness / 5,
+        }
+    }
+}
+
+/// One cached value and the revision it was written at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cached {
+    /// The value.
+    pub value: Bytes,
+    /// Its revision in the bucket.
+    pub revision: u64,
+}
+
+/// What the cache holds for a key: a value, or the revision at which it was deleted (kept so
+/// that an older value can never be applied over the delete).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Slot {
+    Live(Arc<Cached>),
+    Deleted(u64),
+}
+
+impl Slot {
+    fn revision(&self) -> u64 {
+        match self {
+            Slot::Live(cached) => cached.revision,
+            Slot::Deleted(revision) => *revision,
+        }
+    }
+}
+
+/// Why the replica cannot be trusted right now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Staleness {
+    /// A bucket has not delivered its initial state yet.
+    #[error("read model {0} has not caught up yet")]
+    NotCaughtUp(String),
+    /// A bucket's watch failed and is being re-established.
+    #[error("watch on read model {0} is down")]
+    WatchDown(String),
+    /// The store has not answered for longer than the bound.
+    #[error("no word from the store for {0:?} (bound {1:?})")]
+    Silent(Duration, Duration),
+}
+
+struct BucketState {
+    cache: moka::sync::Cache<Key, Slot>,
+    caught_up: AtomicBool,
+    watching: AtomicBool,
+    applied: AtomicU64,
+}
+
+/// The replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Replica {
+    buckets: Arc<HashMap<Bucket, Arc<BucketState>>>,
+    started: Instant,
+    /// Milliseconds after `started` of the last successful contact with the store.
+    last_contact_ms: Arc<AtomicU64>,
+    max_staleness: Duration,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("buckets", &self.buckets.keys().collect::<Vec<_>>())
+            .field("max_staleness", &self.max_staleness)
+            .finish()
+    }
+}
+
+impl Replica {
+    /// Starts mirroring; the tasks stop when `shutdown` is cancelled.
+    pub fn start(
+        config: ReplicaConfig,
+        kv: Arc<dyn ReadModelStore>,
+        log: Arc<dyn EventLog>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let buckets: HashMap<Bucket, Arc<BucketState>> = config
+            .buckets
+            .iter()
+            .map(|bucket| {
+                let state = BucketState {
+                    cache: moka::sync::Cache::builder().build(),
+                    caught_up: AtomicBool::new(false),
+                    watching: AtomicBool::new(false),
+                    applied: AtomicU64::new(0),
+                };
+                (bucket.clone(), Arc::new(state))
+            })
+            .collect();
+        let replica = Self {
+            buckets: Arc::new(buckets),
+            started: Instant::now(),
+            last_contact_ms: Arc::new(AtomicU64::new(0)),
+            max_staleness: config.max_staleness,
+        };
+        for (bucket, state) in replica.buckets.iter() {
+            tokio::spawn(watch_bucket(
+                kv.clone(),
+                bucket.clone(),
+                state.clone(),
+                replica.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tokio::spawn(probe(log, replica.clone(), config.probe_interval, shutdown));
+        replica
+    }
+
+    /// The live value of `key` in `bucket`, if the replica holds one.
+    pub fn get(&self, bucket: &Bucket, key: &Key) -> Option<Arc<Cached>> {
+        match self.buckets.get(bucket)?.cache.get(key)? {
+            Slot::Live(cached) => Some(cached),
+            Slot::Deleted(_) => None,
+        }
+    }
+
+    /// How many live keys the replica holds in `bucket`.
+    pub fn len(&self, bucket: &Bucket) -> usize {
+        self.buckets.get(bucket).map_or(0, |state| {
+            state
+                .cache
+                .iter()
+                .filter(|(_, slot)| matches!(slot, Slot::Live(_)))
+                .count()
+        })
+    }
+
+    /// The highest revision applied in `bucket`.
+    pub fn applied_revision(&self, bucket: &Bucket) -> u64 {
+        self.buckets
+            .get(bucket)
+            .map_or(0, |state| state.applied.load(Ordering::Acquire))
+    }
+
+    /// `Ok` when the replica may be used for decisions; otherwise why not.
+    pub fn freshness(&self) -> Result<(), Staleness> {
+        for (bucket, state) in self.buckets.iter() {
+            if !state.caught_up.load(Ordering::Acquire) {
+                return Err(Staleness::NotCaughtUp(bucket.to_string()));
+            }
+            if !state.watching.load(Ordering::Acquire) {
+                return Err(Staleness::WatchDown(bucket.to_string()));
+            }
+        }
+        let silent = self.since_contact();
+        if silent > self.max_staleness {
+            return Err(Staleness::Silent(silent, self.max_staleness));
+        }
+        Ok(())
+    }
+
+    fn since_contact(&self) -> Duration {
+        let last = Duration::from_millis(self.last_contact_ms.load(Ordering::Acquire));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_contact_ms.fetch_max(now, Ordering::AcqRel);
+    }
+}
+
+/// Applies `slot` unless the cache already holds its revision or a newer one.
+fn upsert(state: &BucketState, key: Key, slot: Slot) {
+    let revision = slot.revision();
+    state
+        .cache
+        .entry(key)
+        .and_compute_with(|current| match current {
+            Some(entry) if entry.value().revision() >= revision => Op::Nop,
+            _ => Op::Put(slot),
+        });
+    state.applied.fetch_max(revision, Ordering::AcqRel);
+}
+
+/// After a (re-)watch delivered the store's state: whatever the cache holds that the store no
+/// longer has was deleted while the previous watch was down; mark it deleted.
+fn forget_unseen(state: &BucketState, seen: &HashSet<Key>) {
+    let stale: Vec<(Arc<Key>, u64)> = state
+        .cache
+        .iter()
+        .filter(|(key, slot)| matches!(slot, Slot::Live(_)) && !seen.contains(key.as_ref()))
+        .map(|(key, slot)| (key, slot.revision()))
+        .collect();
+    for (key, revision) in stale {
+        state
+            .cache
+            .insert(Key::clone(&key), Slot::Deleted(revision));
+    }
+}
+
+#[tracing::instrument(name = "replica.watch", skip_all, fields(bucket = %bucket))]
+async fn watch_bucket(
+    kv: Arc<dyn ReadModelStore>,
+    bucket: Bucket,
+    state: Arc<BucketState>,
+    replica: Replica,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => return,
+            stream = kv.watch(&bucket) => stream,
+        };
+        match stream {
+            Ok(mut stream) => {
+                state.watching.store(true, Ordering::Release);
+                // Keys delivered before `CaughtUp`; `None` once live.
+                let mut initial: Option<HashSet<Key>> = Some(HashSet::new());
+                loop {
+                    let next = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        next = stream.next() => next,
+                    };
+                    match next {
+                        Some(Ok(WatchEvent::Put(entry))) => {
+                            backoff = Duration::from_millis(100);
+                            if let Some(seen) = initial.as_mut() {
+                                seen.insert(entry.key.clone());
+                            }
+                            let cached = Cached {
+                                value: entry.value,
+                                revision: entry.revision,
+                            };
+                            upsert(&state, entry.key, Slot::Live(Arc::new(cached)));
+                            replica.touch();
+                        }
+                        Some(Ok(WatchEvent::Deleted { key, revision })) => {
+                            upsert(&state, key, Slot::Deleted(revision));
+                            replica.touch();
+                        }
+                        Some(Ok(WatchEvent::CaughtUp)) => {
+                            if let Some(seen) = initial.take() {
+                                forget_unseen(&state, &seen);
+                            }
+                            state.caught_up.store(true, Ordering::Release);
+                            replica.touch();
+                            tracing::info!(
+                                keys = state.cache.entry_count(),
+                                "Read model caught up."
+                            );
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(error = %error, "Read-model watch failed; re-watching.");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!("Read-model watch ended; re-watching.");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "Cannot watch read model; retrying."),
+        }
+        state.watching.store(false, Ordering::Release);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn probe(
+    log: Arc<dyn EventLog>,
+    replica: Replica,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(50)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        // Bounded: a hung store must not keep the probe from reporting silence.
+        match tokio::time::timeout(interval.max(Duration::from_millis(50)), log.head()).await {
+            Ok(Ok(_)) => replica.touch(),
+            Ok(Err(error)) => tracing::debug!(error = %error, "Store probe failed."),
+            Err(_) => tracing::debug!("Store probe timed out."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,447 @@
+//! `ReadModelStore` on the `buckets` and `kv` tables: compare-and-set writes with per-bucket
+//! revisions, prefix listing, and gap-free watches.
+//!
+//! Owns: the write transactions (precondition, next bucket revision, upsert or delete, then
+//! the live change to watchers) and how a watch joins its snapshot to the live changes.
+//!
+//! Must not: notify a change outside the writer mutex or before its commit, let a lagging
+//! watcher skip changes silently, or skip a row it cannot decode.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use portcullis_store::{
+    BoxError, Bucket, Entry, Expect, Key, KvError, MAX_VALUE_BYTES, ReadModelStore, WatchEvent,
+    WatchStream,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::broadcast;
+
+use crate::connections::Writer;
+use crate::{Inner, SqliteStore, columns};
+
+/// Live changes a watcher may fall behind by before its watch ends with `Unavailable`. A
+/// change's value is freed once every watcher has received it, so this bounds memory only for
+/// watchers that stop reading. Small under unit tests, so they can make a watcher lag.
+const WATCH_BUFFER: usize = if cfg!(test) { 8 } else { 1024 };
+
+/// One committed change, as sent to the watchers of its bucket.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    /// The bucket revision of the change.
+    revision: u64,
+    /// What a watcher yields for it: a `Put` or a `Deleted`.
+    event: WatchEvent,
+}
+
+/// A `KvError::Unavailable` maker for `map_err`.
+fn unavailable<E: Into<BoxError>>(context: &'static str) -> impl FnOnce(E) -> KvError {
+    move |source| KvError::Unavailable {
+        context: context.to_owned(),
+        source: source.into(),
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for SqliteStore {
+    #[tracing::instrument(name = "store.sqlite.ensure_bucket", level = "debug", skip_all, fields(%bucket))]
+    async fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), KvError> {
+        let bucket = bucket.clone();
+        self.blocking(
+            move |inner| inner.ensure_bucket(&bucket),
+            unavailable("creating a bucket"),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.sqlite.get", level = "debug", skip_all, fields(%bucket, %key))]
+    async fn get(&self, bucket: &Bucket, key: &Key) -> Result<Option<Entry>, KvError> {
+        let (bucket, key) = (bucket.clone(), key.clone());
+        self.blocking(
+            move |inner| inner.get(&bucket, &key),
+            unavailable("reading a key"),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.sqlite.put", level = "debug", skip_all, fields(%bucket, %key, ?expect))]
+    async fn put(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<u64, KvError> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(KvError::TooLarge {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size: value.len(),
+            });
+        }
+        let (bucket, key) = (bucket.clone(), key.clone());
+        self.blocking(
+            move |inner| inner.put(&bucket, &key, value, expect),
+            unavailable("writing a key"),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.sqlite.delete", level = "debug", skip_all, fields(%bucket, %key, ?expect))]
+    async fn delete(&self, bucket: &Bucket, key: &Key, expect: Expect) -> Result<(), KvError> {
+        let (bucket, key) = (bucket.clone(), key.clone());
+        self.blocking(
+            move |inner| inner.delete(&bucket, &key, expect),
+            unavailable("deleting a key"),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.sqlite.keys", level = "debug", skip_all, fields(%bucket))]
+    async fn keys(&self, bucket: &Bucket, prefix: Option<&Key>) -> Result<Vec<Key>, KvError> {
+        let (bucket, prefix) = (bucket.clone(), prefix.cloned());
+        self.blocking(
+            move |inner| inner.keys(&bucket, prefix.as_ref()),
+            unavailable("listing keys"),
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "store.sqlite.watch", level = "debug", skip_all, fields(%bucket))]
+    async fn watch(&self, bucket: &Bucket) -> Result<WatchStream, KvError> {
+        let job_bucket = bucket.clone();
+        let start = self
+            .blocking(
+                move |inner| inner.start_watch(&job_bucket),
+                unavailable("starting a watch"),
+            )
+            .await?;
+        let initial = futures::stream::iter(start.entries)
+            .map(|entry| Ok(WatchEvent::Put(entry)))
+            .chain(futures::stream::once(async { Ok(WatchEvent::CaughtUp) }));
+        let bucket = bucket.clone();
+        let caught_up_at = start.revision;
+        let live = futures::stream::unfold(Some(start.changes), move |changes| {
+            let bucket = bucket.clone();
+            async move { next_live_change(changes?, &bucket, caught_up_at).await }
+        });
+        Ok(Box::pin(initial.chain(live)))
+    }
+}
+
+/// The next change after `caught_up_at`; after a lag, an error and then the end.
+async fn next_live_change(
+    mut changes: broadcast::Receiver<Change>,
+    bucket: &Bucket,
+    caught_up_at: u64,
+) -> Option<(
+    Result<WatchEvent, KvError>,
+    Option<broadcast::Receiver<Change>>,
+)> {
+    loop {
+        match changes.recv().await {
+            // Already in the snapshot. Cannot happen (the receiver was registered under the
+            // writer mutex together with the snapshot) but costs nothing to guard.
+            Ok(change) if change.revision <= caught_up_at => {}
+            Ok(change) => return Some((Ok(change.event), Some(changes))),
+            Err(broadcast::error::RecvError::Closed) => return None,
+            Err(lagged @ broadcast::error::RecvError::Lagged(_)) => {
+                tracing::warn!(%bucket, error = %lagged, "Watcher fell behind; ending its watch.");
+                let error = KvError::Unavailable {
+                    context: format!("watch of bucket {bucket} fell behind; watch again"),
+                    source: Box::new(lagged),
+                };
+                return Some((Err(error), None));
+            }
+        }
+    }
+}
+
+/// What a watch starts from.
+struct WatchStart {
+    /// Every live entry of the bucket, in revision order.
+    entries: Vec<Entry>,
+    /// The bucket revision the entries are as of.
+    revision: u64,
+    /// Every change committed after `revision`.
+    changes: broadcast::Receiver<Change>,
+}
+
+impl Inner {
+    fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), KvError> {
+        let writer = self.lock_writer();
+        writer
+            .conn
+            .execute(
+                "INSERT INTO buckets (name, revision) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING",
+                [bucket.as_str()],
+            )
+            .map_err(unavailable("creating a bucket"))?;
+        Ok(())
+    }
+
+    fn get(&self, bucket: &Bucket, key: &Key) -> Result<Option<Entry>, KvError> {
+        let reader = self
+            .readers
+            .get()
+            .map_err(unavailable("opening a reader"))?;
+        // Buckets are never removed, so checking it outside a transaction is exact.
+        bucket_revision(&reader, bucket)?;
+        let row = reader
+            .query_row(
+                "SELECT value, revision FROM kv WHERE bucket = ?1 AND key = ?2",
+                [bucket.as_str(), key.as_str()],
+                |row| {
+                    Ok(columns::blob(row, 0, "value").and_then(|value| {
+                        let revision = columns::unsigned(row, 1, "revision")?;
+                        Ok((value, revision))
+                    }))
+                },
+            )
+            .optional()
+            .map_err(unavailable("reading a key"))?;
+        match row {
+            None => Ok(None),
+            Some(Ok((value, revision))) => Ok(Some(Entry {
+                key: key.clone(),
+                value,
+                revision,
+            })),
+            Some(Err(reason)) => Err(corrupt(bucket, format!("key {key}: {reason}"))),
+        }
+    }
+
+    fn put(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<u64, KvError> {
+        let mut writer = self.lock_writer();
+        let Writer { conn, watchers } = &mut *writer;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable("starting a write"))?;
+        let last = bucket_revision(&tx, bucket)?;
+        let current = key_revision(&tx, bucket, key)?;
+        check(bucket, key, expect, current)?;
+        let (revision, stored) = next_revision(bucket, last)?;
+        tx.execute(
+            "UPDATE buckets SET revision = ?2 WHERE name = ?1",
+            params![bucket.as_str(), stored],
+        )
+        .map_err(unavailable("writing a key"))?;
+        tx.execute(
+            "INSERT INTO kv (bucket, key, value, revision) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (bucket, key) DO UPDATE
+             SET value = excluded.value, revision = excluded.revision",
+            params![bucket.as_str(), key.as_str(), &value[..], stored],
+        )
+        .map_err(unavailable("writing a key"))?;
+        tx.commit().map_err(unavailable("committing a write"))?;
+        let event = WatchEvent::Put(Entry {
+            key: key.clone(),
+            value,
+            revision,
+        });
+        notify(watchers, bucket, Change { revision, event });
+        Ok(revision)
+    }
+
+    /// Deleting a key with no live value writes nothing under `Any` and `Absent` (the
+    /// precondition holds and there is nothing to remove) and conflicts under `Revision`.
+    fn delete(&self, bucket: &Bucket, key: &Key, expect: Expect) -> Result<(), KvError> {
+        let mut writer = self.lock_writer();
+        let Writer { conn, watchers } = &mut *writer;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable("starting a delete"))?;
+        let last = bucket_revision(&tx, bucket)?;
+        let current = key_revision(&tx, bucket, key)?;
+        check(bucket, key, expect, current)?;
+        if current.is_none() {
+            return Ok(());
+        }
+        let (revision, stored) = next_revision(bucket, last)?;
+        tx.execute(
+            "UPDATE buckets SET revision = ?2 WHERE name = ?1",
+            params![bucket.as_str(), stored],
+        )
+        .map_err(unavailable("deleting a key"))?;
+        tx.execute(
+            "DELETE FROM kv WHERE bucket = ?1 AND key = ?2",
+            [bucket.as_str(), key.as_str()],
+        )
+        .map_err(unavailable("deleting a key"))?;
+        tx.commit().map_err(unavailable("committing a delete"))?;
+        let event = WatchEvent::Deleted {
+            key: key.clone(),
+            revision,
+        };
+        notify(watchers, bucket, Change { revision, event });
+        Ok(())
+    }
+
+    /// Keys equal to `prefix` or under it: every key under `p` lies in `["p.", "p/")`, since
+    /// `/` is the byte after `.`. A range, not `LIKE`, so `_` in a key is not a wildcard.
+    fn keys(&self, bucket: &Bucket, prefix: Option<&Key>) -> Result<Vec<Key>, KvError> {
+        let reader = self
+            .readers
+            .get()
+            .map_err(unavailable("opening a reader"))?;
+        bucket_revision(&reader, bucket)?;
+        // Two statements rather than one with `?2 IS NULL OR …`, so each reads an index range.
+        let (sql, prefix) = match prefix {
+            None => ("SELECT key FROM kv WHERE bucket = ?1 ORDER BY key", None),
+            Some(prefix) => (
+                "SELECT key FROM kv WHERE bucket = ?1
+                 AND (key = ?2 OR (key >= ?2 || '.' AND key < ?2 || '/'))
+                 ORDER BY key",
+                Some(prefix.as_str()),
+            ),
+        };
+        let mut statement = reader
+            .prepare_cached(sql)
+            .map_err(unavailable("preparing a key listing"))?;
+        let mut rows = match prefix {
+            None => statement.query([bucket.as_str()]),
+            Some(prefix) => statement.query([bucket.as_str(), prefix]),
+        }
+        .map_err(unavailable("listing keys"))?;
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable("listing keys"))? {
+            let key = columns::text(row, 0, "key").map_err(|reason| corrupt(bucket, reason))?;
+            keys.push(Key::new(key).map_err(|e| corrupt(bucket, e.to_string()))?);
+        }
+        Ok(keys)
+    }
+
+    /// Registers for live changes and pins the snapshot under the writer mutex, so the two
+    /// meet exactly: the snapshot holds every change up to its revision, the receiver every
+    /// change after it. The entries are then read outside the mutex, from the pinned snapshot.
+    fn start_watch(&self, bucket: &Bucket) -> Result<WatchStart, KvError> {
+        let mut reader = self
+            .readers
+            .get()
+            .map_err(unavailable("opening a reader"))?;
+        // Deferred: the read snapshot is taken by the first read, below, not by BEGIN.
+        let tx = reader
+            .transaction()
+            .map_err(unavailable("starting a watch"))?;
+        let (revision, changes) = {
+            let mut writer = self.lock_writer();
+            let revision = bucket_revision(&tx, bucket)?;
+            let changes = writer
+                .watchers
+                .entry(bucket.clone())
+                .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
+                .subscribe();
+            (revision, changes)
+        };
+        let mut statement = tx
+            .prepare_cached(
+                "SELECT key, value, revision FROM kv WHERE bucket = ?1 ORDER BY revision",
+            )
+            .map_err(unavailable("preparing a watch"))?;
+        let mut rows = statement
+            .query([bucket.as_str()])
+            .map_err(unavailable("reading a bucket"))?;
+        let mut entries = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable("reading a bucket"))? {
+            let entry = decode_entry(row).map_err(|reason| corrupt(bucket, reason))?;
+            entries.push(entry);
+        }
+        Ok(WatchStart {
+            entries,
+            revision,
+            changes,
+        })
+    }
+}
+
+/// The bucket's last revision, or `NoSuchBucket`.
+fn bucket_revision(conn: &Connection, bucket: &Bucket) -> Result<u64, KvError> {
+    conn.query_row(
+        "SELECT revision FROM buckets WHERE name = ?1",
+        [bucket.as_str()],
+        |row| Ok(columns::unsigned(row, 0, "bucket revision")),
+    )
+    .optional()
+    .map_err(unavailable("reading a bucket"))?
+    .ok_or_else(|| KvError::NoSuchBucket(bucket.clone()))?
+    .map_err(|reason| corrupt(bucket, reason))
+}
+
+/// The revision of the key's live value, if it has one.
+fn key_revision(conn: &Connection, bucket: &Bucket, key: &Key) -> Result<Option<u64>, KvError> {
+    conn.query_row(
+        "SELECT revision FROM kv WHERE bucket = ?1 AND key = ?2",
+        [bucket.as_str(), key.as_str()],
+        |row| Ok(columns::unsigned(row, 0, "revision")),
+    )
+    .optional()
+    .map_err(unavailable("reading a key"))?
+    .transpose()
+    .map_err(|reason| corrupt(bucket, format!("key {key}: {reason}")))
+}
+
+/// The revision after `last`, and the same as SQLite stores it.
+fn next_revision(bucket: &Bucket, last: u64) -> Result<(u64, i64), KvError> {
+    last.checked_add(1)
+        .and_then(|next| Some((next, i64::try_from(next).ok()?)))
+        .ok_or_else(|| corrupt(bucket, format!("bucket revision {last} cannot grow")))
+}
+
+/// Whether `expect` holds for a key whose live revision is `current`.
+fn check(bucket: &Bucket, key: &Key, expect: Expect, current: Option<u64>) -> Result<(), KvError> {
+    let holds = match expect {
+        Expect::Any => true,
+        Expect::Absent => current.is_none(),
+        Expect::Revision(revision) => current == Some(revision),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(KvError::Conflict {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            expected: expect,
+            actual: current,
+        })
+    }
+}
+
+/// Sends a committed change to the bucket's watchers; forgets the sender once none is left.
+/// Called with the writer mutex held, right after the commit.
+fn notify(
+    watchers: &mut std::collections::HashMap<Bucket, broadcast::Sender<Change>>,
+    bucket: &Bucket,
+    change: Change,
+) {
+    if let Some(sender) = watchers.get(bucket)
+        && sender.send(change).is_err()
+    {
+        watchers.remove(bucket);
+    }
+}
+
+fn decode_entry(row: &rusqlite::Row<'_>) -> Result<Entry, String> {
+    let key = columns::text(row, 0, "key")?;
+    let key = Key::new(key).map_err(|e| e.to_string())?;
+    let value = columns::blob(row, 1, "value").map_err(|reason| format!("key {key}: {reason}"))?;
+    let revision =
+        columns::unsigned(row, 2, "revision").map_err(|reason| format!("key {key}: {reason}"))?;
+    Ok(Entry {
+        key,
+        value,
+        revision,
+    })
+}
+
+fn corrupt(bucket: &Bucket, reason: String) -> KvError {
+    KvError::Corrupt {
+        bucket: bucket.clone(),
+        reason,
+    }
+}

@@ -1,0 +1,124 @@
+//! The file format: connection pragmas and the forward-only schema migrations.
+//!
+//! Owns: how a writer and a reader connection are configured, the SQL of every schema version,
+//! and `PRAGMA user_version` as the record of which versions a file has.
+//!
+//! Must not: edit or reorder a released migration (files in the field already ran it; add a new
+//! one instead) or open a file whose schema is newer than this build knows.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::OpenError;
+
+/// How long a connection waits for a lock held by another connection before failing. Only a
+/// checkpoint or WAL recovery can hold one: writes are serialized by the writer mutex.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every schema version, oldest first; migration `i` takes a file from version `i` to `i + 1`.
+/// Tables are `STRICT`, so a value of the wrong type cannot be stored by mistake.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: the event log and the read models.
+    "CREATE TABLE events (
+        -- AUTOINCREMENT: a sequence is never reused, even for a row that was removed.
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject        TEXT    NOT NULL,
+        event_type     TEXT    NOT NULL,
+        -- Duplicate detection: kept forever, a superset of the contract's two minutes.
+        command_id     TEXT    NOT NULL UNIQUE,
+        recorded_at_ms INTEGER NOT NULL,
+        payload        BLOB    NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_subject ON events (subject, seq);
+
+    CREATE TABLE buckets (
+        name     TEXT    PRIMARY KEY NOT NULL,
+        -- The last revision handed out in this bucket; puts and deletes each take the next.
+        revision INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE kv (
+        bucket   TEXT    NOT NULL REFERENCES buckets (name),
+        key      TEXT    NOT NULL,
+        value    BLOB    NOT NULL,
+        revision INTEGER NOT NULL,
+        PRIMARY KEY (bucket, key)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX kv_by_revision ON kv (bucket, revision);",
+];
+
+/// The schema version this build writes, and the newest it can open.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn sqlite_error(path: &Path, context: &'static str) -> impl FnOnce(rusqlite::Error) -> OpenError {
+    move |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        context,
+        source,
+    }
+}
+
+/// Opens the writer connection, creating the file if needed: WAL journaling, every commit
+/// fsynced (`synchronous=FULL`, so an acknowledged append survives power loss), foreign keys.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+    let conn = Connection::open(path).map_err(sqlite_error(path, "opening the file"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sqlite_error(path, "setting busy_timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sqlite_error(path, "setting journal_mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::NoWal {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sqlite_error(path, "setting synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite_error(path, "setting foreign_keys"))?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a file the writer has already set up.
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Brings the file to `SCHEMA_VERSION`, one migration per transaction, or refuses a file from
+/// a newer build.
+pub(crate) fn migrate(path: &Path, conn: &mut Connection) -> Result<(), OpenError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite_error(path, "reading user_version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let first_missing = usize::try_from(found).map_err(|_| OpenError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("negative schema version {found}"),
+    })?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(first_missing) {
+        let version = index as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_error(path, "starting a migration"))?;
+        tx.execute_batch(sql)
+            .map_err(sqlite_error(path, "running a migration"))?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(sqlite_error(path, "setting user_version"))?;
+        tx.commit()
+            .map_err(sqlite_error(path, "committing a migration"))?;
+        tracing::info!(version, "Migrated SQLite store schema.");
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Unit tests of what the shared contract suite cannot see: the single-process lock, the schema
+//! version, rows that cannot be read back, batch boundaries, lagging watchers, and closing.
+//!
+//! Must not: share a store file between tests (each takes its own temp dir) or repeat what
+//! `tests/contract` already proves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the report
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use portcullis_store::{
+    Bucket, CommandId, EventLog, Expect, Key, KvError, LogError, MAX_VALUE_BYTES, NewEvent,
+    ReadModelStore, Subject, SubjectFilter, Version, WatchEvent,
+};
+
+use crate::{OpenError, SCHEMA_VERSION, SqliteStore};
+
+#[test]
+fn a_second_open_of_an_open_store_is_refused_as_locked() {
+    let (_dir, path) = temp_store_path();
+    let _first = SqliteStore::open(&path).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    match &err {
+        OpenError::Locked { holder, .. } => assert_eq!(*holder, Some(std::process::id())),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dropping_every_clone_releases_the_lock() {
+    let (_dir, path) = temp_store_path();
+    let store = SqliteStore::open(&path).unwrap();
+    let clone = store.clone();
+    drop(store);
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(OpenError::Locked { .. })
+    ));
+    drop(clone);
+    SqliteStore::open(&path).unwrap();
+}
+
+#[test]
+fn a_file_from_a_newer_schema_is_refused() {
+    let (_dir, path) = temp_store_path();
+    drop(SqliteStore::open(&path).unwrap());
+    raw(&path)
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    match SqliteStore::open(&path) {
+        Err(OpenError::SchemaTooNew {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_cannot_be_read_back_is_an_error_not_a_gap() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    append(&store, &subject("h1", "grant", "g1"), "c1").await;
+    drop(store);
+    raw(&path)
+        .execute(
+            "INSERT INTO events (subject, event_type, command_id, recorded_at_ms, payload)
+             VALUES ('not-a-subject', 'test.v1.Bad', 'c2', 0, x'')",
+            [],
+        )
+        .unwrap();
+    append_raw_good_event(&path, "c3");
+
+    let store = open(&path).await;
+    let mut stream = store.subscribe(&SubjectFilter::all(), 1).await.unwrap();
+    assert_eq!(next(&mut stream).await.unwrap().sequence, 1);
+    match next(&mut stream).await {
+        Err(LogError::Corrupt { sequence: 2, .. }) => {}
+        other => panic!("expected record 2 to be corrupt, got {other:?}"),
+    }
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after the error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_cannot_be_read_back_is_an_error() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    drop(store);
+    raw(&path)
+        .execute(
+            "INSERT INTO kv (bucket, key, value, revision) VALUES ('models', 'a..b', x'00', 1)",
+            [],
+        )
+        .unwrap();
+
+    let store = open(&path).await;
+    let err = store.keys(&b, None).await.unwrap_err();
+    assert!(matches!(err, KvError::Corrupt { .. }), "{err:?}");
+    let err = store.watch(&b).await.err().expect("the watch fails");
+    assert!(matches!(err, KvError::Corrupt { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_crosses_batch_boundaries_without_gaps_or_repeats() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    // Interleave two hosts so every batch holds rows the filter drops.
+    for i in 0..10 {
+        append(
+            &store,
+            &subject("h1", "grant", &format!("g{i}")),
+            &format!("a{i}"),
+        )
+        .await;
+        append(
+            &store,
+            &subject("h2", "grant", &format!("g{i}")),
+            &format!("b{i}"),
+        )
+        .await;
+    }
+    let mut stream = store
+        .subscribe(&SubjectFilter::host("h1").unwrap(), 1)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(next(&mut stream).await.unwrap().command_id.to_string());
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    assert_eq!(ids, expected);
+
+    append(&store, &subject("h2", "grant", "late"), "b-late").await;
+    append(&store, &subject("h1", "grant", "late"), "a-late").await;
+    let live = next(&mut stream).await.unwrap();
+    assert_eq!(live.command_id.as_str(), "a-late");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_when_the_store_closes() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let mut stream = store.subscribe(&SubjectFilter::all(), 1).await.unwrap();
+    drop(store);
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    // The stream did not keep the store open.
+    drop(SqliteStore::open(&path).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_falls_behind_gets_an_error_then_the_end() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    let mut watch = store.watch(&b).await.unwrap();
+    assert_eq!(watch.next().await.unwrap().unwrap(), WatchEvent::CaughtUp);
+    for i in 0..20 {
+        store
+            .put(&b, &key("k"), Bytes::from(format!("v{i}")), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let first = watch.next().await.unwrap();
+    assert!(
+        matches!(first, Err(KvError::Unavailable { .. })),
+        "{first:?}"
+    );
+    assert!(watch.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_underscore_in_a_prefix_is_not_a_wildcard() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    for k in ["a_b.x", "axb.y", "a_b", "a_bc.z"] {
+        store
+            .put(&b, &key(k), Bytes::from("v"), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let keys = store.keys(&b, Some(&key("a_b"))).await.unwrap();
+    assert_eq!(keys, [key("a_b"), key("a_b.x")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_expecting_absence_succeeds_only_when_the_key_is_absent() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    store.delete(&b, &key("k"), Expect::Absent).await.unwrap();
+    let revision = store
+        .put(&b, &key("k"), Bytes::from("v"), Expect::Any)
+        .await
+        .unwrap();
+    let err = store
+        .delete(&b, &key("k"), Expect::Absent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, KvError::Conflict { actual: Some(r), .. } if r == revision),
+        "{err:?}"
+    );
+    let err = store
+        .delete(&b, &key("gone"), Expect::Revision(revision))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, KvError::Conflict { actual: None, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_the_limit_is_too_large_and_not_written() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    let value = Bytes::from(vec![0; MAX_VALUE_BYTES + 1]);
+    let err = store
+        .put(&b, &key("k"), value, Expect::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KvError::TooLarge { .. }), "{err:?}");
+    assert_eq!(store.get(&b, &key("k")).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_is_never_reused_even_after_its_row_is_gone() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    append(&store, &subject("h1", "grant", "g1"), "c1").await;
+    append(&store, &subject("h1", "grant", "g2"), "c2").await;
+    drop(store);
+    raw(&path)
+        .execute("DELETE FROM events WHERE seq = 2", [])
+        .unwrap();
+    let store = open(&path).await;
+    let appended = append(&store, &subject("h1", "grant", "g3"), "c3").await;
+    assert_eq!(appended, 3);
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn temp_store_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    (dir, path)
+}
+
+async fn open(path: &Path) -> SqliteStore {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A plain connection to a closed store, to plant what a bug or a hand edit could leave.
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+fn append_raw_good_event(path: &Path, command_id: &str) {
+    raw(path)
+        .execute(
+            "INSERT INTO events (subject, event_type, command_id, recorded_at_ms, payload)
+             VALUES ('evt.h1.grant.g9', 'test.v1.Good', ?1, 0, x'')",
+            [command_id],
+        )
+        .unwrap();
+}
+
+/// Appends a new aggregate's first event; returns its sequence.
+async fn append(store: &SqliteStore, subject: &Subject, command_id: &str) -> u64 {
+    let event = NewEvent {
+        event_type: "test.v1.Labelled".to_owned(),
+        payload: Bytes::from(command_id.to_owned()),
+    };
+    let command_id = CommandId::parse(command_id).unwrap();
+    let version = store.load(subject).await.unwrap().version;
+    let appended = store
+        .append(subject, version, &command_id, event)
+        .await
+        .unwrap();
+    assert_eq!(version, Version::NONE);
+    appended.sequence
+}
+
+async fn next(
+    stream: &mut portcullis_store::EventStream,
+) -> Result<portcullis_store::RecordedEvent, LogError> {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("an event within 5 s")
+        .expect("the stream goes on")
+}
+
+fn subject(host: &str, kind: &str, id: &str) -> Subject {
+    Subject::new(host, kind, id).unwrap()
+}
+
+fn bucket(name: &str) -> Bucket {
+    Bucket::new(name).unwrap()
+}
+
+fn key(name: &str) -> Key {
+    Key::new(name).unwrap()
+}

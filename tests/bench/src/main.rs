@@ -1,0 +1,94 @@
+//! Benchmarks of the storage layer, run on each backend in one process so the figures in
+//! `BENCHMARKS.md` are comparable: append throughput with optimistic-concurrency checks
+//! (uncontended and contended), and projection lag (append returned → read model visible to a
+//! watcher, the path a data plane sees).
+//!
+//! Run through `scripts/bench`, which builds in release mode and starts nothing by hand: the
+//! JetStream backends start their own nats-server (one node, or a 3-node cluster) on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failing loudly is right
+
+mod backend;
+mod scenarios;
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Storage benchmarks.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Backends to measure, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,jetstream-r1,jetstream-r3"
+    )]
+    backends: Vec<backend::Kind>,
+    /// Scenarios to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "append,contended,lag"
+    )]
+    scenarios: Vec<Scenario>,
+    /// Seconds each throughput scenario runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent writers in the throughput scenarios.
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Events appended (at `lag-rate` per second) in the lag scenario.
+    #[arg(long, default_value_t = 2000)]
+    lag_events: usize,
+    /// Appends per second in the lag scenario.
+    #[arg(long, default_value_t = 200)]
+    lag_rate: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Each writer appends to its own aggregates: every append checks the expected version.
+    Append,
+    /// All writers append to the same 4 aggregates: load, append, on conflict reload and retry.
+    Contended,
+    /// Append at a fixed rate with the projector running; time until a watcher sees each change.
+    Lag,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
+    for kind in &args.backends {
+        for scenario in &args.scenarios {
+            // A fresh store for every scenario, so no run measures another's leftovers.
+            let backend = backend::open(*kind).await?;
+            let duration = Duration::from_secs(args.seconds);
+            let row = match scenario {
+                Scenario::Append => scenarios::append(&backend, args.writers, duration).await?,
+                Scenario::Contended => {
+                    scenarios::contended(&backend, args.writers, duration).await?
+                }
+                Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
+            };
+            println!(
+                "| {} | {} | {} |",
+                kind.label(),
+                scenario_label(*scenario),
+                row
+            );
+            drop(backend);
+        }
+    }
+    Ok(())
+}
+
+fn scenario_label(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Append => "append, own aggregates",
+        Scenario::Contended => "append, 4 hot aggregates",
+        Scenario::Lag => "projection lag",
+    }
+}

@@ -1,0 +1,71 @@
+//! The contract suite against the embedded SQLite backend: one store file in a temp dir per test.
+//!
+//! Owns: `SqliteBackend`, the `Backend` harness for `SqliteStore`. Must not: hold a second
+//! handle on the store (a restart has to be able to take the file's lock again).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test harness: a failed setup is the failure report
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_contract_tests::{Backend, Stores};
+use portcullis_store_sqlite::SqliteStore;
+
+/// One store in its own temp dir. Every client shares the one open store, as the processes of
+/// a single-node deployment do.
+struct SqliteBackend {
+    /// `None` only during a restart. Declared before `_dir` so the store closes first.
+    store: Option<Arc<SqliteStore>>,
+    /// The store file.
+    path: PathBuf,
+    /// Removed when the test ends.
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteBackend {
+    async fn new() -> SqliteBackend {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let path = dir.path().join("store.sqlite");
+        let store = open(path.clone()).await;
+        SqliteBackend {
+            store: Some(store),
+            path,
+            _dir: dir,
+        }
+    }
+}
+
+/// Opens the store off the async worker threads (opening blocks on file IO).
+async fn open(path: PathBuf) -> Arc<SqliteStore> {
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .expect("the open task ran")
+        .expect("open the store");
+    Arc::new(store)
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn connect(&self) -> Stores {
+        let store = self.store.clone().expect("the store is open");
+        Stores {
+            log: store.clone(),
+            kv: store,
+        }
+    }
+
+    async fn restart(&mut self) {
+        // The tests drop their clients first, so this is the last handle: dropping it closes the
+        // connections and releases the lock, and the reopen below must be able to take it.
+        let store = self.store.take().expect("the store is open");
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "a client outlived the restart"
+        );
+        drop(store);
+        self.store = Some(open(self.path.clone()).await);
+    }
+}
+
+portcullis_contract_tests::contract_tests!(SqliteBackend::new());
