@@ -291,6 +291,10 @@ async fn watch_bucket(
                     }
                 }
             }
+            // Until the projector has created it, a bucket is missing; that is not news.
+            Err(error @ portcullis_store::KvError::NoSuchBucket(_)) => {
+                tracing::debug!(error = %error, "Read model does not exist yet; retrying.");
+            }
             Err(error) => tracing::warn!(error = %error, "Cannot watch read model; retrying."),
         }
         state.watching.store(false, Ordering::Release);

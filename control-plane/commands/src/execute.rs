@@ -2,48 +2,47 @@
 
 use std::time::Duration;
 
-use portcullis_store::{
-    AppendError, CommandId, EventLog, LogError, NewEvent, RecordedEvent, Subject, Version,
-};
+use portcullis_domain::{Aggregate, Decision};
+use portcullis_proto::events::v1::{Actor, Event, EventMeta, actor};
+use portcullis_proto::{DecodeError, decode_event, encode_event};
+use portcullis_store::{AppendError, CommandId, EventLog, LogError, Subject, Version};
 
 /// How many times a command is decided again after losing a race before it gives up.
-const MAX_ATTEMPTS: u32 = 6;
+const MAX_ATTEMPTS: u32 = 8;
 
-/// Turns domain events into log records and back.
-pub trait EventCodec: Send + Sync {
-    /// The domain event type.
-    type Event: Send;
-    /// Why a record could not be decoded.
-    type DecodeError: std::error::Error + Send + Sync + 'static;
-    /// Encodes an event for the log.
-    fn encode(&self, event: &Self::Event) -> NewEvent;
-    /// Decodes a record read back from the log.
-    fn decode(&self, record: &RecordedEvent) -> Result<Self::Event, Self::DecodeError>;
-}
-
-/// What a command decided.
+/// Who and when: the metadata of the events one request records.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision<E> {
-    /// Record this event.
-    Append(E),
-    /// The aggregate already is as the command wants it; record nothing (idempotent commands).
-    Unchanged,
+pub struct Context {
+    /// When the command was decided, milliseconds since the Unix epoch.
+    pub now_ms: i64,
+    /// Who asked.
+    pub actor: actor::Kind,
+    /// The request or workflow id.
+    pub correlation_id: String,
 }
 
-/// An aggregate: state folded from its own events, and a pure decision per command.
-pub trait Aggregate: Default + Send {
-    /// The domain event type.
-    type Event: Send;
-    /// The command type.
-    type Command: Send + Sync;
-    /// A domain refusal (not an infrastructure failure).
-    type Rejection: std::error::Error + Send + Sync + 'static;
+impl Context {
+    /// A context for the gateway acting on its own behalf, at the current time.
+    pub fn system(component: &str, correlation_id: &str) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self {
+            now_ms,
+            actor: actor::Kind::System(component.to_owned()),
+            correlation_id: correlation_id.to_owned(),
+        }
+    }
 
-    /// Folds one event in. Total: an unexpected event leaves the state as it is.
-    fn evolve(self, event: &Self::Event) -> Self;
-
-    /// Decides what `command` does to this state. Pure: no clock, no IO, no randomness.
-    fn decide(&self, command: &Self::Command) -> Result<Decision<Self::Event>, Self::Rejection>;
+    fn meta(&self) -> EventMeta {
+        EventMeta {
+            occurred_at_ms: self.now_ms,
+            actor: Some(Actor {
+                kind: Some(self.actor.clone()),
+            }),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
 }
 
 /// The outcome of a command that was not refused.
@@ -81,15 +80,13 @@ pub enum ExecuteError<R: std::error::Error + 'static> {
         source: LogError,
     },
     /// A stored event could not be decoded.
-    #[error("cannot decode event {sequence} of {subject}")]
+    #[error("cannot decode the history of {subject}")]
     Decode {
         /// The aggregate.
         subject: Subject,
-        /// The event's position.
-        sequence: u64,
         /// Why.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: DecodeError,
     },
     /// The event could not be appended.
     #[error("cannot append to {subject}")]
@@ -102,22 +99,43 @@ pub enum ExecuteError<R: std::error::Error + 'static> {
     },
 }
 
+/// The current state and version of the aggregate at `subject`, folded from its events.
+pub async fn load_state<A: Aggregate>(
+    log: &dyn EventLog,
+    subject: &Subject,
+) -> Result<(A, Version), ExecuteError<A::Rejection>> {
+    let loaded = log
+        .load(subject)
+        .await
+        .map_err(|source| ExecuteError::Load {
+            subject: subject.clone(),
+            source,
+        })?;
+    let mut state = A::default();
+    for record in &loaded.events {
+        let event = decode_event(record).map_err(|source| ExecuteError::Decode {
+            subject: subject.clone(),
+            source,
+        })?;
+        if let Some(body) = &event.body {
+            state = state.evolve(body);
+        }
+    }
+    Ok((state, loaded.version))
+}
+
 /// Executes `command` against the aggregate at `subject`.
 ///
-/// The command id makes a retried request idempotent: a command id that was already appended
-/// is reported as done (`appended: false`) without a second event.
+/// The command id makes a retried request idempotent: a command id that the aggregate already
+/// recorded is reported as done (`appended: false`) without a second event.
 #[tracing::instrument(name = "control.command", skip_all, fields(%subject, %command_id))]
-pub async fn execute<A, C>(
+pub async fn execute<A: Aggregate>(
     log: &dyn EventLog,
-    codec: &C,
+    context: &Context,
     subject: &Subject,
     command_id: &CommandId,
     command: &A::Command,
-) -> Result<Executed<A>, ExecuteError<A::Rejection>>
-where
-    A: Aggregate,
-    C: EventCodec<Event = A::Event>,
-{
+) -> Result<Executed<A>, ExecuteError<A::Rejection>> {
     for attempt in 1..=MAX_ATTEMPTS {
         let loaded = log
             .load(subject)
@@ -128,14 +146,13 @@ where
             })?;
         let mut state = A::default();
         for record in &loaded.events {
-            let event = codec
-                .decode(record)
-                .map_err(|source| ExecuteError::Decode {
-                    subject: subject.clone(),
-                    sequence: record.sequence,
-                    source: Box::new(source),
-                })?;
-            state = state.evolve(&event);
+            let event = decode_event(record).map_err(|source| ExecuteError::Decode {
+                subject: subject.clone(),
+                source,
+            })?;
+            if let Some(body) = &event.body {
+                state = state.evolve(body);
+            }
         }
         if loaded.events.iter().any(|e| &e.command_id == command_id) {
             // This command was recorded before (a retry after a lost response).
@@ -145,7 +162,7 @@ where
                 appended: false,
             });
         }
-        let event = match state.decide(command).map_err(ExecuteError::Rejected)? {
+        let body = match state.decide(command).map_err(ExecuteError::Rejected)? {
             Decision::Unchanged => {
                 return Ok(Executed {
                     state,
@@ -153,15 +170,19 @@ where
                     appended: false,
                 });
             }
-            Decision::Append(event) => event,
+            Decision::Append(body) => body,
+        };
+        let event = Event {
+            meta: Some(context.meta()),
+            body: Some(body.clone()),
         };
         match log
-            .append(subject, loaded.version, command_id, codec.encode(&event))
+            .append(subject, loaded.version, command_id, encode_event(event))
             .await
         {
             Ok(appended) => {
                 return Ok(Executed {
-                    state: state.evolve(&event),
+                    state: state.evolve(&body),
                     version: Version(appended.sequence),
                     appended: !appended.duplicate,
                 });

@@ -1,2 +1,5 @@
-//! Placeholder.
-fn main() {}
+//! The `portcullis` binary; everything is in the library (`portcullis::main`).
+
+fn main() -> std::process::ExitCode {
+    portcullis::main()
+}

@@ -8,6 +8,8 @@
 //! the backend or in its `Backend` impl, never in an `if` here.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a failed expectation is the failure report
 
+pub mod projector;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,14 @@ use futures::StreamExt;
 use portcullis_store::{
     AppendError, Bucket, CommandId, EventLog, EventStream, Expect, Key, KvError, NewEvent,
     ReadModelStore, RecordedEvent, Subject, SubjectFilter, Version, WatchEvent, WatchStream,
+};
+
+pub use projector::{
+    a_backend_restart_keeps_read_models_and_the_checkpoint,
+    a_projector_restarted_from_its_checkpoint_changes_nothing_twice,
+    an_undecodable_event_stops_the_projector, replaying_from_zero_rebuilds_identical_read_models,
+    the_projector_catches_up_then_follows_live,
+    two_projectors_racing_produce_the_same_read_models_as_one,
 };
 
 /// How long any single awaited step may take before the test fails instead of hanging.
@@ -796,6 +806,12 @@ macro_rules! contract_tests {
             keys_are_listed_by_prefix,
             a_watcher_sees_every_change_in_order,
             a_restart_keeps_events_and_read_models,
+            the_projector_catches_up_then_follows_live,
+            replaying_from_zero_rebuilds_identical_read_models,
+            a_projector_restarted_from_its_checkpoint_changes_nothing_twice,
+            two_projectors_racing_produce_the_same_read_models_as_one,
+            a_backend_restart_keeps_read_models_and_the_checkpoint,
+            an_undecodable_event_stops_the_projector,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,130 @@
+//! The command line: one `clap` struct per subcommand. Every flag has a `PORTCULLIS_*`
+//! environment variable and a documented default; values are parsed into typed settings by
+//! `config`, which is where validation errors are worded.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Portcullis: a self-hosted security gateway between MCP clients and upstream MCP servers.
+///
+/// `portcullis dev` runs everything in one process on an embedded store. In production the
+/// control plane, the projector and any number of data planes run as separate processes
+/// sharing a NATS JetStream cluster.
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane, projector and data plane in one process on an embedded SQLite
+    /// store under --data-dir. For a single machine; nothing else to run.
+    Dev(DevArgs),
+    /// Run the control plane (admin API, OAuth authorization server, consent pages) against
+    /// NATS JetStream.
+    ControlPlane(ClusterArgs),
+    /// Run a data plane (the MCP proxy) that serves from read models kept current by a watch
+    /// on NATS JetStream. Stateless: run as many as needed behind a load balancer.
+    DataPlane(DataPlaneArgs),
+    /// Run the projector, which folds the event log into the read models on NATS JetStream.
+    Projector(ClusterArgs),
+}
+
+/// Flags every subcommand has.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Address to listen on for HTTP (and gRPC, where served).
+    #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,portcullis_store_jetstream=debug`.
+    #[arg(long, env = "PORTCULLIS_LOG", default_value = "info")]
+    pub log: String,
+
+    /// How long to wait for in-flight requests on shutdown before stopping anyway
+    /// (e.g. `10s`, `500ms`).
+    #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value = "10s")]
+    pub shutdown_grace: String,
+}
+
+/// `portcullis dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Directory holding the embedded store (`portcullis.db`) and everything else `dev`
+    /// writes. Created if missing. Two processes cannot share it.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./portcullis-data")]
+    pub data_dir: PathBuf,
+
+    /// How long the data plane may serve from read models it cannot keep current before it
+    /// refuses requests with 503 (e.g. `10s`).
+    #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
+    pub max_staleness: String,
+}
+
+/// Connection to NATS JetStream.
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// NATS server URLs, comma-separated (e.g. `nats://n1:4222,nats://n2:4222`). Required.
+    #[arg(long, env = "PORTCULLIS_NATS", value_delimiter = ',', required = true)]
+    pub nats: Vec<String>,
+
+    /// Namespace of this deployment on NATS: prefixes every subject, stream and bucket, so
+    /// several deployments can share one NATS cluster. 1-32 of `a-z 0-9 _ -`.
+    #[arg(long, env = "PORTCULLIS_NAMESPACE", default_value = "portcullis")]
+    pub namespace: String,
+
+    /// Replicas of the event stream and read-model buckets: 1 for one NATS node, 3 in
+    /// production. Only used when creating them; existing ones must match.
+    #[arg(long, env = "PORTCULLIS_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+/// `portcullis control-plane` and `portcullis projector`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// `portcullis data-plane`.
+#[derive(Debug, Args)]
+pub struct DataPlaneArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// How long the data plane may serve from read models it cannot keep current before it
+    /// refuses requests with 503 (e.g. `10s`).
+    #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
+    pub max_staleness: String,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,102 @@
+//! The distributed subcommands, each one part of a deployment on NATS JetStream.
+
+use std::time::Duration;
+
+use portcullis_data_plane::replica::{Replica, ReplicaConfig};
+use portcullis_projector::Buckets;
+
+use crate::config::{CommonSettings, NatsSettings};
+use crate::health::{self, Readiness};
+
+/// `portcullis control-plane`.
+pub async fn control_plane(common: CommonSettings, nats: NatsSettings) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal()?;
+    let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
+    let readiness = Readiness::default();
+    let log = stores.log.clone();
+    let reachable = readiness.add_reported("event_log");
+    let probe = tokio::spawn(probe_loop(log, reachable, shutdown.clone()));
+    let served = health::serve(
+        common.listen,
+        health::router(readiness),
+        shutdown.clone(),
+        common.shutdown_grace,
+    )
+    .await;
+    shutdown.cancel();
+    let _ = probe.await;
+    served?;
+    Ok(())
+}
+
+/// `portcullis projector`.
+pub async fn projector(common: CommonSettings, nats: NatsSettings) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal()?;
+    let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
+    let readiness = Readiness::default();
+    let projector = super::projector::spawn(stores, &readiness, shutdown.clone());
+    let served = health::serve(
+        common.listen,
+        health::router(readiness),
+        shutdown.clone(),
+        common.shutdown_grace,
+    )
+    .await;
+    shutdown.cancel();
+    let _ = projector.await;
+    served?;
+    Ok(())
+}
+
+/// `portcullis data-plane`.
+pub async fn data_plane(
+    common: CommonSettings,
+    nats: NatsSettings,
+    max_staleness: Duration,
+) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal()?;
+    let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
+    let readiness = Readiness::default();
+    let buckets = Buckets::new(None)?;
+    let replica = Replica::start(
+        ReplicaConfig::new(buckets.read_models().cloned().collect(), max_staleness),
+        stores.kv.clone(),
+        stores.log.clone(),
+        shutdown.clone(),
+    );
+    let mirror = replica.clone();
+    readiness.add("read_models", move || {
+        mirror.freshness().map_err(|e| e.to_string())
+    });
+    let served = health::serve(
+        common.listen,
+        health::router(readiness),
+        shutdown.clone(),
+        common.shutdown_grace,
+    )
+    .await;
+    shutdown.cancel();
+    served?;
+    Ok(())
+}
+
+/// Reports whether the event log answers, once a second.
+async fn probe_loop(
+    log: std::sync::Arc<dyn portcullis_store::EventLog>,
+    status: tokio::sync::watch::Sender<Result<(), String>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let state = match tokio::time::timeout(Duration::from_secs(2), log.head()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("{error:#}")),
+            Err(_) => Err("event log did not answer within 2s".to_owned()),
+        };
+        let _ = status.send(state);
+    }
+}

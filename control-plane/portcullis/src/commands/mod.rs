@@ -1,0 +1,39 @@
+//! One function per subcommand; each validates its settings, starts its parts, serves until a
+//! signal, then shuts down in order.
+
+mod cluster;
+mod dev;
+mod projector;
+
+use crate::cli::Command;
+use crate::config::{CommonSettings, DevSettings, NatsSettings, parse_max_staleness};
+
+/// Runs `command` to completion.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev(args) => {
+            let settings = DevSettings::from_args(&args)?;
+            crate::telemetry::init(&settings.common);
+            dev::run(settings).await
+        }
+        Command::ControlPlane(args) => {
+            let common = CommonSettings::from_args(&args.common)?;
+            let nats = NatsSettings::from_args(&args.nats)?;
+            crate::telemetry::init(&common);
+            cluster::control_plane(common, nats).await
+        }
+        Command::DataPlane(args) => {
+            let common = CommonSettings::from_args(&args.common)?;
+            let nats = NatsSettings::from_args(&args.nats)?;
+            let max_staleness = parse_max_staleness(&args.max_staleness)?;
+            crate::telemetry::init(&common);
+            cluster::data_plane(common, nats, max_staleness).await
+        }
+        Command::Projector(args) => {
+            let common = CommonSettings::from_args(&args.common)?;
+            let nats = NatsSettings::from_args(&args.nats)?;
+            crate::telemetry::init(&common);
+            cluster::projector(common, nats).await
+        }
+    }
+}

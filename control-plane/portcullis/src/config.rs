@@ -1,0 +1,244 @@
+//! Typed, validated settings built from the command line. Everything a process needs to start
+//! is checked here, once, with an error that names the flag, its environment variable, the
+//! bad value and what would be accepted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{CommonArgs, LogFormat, NatsArgs};
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --{flag} (env {env}) {value:?}: {reason}")]
+pub struct ConfigError {
+    /// The flag, without dashes.
+    pub flag: &'static str,
+    /// Its environment variable.
+    pub env: &'static str,
+    /// The value given, truncated.
+    pub value: String,
+    /// What is wrong and what is accepted.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, env: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            flag,
+            env,
+            value: value.chars().take(200).collect(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings every process has.
+#[derive(Clone, Debug)]
+pub struct CommonSettings {
+    /// Where HTTP (and gRPC) is served.
+    pub listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_filter: String,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl CommonSettings {
+    /// Validates the common flags.
+    pub fn from_args(args: &CommonArgs) -> Result<Self, ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&args.log)
+            .map_err(|e| ConfigError::new("log", "PORTCULLIS_LOG", &args.log, e.to_string()))?;
+        Ok(Self {
+            listen: args.listen,
+            log_format: args.log_format,
+            log_filter: args.log.clone(),
+            shutdown_grace: parse_duration(
+                "shutdown-grace",
+                "PORTCULLIS_SHUTDOWN_GRACE",
+                &args.shutdown_grace,
+                Duration::ZERO..=Duration::from_secs(600),
+            )?,
+        })
+    }
+}
+
+/// Parses a duration such as `10s`, `500ms` or `2m`, within `range`.
+pub fn parse_duration(
+    flag: &'static str,
+    env: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<Duration, ConfigError> {
+    let duration = humantime::parse_duration(value.trim()).map_err(|e| {
+        ConfigError::new(
+            flag,
+            env,
+            value,
+            format!("{e}; write e.g. `10s`, `500ms` or `2m`"),
+        )
+    })?;
+    if !range.contains(&duration) {
+        return Err(ConfigError::new(
+            flag,
+            env,
+            value,
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ),
+        ));
+    }
+    Ok(duration)
+}
+
+/// The staleness bound of a data plane: at least 1 s (a bound below the watch's own
+/// heartbeat would flap), at most 10 minutes (beyond that revocations are not revocations).
+pub fn parse_max_staleness(value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(
+        "max-staleness",
+        "PORTCULLIS_MAX_STALENESS",
+        value,
+        Duration::from_secs(1)..=Duration::from_secs(600),
+    )
+}
+
+/// Validated NATS settings.
+#[derive(Clone, Debug)]
+pub struct NatsSettings {
+    /// Server URLs.
+    pub urls: Vec<String>,
+    /// Deployment namespace.
+    pub namespace: String,
+    /// Stream and bucket replicas.
+    pub replicas: usize,
+}
+
+impl NatsSettings {
+    /// Validates the NATS flags.
+    pub fn from_args(args: &NatsArgs) -> Result<Self, ConfigError> {
+        const FLAG: &str = "nats";
+        const ENV: &str = "PORTCULLIS_NATS";
+        let mut urls = Vec::new();
+        for raw in &args.nats {
+            let url = raw.trim();
+            if url.is_empty() {
+                continue;
+            }
+            let rest = match url.split_once("://") {
+                Some(("nats" | "tls" | "ws" | "wss", rest)) => rest,
+                Some((scheme, _)) => {
+                    return Err(ConfigError::new(
+                        FLAG,
+                        ENV,
+                        url,
+                        format!(
+                            "unsupported scheme {scheme:?}; use nats://, tls://, ws:// or wss://"
+                        ),
+                    ));
+                }
+                None => url,
+            };
+            let host_port = rest.rsplit('@').next().unwrap_or(rest);
+            let valid_port = host_port
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if host_port.is_empty() || !valid_port || host_port.contains('/') {
+                return Err(ConfigError::new(
+                    FLAG,
+                    ENV,
+                    url,
+                    "expected [scheme://]host[:port], e.g. nats://127.0.0.1:4222",
+                ));
+            }
+            urls.push(url.to_owned());
+        }
+        if urls.is_empty() {
+            return Err(ConfigError::new(
+                FLAG,
+                ENV,
+                "",
+                "at least one NATS URL is required",
+            ));
+        }
+        let namespace = args.namespace.trim();
+        if namespace.is_empty()
+            || namespace.len() > 32
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::new(
+                "namespace",
+                "PORTCULLIS_NAMESPACE",
+                namespace,
+                "must be 1 to 32 of a-z, 0-9, '_' and '-'",
+            ));
+        }
+        if !matches!(args.replicas, 1 | 3 | 5) {
+            return Err(ConfigError::new(
+                "replicas",
+                "PORTCULLIS_REPLICAS",
+                &args.replicas.to_string(),
+                "must be 1, 3 or 5 (an odd quorum size)",
+            ));
+        }
+        Ok(Self {
+            urls,
+            namespace: namespace.to_owned(),
+            replicas: args.replicas,
+        })
+    }
+}
+
+/// Validated `dev` settings.
+#[derive(Clone, Debug)]
+pub struct DevSettings {
+    /// Common settings.
+    pub common: CommonSettings,
+    /// The data directory (absolute).
+    pub data_dir: PathBuf,
+    /// Data-plane staleness bound.
+    pub max_staleness: Duration,
+}
+
+impl DevSettings {
+    /// Validates the `dev` flags and creates the data directory (mode 0700) if missing.
+    pub fn from_args(args: &crate::cli::DevArgs) -> Result<Self, ConfigError> {
+        let common = CommonSettings::from_args(&args.common)?;
+        let max_staleness = parse_max_staleness(&args.max_staleness)?;
+        let shown = args.data_dir.display().to_string();
+        let data_dir_error =
+            |reason: String| ConfigError::new("data-dir", "PORTCULLIS_DATA_DIR", &shown, reason);
+        if args.data_dir.as_os_str().is_empty() {
+            return Err(data_dir_error("must not be empty".to_owned()));
+        }
+        if !args.data_dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&args.data_dir)
+                .map_err(|e| data_dir_error(format!("cannot create it: {e}")))?;
+        }
+        if !args.data_dir.is_dir() {
+            return Err(data_dir_error("exists but is not a directory".to_owned()));
+        }
+        let data_dir = args
+            .data_dir
+            .canonicalize()
+            .map_err(|e| data_dir_error(format!("cannot resolve it: {e}")))?;
+        Ok(Self {
+            common,
+            data_dir,
+            max_staleness,
+        })
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt as _;
+
+#[cfg(test)]
+mod tests;

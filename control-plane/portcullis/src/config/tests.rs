@@ -1,0 +1,54 @@
+//! Tests of settings validation: each bad value is refused with a message naming the flag.
+
+use super::*;
+
+fn nats(urls: &[&str], namespace: &str, replicas: usize) -> Result<NatsSettings, ConfigError> {
+    NatsSettings::from_args(&NatsArgs {
+        nats: urls.iter().map(|s| (*s).to_owned()).collect(),
+        namespace: namespace.to_owned(),
+        replicas,
+    })
+}
+
+#[test]
+fn nats_urls_in_the_usual_forms_are_accepted() {
+    let ok = nats(
+        &["nats://127.0.0.1:4222", "tls://user:pw@n2:4222", "n3"],
+        "portcullis",
+        3,
+    )
+    .expect("valid settings");
+    assert_eq!(ok.urls.len(), 3);
+}
+
+#[test]
+fn bad_nats_settings_name_the_flag_and_the_fix() {
+    for (urls, namespace, replicas, flag) in [
+        (vec!["http://x:4222"], "portcullis", 1, "nats"),
+        (vec!["nats://x:notaport"], "portcullis", 1, "nats"),
+        (vec!["nats://:4222"], "portcullis", 1, "nats"),
+        (vec![""], "portcullis", 1, "nats"),
+        (vec!["nats://x"], "Upper", 1, "namespace"),
+        (vec!["nats://x"], "a.b", 1, "namespace"),
+        (vec!["nats://x"], "portcullis", 2, "replicas"),
+    ] {
+        let err = nats(&urls, namespace, replicas).expect_err("must be refused");
+        assert_eq!(err.flag, flag, "{err}");
+        assert!(err.to_string().contains("PORTCULLIS_"), "{err}");
+    }
+}
+
+#[test]
+fn durations_are_parsed_and_bounded() {
+    assert_eq!(
+        parse_max_staleness("10s").expect("valid"),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        parse_max_staleness("1500ms").expect("valid"),
+        Duration::from_millis(1500)
+    );
+    assert!(parse_max_staleness("10").is_err(), "a unit is required");
+    assert!(parse_max_staleness("0s").is_err(), "below the floor");
+    assert!(parse_max_staleness("2h").is_err(), "above the ceiling");
+}

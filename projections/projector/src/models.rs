@@ -1,0 +1,369 @@
+//! The read models: what the projector writes and the data plane and control plane read.
+//!
+//! Every value is JSON. A live value is the model's fields plus `applied_through`, the last
+//! log sequence folded into it; a deleted one is a tombstone `{"deleted": true,
+//! "applied_through": n}`, kept (not removed) so that an at-least-once replay of an older
+//! event can never bring a revoked grant or a deleted server back, even briefly.
+//!
+//! Key layout (bucket: key → model), `<host>` being the subject's host token:
+//! - `organizations`: `org.<org_id>` → `Organization`; `admin_token.<token_id>` → `AdminToken`
+//! - `hosts`: `host.<host_id>` → `Host`
+//! - `servers`: `server.<host>.<server_id>` → `Server`; `server_key.<host>.<key>` →
+//!   `ServerKeyOwner`
+//! - `humans`: `human.<host>.<human_id>` → `Human`; `human_email.<host>.<email_sha256_hex>` →
+//!   `HumanEmailOwner`
+//! - `grants`: `grant.<host>.<human_id>.<server_id>` → `Grant`
+//! - `agents`: `agent.<host>.<agent_id>` → `Agent`
+//! - `sessions`: `session.<host>.<session_id>` → `Session`
+//!
+//! The data plane decides a call by joining session → grant → server → agent: four small
+//! keys, each rewritten only by events of its own aggregate (plus `HumanRemoved`, which
+//! tombstones the human's grants).
+
+use std::collections::BTreeMap;
+
+use portcullis_proto::TrustLevel;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A stored read-model value: the model or a tombstone, and the last log sequence folded in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<M> {
+    /// Log sequence of the last event folded into this value; an event at or below it is
+    /// already in and is skipped.
+    pub applied_through: u64,
+    /// The model, or its tombstone.
+    pub state: State<M>,
+}
+
+/// A read model's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum State<M> {
+    /// The entity exists.
+    Live(M),
+    /// The entity was deleted or revoked; readers must treat it as absent.
+    Deleted,
+}
+
+impl<M> Versioned<M> {
+    /// The live model, if not deleted.
+    pub fn live(&self) -> Option<&M> {
+        match &self.state {
+            State::Live(model) => Some(model),
+            State::Deleted => None,
+        }
+    }
+}
+
+const DELETED: &str = "deleted";
+const APPLIED_THROUGH: &str = "applied_through";
+
+impl<M: Serialize> Serialize for Versioned<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Live<'a, M> {
+            applied_through: u64,
+            #[serde(flatten)]
+            model: &'a M,
+        }
+        #[derive(Serialize)]
+        struct Tombstone {
+            deleted: bool,
+            applied_through: u64,
+        }
+        match &self.state {
+            State::Live(model) => Live {
+                applied_through: self.applied_through,
+                model,
+            }
+            .serialize(serializer),
+            State::Deleted => Tombstone {
+                deleted: true,
+                applied_through: self.applied_through,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de, M: DeserializeOwned> Deserialize<'de> for Versioned<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut object = serde_json::Map::deserialize(deserializer)?;
+        let applied_through = object
+            .remove(APPLIED_THROUGH)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| D::Error::missing_field(APPLIED_THROUGH))?;
+        let deleted = match object.remove(DELETED) {
+            None => false,
+            Some(serde_json::Value::Bool(deleted)) => deleted,
+            Some(_) => return Err(D::Error::custom("`deleted` must be a boolean")),
+        };
+        let state = if deleted {
+            State::Deleted
+        } else {
+            State::Live(
+                serde_json::from_value(serde_json::Value::Object(object))
+                    .map_err(D::Error::custom)?,
+            )
+        };
+        Ok(Versioned {
+            applied_through,
+            state,
+        })
+    }
+}
+
+/// An organization (`organizations`: `org.<org_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    /// Display name.
+    pub name: String,
+    /// The host answering requests whose Host header names no host, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_host_id: Option<String>,
+}
+
+/// An admin token (`organizations`: `admin_token.<token_id>`); revoked tokens are tombstones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// The organizations it acts for.
+    pub org_ids: Vec<String>,
+    /// Lower-case hex SHA-256 of the token secret; compare in constant time.
+    pub token_sha256: String,
+    /// The admin's label for it.
+    pub label: String,
+}
+
+/// A host (`hosts`: `host.<host_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// The owning organization.
+    pub org_id: String,
+    /// The admin-chosen subdomain prefix.
+    pub prefix: String,
+    /// Whether it is its organization's default host.
+    pub is_default: bool,
+    /// Its settings, defaults resolved.
+    pub settings: HostSettings,
+}
+
+/// A host's settings with every default resolved, so readers need no defaults of their own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSettings {
+    /// Whether agents may add MCP servers dynamically.
+    pub dynamic_mcps: bool,
+    /// Which tools `tools/list` shows.
+    pub tool_visibility: ToolVisibility,
+    /// Session idle lifetime, seconds.
+    pub session_idle_seconds: u64,
+    /// Session absolute lifetime, seconds.
+    pub session_absolute_seconds: u64,
+    /// Browser origins allowed to call the MCP endpoint.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Which tools `tools/list` shows an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolVisibility {
+    /// Only the tools the session may call (the default).
+    Permitted,
+    /// Every enabled tool.
+    All,
+}
+
+/// An imported server's catalog (`servers`: `server.<host>.<server_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    /// URL-safe key, unique in the host.
+    pub key: String,
+    /// Upstream MCP URL.
+    pub url: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// How the gateway authenticates upstream (never the secret).
+    pub upstream_auth: UpstreamAuth,
+    /// Tools by name.
+    pub tools: BTreeMap<String, Tool>,
+}
+
+/// How the gateway authenticates to an upstream server. Holds no secret: the sealed client
+/// secret stays in the event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UpstreamAuth {
+    /// No authentication.
+    None,
+    /// OAuth with a pre-registered client.
+    Oauth {
+        /// The OAuth client id.
+        client_id: String,
+        /// The master key id that sealed the client secret.
+        key_id: String,
+    },
+}
+
+/// One tool of a server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Description from the upstream.
+    pub description: String,
+    /// Lower-case hex SHA-256 of the canonical input schema.
+    pub input_schema_sha256: String,
+    /// The trust level a caller needs.
+    pub trust_level: TrustLevel,
+    /// Disabled tools are never callable.
+    pub enabled: bool,
+    /// How the trust level was decided.
+    pub classification: Classification,
+}
+
+/// How a tool's trust level was decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Classification {
+    /// By the product rule.
+    Auto {
+        /// The keyword that matched; empty when none did.
+        matched_keyword: String,
+        /// Explanation.
+        reason: String,
+    },
+    /// Set by an admin.
+    AdminOverride,
+}
+
+/// The reservation of a server key (`servers`: `server_key.<host>.<key>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerKeyOwner {
+    /// The server holding the key.
+    pub server_id: String,
+}
+
+/// A human (`humans`: `human.<host>.<human_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Human {
+    /// Normalized email.
+    pub email: String,
+    /// Added by an admin before first sign-in.
+    pub pre_authorized: bool,
+}
+
+/// The reservation of an email (`humans`: `human_email.<host>.<email_sha256_hex>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HumanEmailOwner {
+    /// The human holding the email.
+    pub human_id: String,
+}
+
+/// A grant (`grants`: `grant.<host>.<human_id>.<server_id>`); revoked grants are tombstones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The human.
+    pub human_id: String,
+    /// The server.
+    pub server_id: String,
+    /// The ceiling the human may delegate.
+    pub max_trust_level: TrustLevel,
+    /// Log sequence of the `GrantIssued` that made it live: a session started before it
+    /// predates this grant (e.g. consented under an earlier, since revoked grant).
+    pub issued_sequence: u64,
+}
+
+/// An agent (`agents`: `agent.<host>.<agent_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// The client's URI.
+    pub uri: String,
+    /// The kind of client.
+    pub agent_type: String,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// The human who connected it, once known.
+    pub human_id: Option<String>,
+    /// Admin caps by server id.
+    pub caps: BTreeMap<String, TrustLevel>,
+    /// Revocations by server id: the log sequence of the latest `AgentServerRevoked`. A
+    /// session on that server whose `started_sequence` is at or below it is dead.
+    pub revoked_servers: BTreeMap<String, u64>,
+}
+
+impl Agent {
+    /// Whether a session on `server_id` started at log sequence `started_sequence` survives
+    /// this agent's revocations.
+    pub fn session_survives_revocations(&self, server_id: &str, started_sequence: u64) -> bool {
+        self.revoked_servers
+            .get(server_id)
+            .is_none_or(|revoked_at| started_sequence > *revoked_at)
+    }
+}
+
+/// A consent session (`sessions`: `session.<host>.<session_id>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The consenting human.
+    pub human_id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// The agent's OAuth client id.
+    pub client_id: String,
+    /// The one server consented to.
+    pub server_id: String,
+    /// The consented trust level.
+    pub trust_level: TrustLevel,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Last refresh (or the start), milliseconds since the Unix epoch.
+    pub last_used_ms: i64,
+    /// Idle lifetime, seconds.
+    pub idle_timeout_seconds: u64,
+    /// Absolute lifetime, seconds.
+    pub absolute_timeout_seconds: u64,
+    /// Log sequence of the `SessionStarted`; compared with the agent's revocations.
+    pub started_sequence: u64,
+    /// Set once revoked; a revoked session never comes back.
+    pub revoked: Option<SessionRevocation>,
+}
+
+/// Why and when a session was revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRevocation {
+    /// Reason given.
+    pub reason: String,
+    /// When, by the revoking command's clock (milliseconds since the Unix epoch).
+    pub at_ms: i64,
+}
+
+impl Session {
+    /// When the session ends if not refreshed or revoked: the earlier of its idle and
+    /// absolute deadlines (milliseconds since the Unix epoch).
+    pub fn expires_at_ms(&self) -> i64 {
+        let idle = self
+            .last_used_ms
+            .saturating_add(seconds_to_ms(self.idle_timeout_seconds));
+        let absolute = self
+            .started_at_ms
+            .saturating_add(seconds_to_ms(self.absolute_timeout_seconds));
+        idle.min(absolute)
+    }
+
+    /// Whether the session is usable at `now_ms`: not revoked and not expired.
+    pub fn is_live_at(&self, now_ms: i64) -> bool {
+        self.revoked.is_none() && now_ms < self.expires_at_ms()
+    }
+}
+
+fn seconds_to_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+}
+
+#[cfg(test)]
+mod tests;

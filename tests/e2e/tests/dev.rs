@@ -1,0 +1,156 @@
+//! `portcullis dev` as a user runs it: one process, state under `--data-dir`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use portcullis_e2e::{Process, run};
+use portcullis_store::{Bucket, EventLog, Key, ReadModelStore};
+use portcullis_store_sqlite::SqliteStore;
+
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// What the store under `data_dir` holds: the log head and the live host read models.
+async fn stored_state(data_dir: &Path) -> (u64, Vec<(String, serde_json::Value)>) {
+    let store =
+        SqliteStore::open(&data_dir.join("portcullis.db")).expect("store opens once dev is gone");
+    let head = store.head().await.expect("head");
+    let hosts = Bucket::new("hosts").expect("valid");
+    let mut models = Vec::new();
+    for key in store
+        .keys(&hosts, Some(&Key::new("host").expect("valid")))
+        .await
+        .expect("keys")
+    {
+        let entry = store
+            .get(&hosts, &key)
+            .await
+            .expect("get")
+            .expect("listed key has a value");
+        models.push((
+            key.to_string(),
+            serde_json::from_slice(&entry.value).expect("json"),
+        ));
+    }
+    (head, models)
+}
+
+#[tokio::test]
+async fn dev_keeps_its_state_across_a_sigkill_and_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 path");
+
+    let mut first = Process::start(&["dev", "--data-dir", data_arg], dir.path());
+    first.wait_ready(READY_WITHIN);
+    first.kill();
+    let (head, hosts) = stored_state(&data).await;
+    assert_eq!(
+        head, 3,
+        "organization created, default host assigned, host created"
+    );
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    let (key, model) = &hosts[0];
+    assert!(key.starts_with("host.default-"), "{key}");
+    assert_eq!(model["is_default"], true, "{model}");
+
+    // Restart on the same data: the same host, no new events, and ready again.
+    let mut second = Process::start(&["dev", "--data-dir", data_arg], dir.path());
+    second.wait_ready(READY_WITHIN);
+    assert!(
+        second.log_text().contains(&key["host.".len()..]),
+        "{}",
+        second.log_text()
+    );
+    second.kill();
+    assert_eq!(stored_state(&data).await, (head, hosts));
+}
+
+#[test]
+fn dev_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut dev = Process::start(&["dev", "--data-dir", data.to_str().unwrap()], dir.path());
+    dev.wait_ready(READY_WITHIN);
+    let status = dev.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status}: {}", dev.log_text());
+}
+
+#[test]
+fn a_second_dev_on_the_same_data_dir_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let mut first = Process::start(&["dev", "--data-dir", data_arg], dir.path());
+    first.wait_ready(READY_WITHIN);
+    let (status, stderr) = run(
+        &["dev", "--data-dir", data_arg, "--listen", "127.0.0.1:0"],
+        Duration::from_secs(15),
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    // The first one is unharmed.
+    assert_eq!(first.get("/readyz").map(|(s, _)| s), Some(200));
+}
+
+#[test]
+fn bad_settings_are_refused_naming_the_flag_and_its_variable() {
+    for (args, expected) in [
+        (
+            vec!["dev", "--max-staleness", "10"],
+            "--max-staleness (env PORTCULLIS_MAX_STALENESS)",
+        ),
+        (
+            vec!["dev", "--shutdown-grace", "forever"],
+            "--shutdown-grace",
+        ),
+        (vec!["dev", "--listen", "localhost"], "--listen"),
+        (
+            vec!["data-plane", "--nats", "http://x:4222"],
+            "--nats (env PORTCULLIS_NATS)",
+        ),
+        (
+            vec!["projector", "--nats", "nats://x", "--replicas", "2"],
+            "--replicas",
+        ),
+        (vec!["control-plane"], "--nats"),
+    ] {
+        let (status, stderr) = run(&args, Duration::from_secs(10));
+        assert!(!status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn every_subcommand_documents_every_flag() {
+    for sub in ["dev", "control-plane", "data-plane", "projector"] {
+        let (status, _) = run(&[sub, "--help"], Duration::from_secs(10));
+        assert!(status.success());
+    }
+    let out = std::process::Command::new(portcullis_e2e::binary())
+        .args(["data-plane", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--nats",
+        "--namespace",
+        "--replicas",
+        "--max-staleness",
+        "--listen",
+        "--log-format",
+        "--log ",
+        "--shutdown-grace",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    for variable in [
+        "PORTCULLIS_NATS",
+        "PORTCULLIS_NAMESPACE",
+        "PORTCULLIS_REPLICAS",
+        "PORTCULLIS_MAX_STALENESS",
+        "PORTCULLIS_LISTEN",
+    ] {
+        assert!(help.contains(variable), "{variable} missing");
+    }
+}
