@@ -41,6 +41,21 @@ enum Inner {
         _dir: tempfile::TempDir,
         store: Arc<SqliteStore>,
     },
+    JetStream {
+        urls: Vec<String>,
+        replicas: usize,
+        namespace: String,
+        /// Connections made so far; rotates the first URL so clients spread over nodes.
+        connections: std::sync::atomic::AtomicUsize,
+        _servers: Servers,
+    },
+}
+
+/// Keeps the NATS processes alive while the backend is.
+#[allow(dead_code)] // held only for its Drop
+enum Servers {
+    Single(test_fixtures::NatsServer),
+    Cluster(test_fixtures::NatsCluster),
 }
 
 /// A running backend; dropping it stops its servers.
@@ -56,6 +71,27 @@ impl Backend {
                 log: store.clone(),
                 kv: store.clone(),
             }),
+            Inner::JetStream {
+                urls,
+                replicas,
+                namespace,
+                connections,
+                ..
+            } => {
+                let n = connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut rotated = urls.clone();
+                rotated.rotate_left(n % urls.len().max(1));
+                let mut config = portcullis_store_jetstream::JetStreamConfig::new(rotated);
+                config.namespace = namespace.clone();
+                config.replicas = *replicas;
+                config.retain_server_order = true;
+                let store =
+                    Arc::new(portcullis_store_jetstream::JetStreamStore::connect(config).await?);
+                Ok(Stores {
+                    log: store.clone(),
+                    kv: store,
+                })
+            }
         }
     }
 }
@@ -70,6 +106,29 @@ pub async fn open(kind: Kind) -> anyhow::Result<Backend> {
                 inner: Inner::Sqlite { _dir: dir, store },
             })
         }
-        Kind::JetstreamR1 | Kind::JetstreamR3 => anyhow::bail!("JetStream backends not wired yet"),
+        Kind::JetstreamR1 => {
+            let server = test_fixtures::NatsServer::start().await?;
+            Ok(Backend {
+                inner: Inner::JetStream {
+                    urls: server.client_urls(),
+                    replicas: 1,
+                    namespace: test_fixtures::unique_namespace(),
+                    connections: Default::default(),
+                    _servers: Servers::Single(server),
+                },
+            })
+        }
+        Kind::JetstreamR3 => {
+            let cluster = test_fixtures::NatsCluster::start(3).await?;
+            Ok(Backend {
+                inner: Inner::JetStream {
+                    urls: cluster.client_urls(),
+                    replicas: 3,
+                    namespace: test_fixtures::unique_namespace(),
+                    connections: Default::default(),
+                    _servers: Servers::Cluster(cluster),
+                },
+            })
+        }
     }
 }

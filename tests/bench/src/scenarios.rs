@@ -40,7 +40,7 @@ pub async fn append(
         let log = backend.connect().await?.log;
         tasks.push(tokio::spawn(async move {
             let mut latencies = histogram();
-            let mut versions = vec![Version::NONE; 8];
+            let mut versions = [Version::NONE; 8];
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let slot = (n % 8) as usize;
@@ -134,7 +134,104 @@ pub async fn contended(
     ))
 }
 
-/// Projection lag: placeholder until the projector lands.
-pub async fn lag(_backend: &Backend, _events: usize, _rate: u32) -> anyhow::Result<String> {
-    anyhow::bail!("not measured yet")
+/// Projection lag: appends `GrantIssued` events at `rate` per second with the projector
+/// running, and times each from just before its append to the moment a watcher on the grants
+/// bucket (what a data plane runs) sees its read model. Reports p50/p99 of that lag.
+pub async fn lag(backend: &Backend, events: usize, rate: u32) -> anyhow::Result<String> {
+    use futures::StreamExt as _;
+    use portcullis_projector::{Buckets, Projector, ProjectorOptions};
+    use portcullis_proto::events::v1::{Actor, Event, EventMeta, GrantIssued, actor, event::Body};
+    use portcullis_store::WatchEvent;
+    use std::collections::HashMap;
+    use tokio_util::sync::CancellationToken;
+
+    const HOST: &str = "bench-host";
+    let writer = backend.connect().await?;
+    let projector_stores = backend.connect().await?;
+    let watcher = backend.connect().await?;
+
+    let shutdown = CancellationToken::new();
+    let projector = Projector::new(
+        projector_stores.log,
+        projector_stores.kv,
+        ProjectorOptions::default(),
+    )?;
+    let grants = Buckets::new(None)?.by_base("grants").clone();
+    let mut progress = projector.progress();
+    let running = tokio::spawn(projector.run(shutdown.clone()));
+    progress.wait_for(|p| p.caught_up).await?;
+
+    let mut watch = watcher.kv.watch(&grants).await?;
+    while let Some(change) = watch.next().await {
+        if change? == WatchEvent::CaughtUp {
+            break;
+        }
+    }
+    let started: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen_by = started.clone();
+    let observer = tokio::spawn(async move {
+        let mut lags = histogram();
+        while lags.len() < events as u64 {
+            match watch.next().await {
+                Some(Ok(WatchEvent::Put(entry))) => {
+                    let seen = Instant::now();
+                    let key = entry.key.to_string();
+                    if let Some(start) = seen_by.lock().expect("not poisoned").remove(&key) {
+                        lags.record(seen.duration_since(start).as_micros().max(1) as u64)
+                            .expect("in range");
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(anyhow::Error::from(e)),
+                None => anyhow::bail!("watch ended"),
+            }
+        }
+        Ok(lags)
+    });
+
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    for i in 0..events {
+        ticker.tick().await;
+        let human = format!("HUMAN{i:06}");
+        let server = "SERVER000001";
+        let subject = portcullis_proto::subjects::grant(HOST, &human, server)?;
+        let event = Event {
+            meta: Some(EventMeta {
+                occurred_at_ms: 1,
+                actor: Some(Actor {
+                    kind: Some(actor::Kind::System("bench".into())),
+                }),
+                correlation_id: format!("bench-{i}"),
+            }),
+            body: Some(Body::GrantIssued(GrantIssued {
+                human_id: human.clone(),
+                server_id: server.into(),
+                max_trust_level: portcullis_proto::events::v1::TrustLevel::Medium as i32,
+            })),
+        };
+        let key = format!("grant.{HOST}.{human}.{server}");
+        started
+            .lock()
+            .expect("not poisoned")
+            .insert(key, Instant::now());
+        writer
+            .log
+            .append(
+                &subject,
+                Version::NONE,
+                &CommandId::parse(&format!("lag-{i}"))?,
+                portcullis_proto::encode_event(event),
+            )
+            .await?;
+    }
+    let lags = tokio::time::timeout(Duration::from_secs(120), observer).await???;
+    shutdown.cancel();
+    running.await??;
+    Ok(format!(
+        "{} events at {rate}/s | {} | {} | append start → watcher sees read model; max {}",
+        lags.len(),
+        ms(lags.value_at_quantile(0.5)),
+        ms(lags.value_at_quantile(0.99)),
+        ms(lags.max()),
+    ))
 }
