@@ -31,6 +31,7 @@ event_bodies!(
     DefaultHostAssigned,
     AdminTokenIssued,
     AdminTokenRevoked,
+    AdminTokenOrganizationAdded,
     HostCreated,
     HostSettingsChanged,
     HostDeleted,
@@ -184,6 +185,7 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::DefaultHostAssigned(_)
         | Body::AdminTokenIssued(_)
         | Body::AdminTokenRevoked(_)
+        | Body::AdminTokenOrganizationAdded(_)
         | Body::HostCreated(_)
         | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)

@@ -38,7 +38,9 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
     let body = event.body.as_ref()?;
     Some(match body {
         Body::OrganizationCreated(_) | Body::DefaultHostAssigned(_) => ORGANIZATION,
-        Body::AdminTokenIssued(_) | Body::AdminTokenRevoked(_) => ADMIN_TOKEN,
+        Body::AdminTokenIssued(_)
+        | Body::AdminTokenRevoked(_)
+        | Body::AdminTokenOrganizationAdded(_) => ADMIN_TOKEN,
         Body::HostCreated(_) | Body::HostSettingsChanged(_) | Body::HostDeleted(_) => HOST,
         Body::ServerImported(_)
         | Body::ServerDetailsChanged(_)

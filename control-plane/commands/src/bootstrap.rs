@@ -61,17 +61,18 @@ pub enum BootstrapError {
     Prefix(#[from] InvalidPrefix),
 }
 
-/// Makes sure the default organization and its default host exist; returns them.
-pub async fn ensure_default_host(
+/// Makes sure the default organization exists (the bootstrap admin token acts for it);
+/// returns whether this call created it.
+pub async fn ensure_default_organization(
     log: &dyn EventLog,
     context: &Context,
-) -> Result<DefaultHost, BootstrapError> {
+) -> Result<bool, BootstrapError> {
     let org_subject = subjects::organization(DEFAULT_ORG_ID)?;
     let create_org = OrganizationCommand::Create {
         org_id: DEFAULT_ORG_ID.to_owned(),
         name: "Default organization".to_owned(),
     };
-    let created_org = match execute::<Organization>(
+    match execute::<Organization>(
         log,
         context,
         &org_subject,
@@ -80,10 +81,19 @@ pub async fn ensure_default_host(
     )
     .await
     {
-        Ok(done) => done.appended,
-        Err(ExecuteError::Rejected(OrganizationRejected::AlreadyExists)) => false,
-        Err(error) => return Err(BootstrapError::Organization(error)),
-    };
+        Ok(done) => Ok(done.appended),
+        Err(ExecuteError::Rejected(OrganizationRejected::AlreadyExists)) => Ok(false),
+        Err(error) => Err(BootstrapError::Organization(error)),
+    }
+}
+
+/// Makes sure the default organization and its default host exist; returns them.
+pub async fn ensure_default_host(
+    log: &dyn EventLog,
+    context: &Context,
+) -> Result<DefaultHost, BootstrapError> {
+    let org_subject = subjects::organization(DEFAULT_ORG_ID)?;
+    let created_org = ensure_default_organization(log, context).await?;
 
     // Draw a candidate; if the organization already has a default host, that one wins. The
     // command id names the candidate, so it never matches an earlier run's assignment.

@@ -3,8 +3,9 @@
 //! Its subject is keyed by the host id, so creating it with expected version 0 is also what
 //! makes the id unique across the deployment.
 
-use portcullis_proto::events::v1::{HostCreated, HostSettings};
+use portcullis_proto::events::v1::{HostCreated, HostDeleted, HostSettings, HostSettingsChanged};
 
+use crate::validate::{InvalidSettings, normalize_host_settings};
 use crate::{Aggregate, Decision, EventBody};
 
 /// A host's state.
@@ -39,9 +40,56 @@ pub enum HostCommand {
         prefix: String,
         /// Whether it is the organization's default host.
         is_default: bool,
-        /// Initial settings.
+        /// Initial settings (validated and normalized).
         settings: HostSettings,
     },
+    /// Replaces its settings (validated and normalized); the same settings change nothing.
+    ChangeSettings {
+        /// The new settings.
+        settings: HostSettings,
+    },
+    /// Changes some settings and keeps the rest (validated and normalized as a whole).
+    PatchSettings(SettingsPatch),
+    /// Deletes it; its id is never reused.
+    Delete,
+}
+
+/// Settings to change; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    /// Whether agents may add MCP servers dynamically.
+    pub dynamic_mcps: Option<bool>,
+    /// Which tools `tools/list` shows (a `ToolVisibility` number).
+    pub tool_visibility: Option<i32>,
+    /// Session idle lifetime, seconds.
+    pub session_idle_seconds: Option<u64>,
+    /// Session absolute lifetime, seconds.
+    pub session_absolute_seconds: Option<u64>,
+    /// Browser origins allowed to call the MCP endpoint (replaces the list).
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl SettingsPatch {
+    /// `current` with this patch applied (not yet validated).
+    pub fn apply_to(&self, current: &HostSettings) -> HostSettings {
+        let mut settings = current.clone();
+        if let Some(dynamic_mcps) = self.dynamic_mcps {
+            settings.dynamic_mcps = dynamic_mcps;
+        }
+        if let Some(visibility) = self.tool_visibility {
+            settings.tool_visibility = visibility;
+        }
+        if let Some(idle) = self.session_idle_seconds {
+            settings.session_idle_seconds = Some(idle);
+        }
+        if let Some(absolute) = self.session_absolute_seconds {
+            settings.session_absolute_seconds = Some(absolute);
+        }
+        if let Some(origins) = &self.allowed_origins {
+            settings.allowed_origins.clone_from(origins);
+        }
+        settings
+    }
 }
 
 /// Why a host command was refused.
@@ -50,6 +98,12 @@ pub enum HostRejected {
     /// The id is taken (now or in the past).
     #[error("host id is already taken")]
     AlreadyExists,
+    /// It does not exist (never created, or deleted).
+    #[error("host not found")]
+    NotFound,
+    /// The settings break a rule.
+    #[error("invalid host settings: {0}")]
+    InvalidSettings(#[from] InvalidSettings),
 }
 
 impl Aggregate for Host {
@@ -94,12 +148,49 @@ impl Aggregate for Host {
                 org_id: org_id.clone(),
                 prefix: prefix.clone(),
                 is_default: *is_default,
-                settings: Some(settings.clone()),
+                settings: Some(normalize_host_settings(settings)?),
             }))),
             (Host::Live { .. } | Host::Deleted, HostCommand::Create { .. }) => {
                 Err(HostRejected::AlreadyExists)
             }
+            (
+                Host::Live {
+                    settings: current, ..
+                },
+                HostCommand::ChangeSettings { settings },
+            ) => change_settings(current, settings),
+            (
+                Host::Live {
+                    settings: current, ..
+                },
+                HostCommand::PatchSettings(patch),
+            ) => change_settings(current, &patch.apply_to(current)),
+            (Host::Live { .. }, HostCommand::Delete) => {
+                Ok(Decision::Append(EventBody::HostDeleted(HostDeleted {})))
+            }
+            (
+                Host::Absent | Host::Deleted,
+                HostCommand::ChangeSettings { .. }
+                | HostCommand::PatchSettings(_)
+                | HostCommand::Delete,
+            ) => Err(HostRejected::NotFound),
         }
+    }
+}
+
+fn change_settings(
+    current: &HostSettings,
+    wanted: &HostSettings,
+) -> Result<Decision<EventBody>, HostRejected> {
+    let settings = normalize_host_settings(wanted)?;
+    if &settings == current {
+        Ok(Decision::Unchanged)
+    } else {
+        Ok(Decision::Append(EventBody::HostSettingsChanged(
+            HostSettingsChanged {
+                settings: Some(settings),
+            },
+        )))
     }
 }
 

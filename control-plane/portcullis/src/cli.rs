@@ -31,7 +31,7 @@ pub enum Command {
     Dev(DevArgs),
     /// Run the control plane (admin API, OAuth authorization server, consent pages) against
     /// NATS JetStream.
-    ControlPlane(ClusterArgs),
+    ControlPlane(ControlPlaneArgs),
     /// Run a data plane (the MCP proxy) that serves from read models kept current by a watch
     /// on NATS JetStream. Stateless: run as many as needed behind a load balancer.
     DataPlane(DataPlaneArgs),
@@ -75,6 +75,56 @@ pub struct DevArgs {
     /// refuses requests with 503 (e.g. `10s`).
     #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
     pub max_staleness: String,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    /// Refuse upstream MCP servers on private and loopback addresses, as a deployment does
+    /// (by default `dev` allows them, so local servers can be imported).
+    #[arg(long, env = "PORTCULLIS_REFUSE_PRIVATE_UPSTREAMS")]
+    pub refuse_private_upstreams: bool,
+}
+
+/// What the admin API needs: the bootstrap token and the master keys that seal secrets.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Bootstrap admin token (at least 24 characters) for the default organization. `dev`
+    /// generates one when unset, prints it once and keeps it in `<data-dir>/admin-token`.
+    #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Master keys sealing secrets at rest, `id:base64-of-32-bytes[,id:base64…]`; the first
+    /// one seals, all open (rotate by putting a new key first). `dev` generates one into
+    /// `<data-dir>/master-key` when neither this nor --master-key-file is given.
+    #[arg(long, env = "PORTCULLIS_MASTER_KEY", hide_env_values = true, conflicts_with = "master_key_file")]
+    pub master_key: Option<String>,
+
+    /// File holding the master keys in the --master-key format (e.g. a mounted Secret).
+    #[arg(long, env = "PORTCULLIS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Public base URL of the gateway, e.g. `https://gw.example.com`: host `h` is then served
+    /// at `https://h.gw.example.com` (wildcard DNS). `dev` defaults to its listen address.
+    #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// `portcullis control-plane`.
+#[derive(Debug, Args)]
+pub struct ControlPlaneArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    /// Allow upstream MCP servers on private and loopback addresses (refused by default: an
+    /// admin could otherwise reach internal services through the gateway).
+    #[arg(long, env = "PORTCULLIS_ALLOW_PRIVATE_UPSTREAMS")]
+    pub allow_private_upstreams: bool,
 }
 
 /// Connection to NATS JetStream.
@@ -95,7 +145,7 @@ pub struct NatsArgs {
     pub replicas: usize,
 }
 
-/// `portcullis control-plane` and `portcullis projector`.
+/// `portcullis projector`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     #[command(flatten)]

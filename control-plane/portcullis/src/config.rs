@@ -199,6 +199,10 @@ impl NatsSettings {
 pub struct DevSettings {
     /// Common settings.
     pub common: CommonSettings,
+    /// Admin API settings.
+    pub admin: AdminSettings,
+    /// Whether upstreams on private and loopback addresses are allowed.
+    pub allow_private_upstreams: bool,
     /// The data directory (absolute).
     pub data_dir: PathBuf,
     /// Data-plane staleness bound.
@@ -232,6 +236,8 @@ impl DevSettings {
             .map_err(|e| data_dir_error(format!("cannot resolve it: {e}")))?;
         Ok(Self {
             common,
+            admin: AdminSettings::from_args(&args.admin)?,
+            allow_private_upstreams: !args.refuse_private_upstreams,
             data_dir,
             max_staleness,
         })
@@ -242,3 +248,109 @@ use std::os::unix::fs::DirBuilderExt as _;
 
 #[cfg(test)]
 mod tests;
+
+/// Validated admin-API settings (bootstrap token, master keys, public URL).
+#[derive(Clone)]
+pub struct AdminSettings {
+    /// The bootstrap admin token, if given.
+    pub admin_token: Option<zeroize::Zeroizing<String>>,
+    /// The master keys, if given (by value or file).
+    pub key_ring: Option<portcullis_secrets::KeyRing>,
+    /// Public base URL: scheme, base domain, port.
+    pub public_url: Option<(String, String, Option<u16>)>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("key_ring", &self.key_ring)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl AdminSettings {
+    /// Validates the admin flags (reads the master-key file if one is named).
+    pub fn from_args(args: &crate::cli::AdminArgs) -> Result<Self, ConfigError> {
+        let admin_token = match &args.admin_token {
+            Some(token) => {
+                let token = token.trim();
+                if token.len() < 24 || token.len() > 512 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ConfigError::new(
+                        "admin-token",
+                        "PORTCULLIS_ADMIN_TOKEN",
+                        "<hidden>",
+                        "must be 24 to 512 printable characters without spaces",
+                    ));
+                }
+                Some(zeroize::Zeroizing::new(token.to_owned()))
+            }
+            None => None,
+        };
+        let key_text = match (&args.master_key, &args.master_key_file) {
+            (Some(text), _) => Some(zeroize::Zeroizing::new(text.clone())),
+            (None, Some(path)) => Some(zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(
+                |e| {
+                    ConfigError::new(
+                        "master-key-file",
+                        "PORTCULLIS_MASTER_KEY_FILE",
+                        &path.display().to_string(),
+                        format!("cannot read it: {e}"),
+                    )
+                },
+            )?)),
+            (None, None) => None,
+        };
+        let key_ring = match key_text {
+            Some(text) => Some(portcullis_secrets::KeyRing::parse(&text).map_err(|e| {
+                ConfigError::new("master-key", "PORTCULLIS_MASTER_KEY", "<hidden>", e.to_string())
+            })?),
+            None => None,
+        };
+        let public_url = match &args.public_url {
+            Some(url) => Some(parse_public_url(url)?),
+            None => None,
+        };
+        Ok(Self {
+            admin_token,
+            key_ring,
+            public_url,
+        })
+    }
+}
+
+/// `https://gw.example.com[:port]` → (scheme, base domain, port).
+fn parse_public_url(url: &str) -> Result<(String, String, Option<u16>), ConfigError> {
+    let error = |reason: &str| {
+        ConfigError::new("public-url", "PORTCULLIS_PUBLIC_URL", url, reason.to_owned())
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| error("expected http(s)://<domain>[:port]"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(error("scheme must be http or https"));
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(error("give only the scheme, domain and port (no path, query or user)"));
+    }
+    let (domain, port) = match rest.rsplit_once(':') {
+        Some((domain, port)) => (
+            domain,
+            Some(port.parse::<u16>().map_err(|_| error("the port is not a number"))?),
+        ),
+        None => (rest, None),
+    };
+    let valid_domain = !domain.is_empty()
+        && domain.len() <= 200
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid_domain {
+        return Err(error("the domain must be a DNS name such as gw.example.com"));
+    }
+    Ok((scheme.to_owned(), domain.to_ascii_lowercase(), port))
+}

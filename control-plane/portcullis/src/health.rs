@@ -68,6 +68,22 @@ impl Readiness {
     }
 }
 
+/// `GET /metrics` serving whatever `render` produces, in the Prometheus text format.
+pub fn metrics_router(render: impl Fn() -> String + Clone + Send + Sync + 'static) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let render = render.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    render(),
+                )
+            }
+        }),
+    )
+}
+
 /// The health routes, to merge into a process's router.
 pub fn router(readiness: Readiness) -> Router {
     Router::new()

@@ -7,6 +7,7 @@
 //!
 //! Must not: hold domain logic or decide anything about policy: it only wires crates that do.
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod config;

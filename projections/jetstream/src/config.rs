@@ -21,6 +21,8 @@ pub(crate) mod defaults {
     pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
     pub(crate) const PUBLISH_ATTEMPTS: u32 = 4;
     pub(crate) const KV_HISTORY: u8 = 8;
+    pub(crate) const AUDIT_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+    pub(crate) const AUDIT_TIME_SLACK: Duration = Duration::from_secs(120);
 }
 
 /// Most records per key a JetStream KV bucket keeps.
@@ -63,6 +65,16 @@ pub struct JetStreamConfig {
     /// Try `urls` in the order given instead of shuffled. Shuffling spreads clients over a
     /// cluster; tests keep the order to reach a chosen node. Default: false.
     pub retain_server_order: bool,
+    /// How long the audit stream `<NAMESPACE>_AUDIT` keeps a record (by the time NATS stored
+    /// it); older records are removed, oldest first. At least `duplicate_window`.
+    /// Default: 90 days.
+    pub audit_max_age: Duration,
+    /// How far a record's decision time (`time_ms`, the data plane's clock) may be from the
+    /// time NATS stored it (the server's clock) for audit queries bounded by `since_ms` or
+    /// `until_ms` to be exact: such queries skip what was stored more than this before
+    /// `since_ms` or after `until_ms`. Covers clock offset plus append retries; larger costs
+    /// time-bounded queries more reading. Default: 2 minutes.
+    pub audit_time_slack: Duration,
 }
 
 impl JetStreamConfig {
@@ -82,6 +94,8 @@ impl JetStreamConfig {
             publish_attempts: defaults::PUBLISH_ATTEMPTS,
             kv_history: defaults::KV_HISTORY,
             retain_server_order: false,
+            audit_max_age: defaults::AUDIT_MAX_AGE,
+            audit_time_slack: defaults::AUDIT_TIME_SLACK,
         }
     }
 
@@ -120,6 +134,21 @@ impl JetStreamConfig {
             return Err(invalid(
                 "publish_attempts",
                 "at least one attempt is needed".to_owned(),
+            ));
+        }
+        if self.audit_max_age < self.duplicate_window {
+            return Err(invalid(
+                "audit_max_age",
+                format!(
+                    "{:?} is shorter than duplicate_window ({:?}), which NATS refuses",
+                    self.audit_max_age, self.duplicate_window
+                ),
+            ));
+        }
+        if self.audit_time_slack > Duration::from_secs(24 * 60 * 60) {
+            return Err(invalid(
+                "audit_time_slack",
+                format!("{:?} is longer than a day", self.audit_time_slack),
             ));
         }
         if !(1..=MAX_KV_HISTORY).contains(&self.kv_history) {
@@ -170,6 +199,7 @@ pub(crate) struct Names {
     /// `<namespace>.`, stripped from every subject read back.
     subject_prefix: String,
     event_stream: String,
+    audit_stream: String,
 }
 
 impl Names {
@@ -179,7 +209,19 @@ impl Names {
             subject_prefix: format!("{namespace}."),
             // Stream names allow `-` and `_`; upper case only marks it as ours in listings.
             event_stream: format!("{}_EVENTS", namespace.to_ascii_uppercase()),
+            audit_stream: format!("{}_AUDIT", namespace.to_ascii_uppercase()),
         }
+    }
+
+    /// The audit stream: `<NAMESPACE>_AUDIT`.
+    pub(crate) fn audit_stream(&self) -> &str {
+        &self.audit_stream
+    }
+
+    /// The first two tokens of every audit subject: `<namespace>.audit`; the audit stream
+    /// captures `<namespace>.audit.>`, disjoint from the event stream's `<namespace>.evt.>`.
+    pub(crate) fn audit_subject_prefix(&self) -> String {
+        format!("{}audit", self.subject_prefix)
     }
 
     /// The event stream: `<NAMESPACE>_EVENTS`.

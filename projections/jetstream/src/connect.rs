@@ -16,6 +16,7 @@ use async_nats::jetstream::{
 use portcullis_store::BoxError;
 
 use crate::JetStreamStore;
+use crate::audit::AuditSettings;
 use crate::config::{InvalidConfig, JetStreamConfig, Names};
 use crate::publish::retry_delay;
 use crate::server_version::{MINIMUM_SERVER_VERSION, ServerVersion, VersionParseError};
@@ -151,6 +152,7 @@ impl JetStreamStore {
             kv_history: config.kv_history,
             publish_attempts: config.publish_attempts,
             request_timeout: config.request_timeout,
+            audit: std::sync::Arc::new(AuditSettings::new(&config)),
         })
     }
 }
@@ -231,7 +233,7 @@ async fn ensure_event_stream(
 
 /// Whether a stream request failed for a reason that may pass: no answer in time, no
 /// JetStream responder yet, or the server's "unavailable" (503, e.g. no meta leader yet).
-fn is_transient(error: &CreateStreamError) -> bool {
+pub(crate) fn is_transient(error: &CreateStreamError) -> bool {
     match error.kind() {
         CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
         CreateStreamErrorKind::JetStream(err) => err.code() == 503,

@@ -1,8 +1,10 @@
 //! The NATS JetStream backend of the Portcullis stores: `JetStreamStore` implements
-//! `EventLog` on one JetStream stream and `ReadModelStore` on JetStream KV buckets.
+//! `EventLog` on one JetStream stream, `ReadModelStore` on JetStream KV buckets and `AuditLog`
+//! on a second stream with retention limits.
 //!
 //! Owns: the wire layout (subjects `<namespace>.evt.…` in stream `<NAMESPACE>_EVENTS`, KV
-//! buckets `<namespace>_<bucket>`, headers `Portcullis-Event-Type` and `Portcullis-Command-Id`),
+//! buckets `<namespace>_<bucket>`, headers `Portcullis-Event-Type` and `Portcullis-Command-Id`,
+//! audit subjects `<namespace>.audit.…` in stream `<NAMESPACE>_AUDIT`; see `audit`),
 //! the server checks done at connect time, and the mapping of NATS errors onto the store
 //! errors.
 //!
@@ -13,6 +15,7 @@
 //! stream leader, never to a possibly lagging replica; every record read back is checked and a
 //! bad one is reported as corrupt, never skipped.
 
+mod audit;
 mod config;
 mod connect;
 mod event_log;
@@ -21,6 +24,7 @@ mod read_models;
 mod server_version;
 mod stream_state;
 
+pub use audit::AuditStreamMismatch;
 pub use config::{InvalidConfig, JetStreamConfig, MAX_KV_HISTORY, MAX_NAMESPACE_LEN};
 pub use connect::ConnectError;
 pub use server_version::{MINIMUM_SERVER_VERSION, ServerVersion, VersionParseError};
@@ -47,6 +51,9 @@ pub struct JetStreamStore {
     publish_attempts: u32,
     /// Bound of one request, also used for one consumer delivery during a key listing.
     request_timeout: std::time::Duration,
+    /// Audit stream settings, and whether the stream was checked; shared by clones so the
+    /// check runs once per store.
+    audit: std::sync::Arc<audit::AuditSettings>,
 }
 
 impl JetStreamStore {

@@ -207,7 +207,13 @@ impl ReadModel for Organization {
             Some(Body::OrganizationCreated(e)) => Some(State::Live(Organization {
                 name: e.name.clone(),
                 default_host_id: None,
+                host_ids: Vec::new(),
             })),
+            Some(Body::HostCreated(e)) => update(current, |org| {
+                if !org.host_ids.contains(&e.host_id) {
+                    org.host_ids.push(e.host_id.clone());
+                }
+            }),
             Some(Body::DefaultHostAssigned(e)) => match current {
                 Some(State::Live(org)) => Some(State::Live(Organization {
                     default_host_id: Some(e.host_id.clone()),
@@ -232,6 +238,11 @@ impl ReadModel for AdminToken {
                 token_sha256: hex(&e.token_sha256),
                 label: e.label.clone(),
             })),
+            Some(Body::AdminTokenOrganizationAdded(e)) => update(current, |token| {
+                if !token.org_ids.contains(&e.org_id) {
+                    token.org_ids.push(e.org_id.clone());
+                }
+            }),
             Some(Body::AdminTokenRevoked(_)) => delete(current),
             _ => None,
         })

@@ -6,7 +6,8 @@
 //! event can never bring a revoked grant or a deleted server back, even briefly.
 //!
 //! Key layout (bucket: key → model), `<host>` being the subject's host token:
-//! - `organizations`: `org.<org_id>` → `Organization`; `admin_token.<token_id>` → `AdminToken`
+//! - `organizations`: `org.<org_id>` → `Organization` (also rewritten by `HostCreated`, which
+//!   adds the host to its organization's list); `admin_token.<token_id>` → `AdminToken`
 //! - `hosts`: `host.<host_id>` → `Host`
 //! - `servers`: `server.<host>.<server_id>` → `Server`; `server_key.<host>.<key>` →
 //!   `ServerKeyOwner`
@@ -121,6 +122,10 @@ pub struct Organization {
     /// The host answering requests whose Host header names no host, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_host_id: Option<String>,
+    /// Every host ever created in it, oldest first (deleted ones included: their own
+    /// `host.<host_id>` value is the tombstone).
+    #[serde(default)]
+    pub host_ids: Vec<String>,
 }
 
 /// An admin token (`organizations`: `admin_token.<token_id>`); revoked tokens are tombstones.

@@ -157,6 +157,11 @@ pub fn keys_for(event: &Event, subject: &Subject) -> Result<Vec<KeyTarget>, Fold
         }
     };
     let mut targets = vec![target];
+    if let Body::HostCreated(created) = body {
+        // The organization lists its hosts, so an admin's host list reads one key per
+        // organization instead of scanning every tenant's hosts.
+        targets.push(key(ModelKind::Organization, &[created.org_id.as_str()])?);
+    }
     if let Body::HumanRemoved(_) = body {
         // A removed human keeps no grant: tombstone each one, so the data plane's
         // session → grant join denies at once, with no need to scan sessions.

@@ -1,8 +1,9 @@
-//! Embedded backend of the event log and the read-model store: one SQLite file holds both.
+//! Embedded backend of the event log, the read-model store and the audit log: one SQLite file
+//! holds all three.
 //!
-//! Owns: `SqliteStore` (opening, the single-process lock, schema migrations), its `EventLog`
-//! and `ReadModelStore` implementations, and the in-process notifications that drive
-//! `subscribe` and `watch`.
+//! Owns: `SqliteStore` (opening, the single-process lock, schema migrations), its `EventLog`,
+//! `ReadModelStore` and `AuditLog` implementations, and the in-process notifications that
+//! drive `subscribe` and `watch`.
 //!
 //! Must not: let two stores (in any process) open one file at once, run SQLite calls on async
 //! worker threads, skip a row it cannot read back, or know any domain event or read model.
@@ -14,8 +15,9 @@
 //!
 //! Layout: `lock` (the `<file>.lock` advisory lock), `schema` (pragmas and forward-only
 //! migrations), `connections` (the writer, the reader pool, the hop to blocking threads),
-//! `log` (`EventLog`), `kv` (`ReadModelStore`).
+//! `log` (`EventLog`), `kv` (`ReadModelStore`), `audit` (`AuditLog`, group commit).
 
+mod audit;
 mod columns;
 mod connections;
 mod kv;
@@ -48,8 +50,10 @@ struct Inner {
     /// The one connection that writes, with the watch senders it notifies (see the crate
     /// invariant). A `std` mutex: it is only ever taken on blocking threads.
     writer: std::sync::Mutex<Writer>,
-    /// Read-only connections for `load`, `get`, `keys` and subscriptions.
+    /// Read-only connections for `load`, `get`, `keys`, subscriptions and audit queries.
     readers: ReaderPool,
+    /// Audit appends waiting to be committed together (see `audit`).
+    audit: Arc<audit::AuditQueue>,
     /// The sequence of the last committed event; subscriptions wait on it when caught up.
     head: watch::Sender<u64>,
     /// Declared last so it is released only after every connection above has closed.
@@ -186,6 +190,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 writer: std::sync::Mutex::new(Writer::new(conn)),
                 readers,
+                audit: Arc::default(),
                 head: watch::Sender::new(head),
                 _lock: lock,
             }),

@@ -395,7 +395,7 @@ fn decode_event(row: &Row<'_>) -> Result<RecordedEvent, LogError> {
 }
 
 /// Milliseconds since the Unix epoch by the system clock (0 for a clock set before 1970).
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))

@@ -47,6 +47,35 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (bucket, key)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX kv_by_revision ON kv (bucket, revision);",
+    // Version 2: the audit log. Every query names a host, so every index starts with it and
+    // ends with the sequence, which is the order pages come out in (newest first); the
+    // equality filters each have one, so a filtered page walks only matching rows.
+    "CREATE TABLE audit (
+        -- AUTOINCREMENT: a sequence is never reused, even after retention removed the row, so
+        -- a cursor (a sequence) never points into different records later.
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        host_id        TEXT    NOT NULL,
+        record_id      TEXT    NOT NULL,
+        time_ms        INTEGER NOT NULL,
+        -- Empty when unknown at decision time.
+        human_id       TEXT    NOT NULL,
+        agent_id       TEXT    NOT NULL,
+        server_id      TEXT    NOT NULL,
+        tool           TEXT    NOT NULL,
+        decision       TEXT    NOT NULL,
+        -- By the store's clock; retention removes the oldest rows by it.
+        recorded_at_ms INTEGER NOT NULL,
+        record         BLOB    NOT NULL
+    ) STRICT;
+    -- Idempotent appends: a retried record id of a host is found, not stored twice.
+    CREATE UNIQUE INDEX audit_by_record_id ON audit (host_id, record_id);
+    CREATE INDEX audit_by_host     ON audit (host_id, seq);
+    CREATE INDEX audit_by_human    ON audit (host_id, human_id, seq);
+    CREATE INDEX audit_by_agent    ON audit (host_id, agent_id, seq);
+    CREATE INDEX audit_by_server   ON audit (host_id, server_id, seq);
+    CREATE INDEX audit_by_tool     ON audit (host_id, tool, seq);
+    CREATE INDEX audit_by_decision ON audit (host_id, decision, seq);
+    CREATE INDEX audit_by_time     ON audit (host_id, time_ms);",
 ];
 
 /// The schema version this build writes, and the newest it can open.

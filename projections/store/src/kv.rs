@@ -108,9 +108,11 @@ pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 /// - `put` and `delete` honour `Expect`; of concurrent writers expecting the same revision
 ///   exactly one wins, the others get `KvError::Conflict`.
 /// - A delete of a key that has no live value is not an error under `Expect::Any`.
-/// - `watch` first yields the live value of every key (a `Put` each; it may also yield
-///   `Deleted` for keys deleted before it started), then `CaughtUp` once, then every later
-///   change in revision order.
+/// - `watch` first yields the state as of its start: applying what it delivers before
+///   `CaughtUp` in order leaves every key with its value as of the watch's start (a `Put`
+///   each; on a cluster a lagging node may deliver an older value of a key first, always in
+///   revision order; it may also yield `Deleted` for keys deleted before the start). Then it
+///   yields `CaughtUp` once, then every later change in revision order.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync + 'static {
     /// Creates the bucket if it does not exist yet. Idempotent.

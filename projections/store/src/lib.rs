@@ -12,10 +12,16 @@
 //! Invariant: every name is validated when it is built, so a backend never sees a subject,
 //! bucket or key that could escape its namespace (no wildcards, no empty tokens).
 
+mod audit;
 mod kv;
 mod log;
 mod names;
 
+pub use audit::{
+    AuditCursor, AuditDecision, AuditEntry, AuditError, AuditFilter, AuditLog, AuditPage,
+    AuditReceipt, MAX_AUDIT_ID_BYTES, MAX_AUDIT_PAGE, MAX_AUDIT_RECORD_BYTES, MAX_AUDIT_TIME_MS,
+    MAX_AUDIT_TOOL_BYTES, RecordedAudit, validate_audit_entry, validate_audit_query,
+};
 pub use kv::{Entry, Expect, KvError, MAX_VALUE_BYTES, ReadModelStore, WatchEvent, WatchStream};
 pub use log::{
     AppendError, Appended, EventLog, EventStream, Loaded, LogError, MAX_EVENT_BYTES, NewEvent,

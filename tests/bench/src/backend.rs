@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use portcullis_store::{EventLog, ReadModelStore};
+use portcullis_store::{AuditLog, EventLog, ReadModelStore};
 use portcullis_store_sqlite::SqliteStore;
 
 /// Which backend.
@@ -34,6 +34,7 @@ impl Kind {
 pub struct Stores {
     pub log: Arc<dyn EventLog>,
     pub kv: Arc<dyn ReadModelStore>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 enum Inner {
@@ -70,6 +71,7 @@ impl Backend {
             Inner::Sqlite { store, .. } => Ok(Stores {
                 log: store.clone(),
                 kv: store.clone(),
+                audit: store.clone(),
             }),
             Inner::JetStream {
                 urls,
@@ -89,7 +91,8 @@ impl Backend {
                     Arc::new(portcullis_store_jetstream::JetStreamStore::connect(config).await?);
                 Ok(Stores {
                     log: store.clone(),
-                    kv: store,
+                    kv: store.clone(),
+                    audit: store,
                 })
             }
         }

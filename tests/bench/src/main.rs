@@ -1,7 +1,8 @@
 //! Benchmarks of the storage layer, run on each backend in one process so the figures in
 //! `BENCHMARKS.md` are comparable: append throughput with optimistic-concurrency checks
-//! (uncontended and contended), and projection lag (append returned → read model visible to a
-//! watcher, the path a data plane sees).
+//! (uncontended and contended), projection lag (append returned → read model visible to a
+//! watcher, the path a data plane sees), and durable audit appends from many concurrent
+//! callers (the data plane's hot path) with the query latency that follows.
 //!
 //! Run through `scripts/bench`, which builds in release mode and starts nothing by hand: the
 //! JetStream backends start their own nats-server (one node, or a 3-node cluster) on loopback.
@@ -45,6 +46,9 @@ struct Args {
     /// Appends per second in the lag scenario.
     #[arg(long, default_value_t = 200)]
     lag_rate: u32,
+    /// Concurrent callers in the audit scenario (each one a tool call being decided).
+    #[arg(long, default_value_t = 64)]
+    audit_writers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,6 +59,8 @@ enum Scenario {
     Contended,
     /// Append at a fixed rate with the projector running; time until a watcher sees each change.
     Lag,
+    /// Many callers append audit records as fast as acknowledgements come; then page queries.
+    Audit,
 }
 
 #[tokio::main]
@@ -72,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
                     scenarios::contended(&backend, args.writers, duration).await?
                 }
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
+                Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
             };
             println!(
                 "| {} | {} | {} |",
@@ -90,5 +97,6 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Append => "append, own aggregates",
         Scenario::Contended => "append, 4 hot aggregates",
         Scenario::Lag => "projection lag",
+        Scenario::Audit => "audit append",
     }
 }

@@ -235,3 +235,86 @@ pub async fn lag(backend: &Backend, events: usize, rate: u32) -> anyhow::Result<
         ms(lags.max()),
     ))
 }
+
+/// Durable audit appends from `writers` concurrent callers for `duration`, each append timed
+/// until it is acknowledged (committed and fsynced on SQLite, PubAck on JetStream); records of
+/// 8 hosts, about the size of a real encoded `AuditRecord`. Then 100 first-page queries (50
+/// records) of one host, half of them filtered by human, to show what an admin sees.
+pub async fn audit(
+    backend: &Backend,
+    writers: usize,
+    duration: Duration,
+) -> anyhow::Result<String> {
+    use portcullis_store::{AuditDecision, AuditEntry, AuditFilter};
+
+    let clients = [backend.connect().await?, backend.connect().await?];
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let audit = clients[w % clients.len()].audit.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = histogram();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let time_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis() as i64;
+                let entry = AuditEntry {
+                    record_id: format!("w{w}-n{n}"),
+                    host_id: format!("bench-host-{}", w % 8),
+                    time_ms,
+                    human_id: format!("human-{}", n % 16),
+                    agent_id: format!("agent-{w}"),
+                    server_id: "server-1".to_owned(),
+                    tool: ["read_file", "write_file", "delete_file"][(n % 3) as usize].to_owned(),
+                    decision: if n.is_multiple_of(10) {
+                        AuditDecision::Denied
+                    } else {
+                        AuditDecision::Allowed
+                    },
+                    record: Bytes::from(vec![b'r'; 280]),
+                };
+                let start = Instant::now();
+                audit.append(entry).await?;
+                latencies
+                    .record(start.elapsed().as_micros().max(1) as u64)
+                    .expect("in range");
+                n += 1;
+            }
+            anyhow::Ok((n, latencies))
+        }));
+    }
+    let started = Instant::now();
+    let mut total = 0;
+    let mut latencies = histogram();
+    for task in tasks {
+        let (n, h) = task.await??;
+        total += n;
+        latencies.add(h).expect("same bounds");
+    }
+    let elapsed = started.elapsed().max(duration).as_secs_f64();
+
+    let mut queries = histogram();
+    for i in 0..100 {
+        let mut filter = AuditFilter::host("bench-host-3");
+        if i % 2 == 1 {
+            filter.human_id = Some("human-7".to_owned());
+        }
+        let start = Instant::now();
+        let page = clients[i % 2].audit.query(filter, 50, None).await?;
+        queries
+            .record(start.elapsed().as_micros().max(1) as u64)
+            .expect("in range");
+        anyhow::ensure!(!page.records.is_empty(), "the query found the records");
+    }
+    Ok(format!(
+        "{:.0} appends/s | {} | {} | {} callers, {} records; first page of 50 (host / host+human): p50 {}, p99 {}",
+        total as f64 / elapsed,
+        ms(latencies.value_at_quantile(0.5)),
+        ms(latencies.value_at_quantile(0.99)),
+        writers,
+        total,
+        ms(queries.value_at_quantile(0.5)),
+        ms(queries.value_at_quantile(0.99)),
+    ))
+}

@@ -1,6 +1,6 @@
-//! The contract suite: one set of behaviours every `EventLog` and `ReadModelStore` backend must
-//! show, run unchanged against SQLite, a single JetStream node and a 3-node JetStream cluster
-//! (see `tests/*.rs`, one file per backend, each expanding `contract_tests!`).
+//! The contract suite: one set of behaviours every `EventLog`, `ReadModelStore` and `AuditLog`
+//! backend must show, run unchanged against SQLite, a single JetStream node and a 3-node
+//! JetStream cluster (see `tests/*.rs`, one file per backend, each expanding `contract_tests!`).
 //!
 //! Owns: the `Backend` harness trait and one async function per guarantee.
 //!
@@ -8,6 +8,7 @@
 //! the backend or in its `Backend` impl, never in an `if` here.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a failed expectation is the failure report
 
+pub mod audit;
 pub mod projector;
 
 use std::sync::Arc;
@@ -17,10 +18,19 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use portcullis_store::{
-    AppendError, Bucket, CommandId, EventLog, EventStream, Expect, Key, KvError, NewEvent,
-    ReadModelStore, RecordedEvent, Subject, SubjectFilter, Version, WatchEvent, WatchStream,
+    AppendError, AuditLog, Bucket, CommandId, EventLog, EventStream, Expect, Key, KvError,
+    NewEvent, ReadModelStore, RecordedEvent, Subject, SubjectFilter, Version, WatchEvent,
+    WatchStream,
 };
 
+pub use audit::{
+    a_query_finds_a_hosts_records_under_many_of_other_hosts,
+    an_acknowledged_audit_record_survives_a_restart,
+    audit_pages_have_no_gaps_or_repeats_while_appends_continue,
+    audit_queries_filter_by_every_field_and_never_leak_another_host,
+    bad_audit_input_is_rejected_and_writes_nothing,
+    concurrent_audit_appends_each_land_exactly_once,
+};
 pub use projector::{
     a_backend_restart_keeps_read_models_and_the_checkpoint,
     a_projector_restarted_from_its_checkpoint_changes_nothing_twice,
@@ -32,13 +42,15 @@ pub use projector::{
 /// How long any single awaited step may take before the test fails instead of hanging.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A pair of clients of one backend's data.
+/// Clients of one backend's data.
 #[derive(Clone)]
 pub struct Stores {
     /// The event log.
     pub log: Arc<dyn EventLog>,
     /// The read-model store.
     pub kv: Arc<dyn ReadModelStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -648,17 +660,25 @@ pub async fn a_watcher_sees_every_change_in_order(backend: &mut dyn Backend) {
         backend.connect().await.kv.watch(&b).await.unwrap(),
     ];
     for watch in &mut watchers {
-        let mut initial = Vec::new();
+        // Fold what arrives before `CaughtUp` in order: a lagging node may deliver an older
+        // value of a key first, but never after a newer one, and by `CaughtUp` every key holds
+        // its value as of the watch's start.
+        let mut initial = std::collections::BTreeMap::new();
+        let mut revisions = std::collections::BTreeMap::new();
         loop {
             match next_change(watch).await {
                 WatchEvent::CaughtUp => break,
-                WatchEvent::Put(entry) => initial.push((entry.key.to_string(), entry.value)),
+                WatchEvent::Put(entry) => {
+                    let key = entry.key.to_string();
+                    let previous = revisions.insert(key.clone(), entry.revision);
+                    assert!(previous < Some(entry.revision), "revisions go forward");
+                    initial.insert(key, entry.value);
+                }
                 WatchEvent::Deleted { .. } => panic!("nothing was deleted yet"),
             }
         }
-        initial.sort();
         assert_eq!(
-            initial,
+            initial.into_iter().collect::<Vec<_>>(),
             [
                 ("s.a".to_owned(), Bytes::from("a2")),
                 ("s.b".to_owned(), Bytes::from("b1"))
@@ -812,6 +832,12 @@ macro_rules! contract_tests {
             two_projectors_racing_produce_the_same_read_models_as_one,
             a_backend_restart_keeps_read_models_and_the_checkpoint,
             an_undecodable_event_stops_the_projector,
+            an_acknowledged_audit_record_survives_a_restart,
+            concurrent_audit_appends_each_land_exactly_once,
+            audit_queries_filter_by_every_field_and_never_leak_another_host,
+            audit_pages_have_no_gaps_or_repeats_while_appends_continue,
+            a_query_finds_a_hosts_records_under_many_of_other_hosts,
+            bad_audit_input_is_rejected_and_writes_nothing,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

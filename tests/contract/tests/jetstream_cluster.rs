@@ -63,7 +63,8 @@ impl Backend for ThreeNodes {
         );
         Stores {
             log: store.clone(),
-            kv: store,
+            kv: store.clone(),
+            audit: store,
         }
     }
 

@@ -38,7 +38,8 @@ impl Backend for SingleNode {
         );
         Stores {
             log: store.clone(),
-            kv: store,
+            kv: store.clone(),
+            audit: store,
         }
     }
 

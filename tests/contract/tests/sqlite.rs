@@ -50,7 +50,8 @@ impl Backend for SqliteBackend {
         let store = self.store.clone().expect("the store is open");
         Stores {
             log: store.clone(),
-            kv: store,
+            kv: store.clone(),
+            audit: store,
         }
     }
 

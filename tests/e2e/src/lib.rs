@@ -45,6 +45,8 @@ pub struct Process {
     pub addr: SocketAddr,
     /// Its stderr, captured to a file.
     pub log: PathBuf,
+    /// Its stdout, captured to a file.
+    pub out: PathBuf,
 }
 
 impl Process {
@@ -52,17 +54,24 @@ impl Process {
     pub fn start(args: &[&str], log_dir: &Path) -> Process {
         let addr = free_addr();
         let log = log_dir.join(format!("portcullis-{}.log", addr.port()));
+        let out = log_dir.join(format!("portcullis-{}.out", addr.port()));
         let file = std::fs::File::create(&log).expect("log file");
+        let stdout = std::fs::File::create(&out).expect("stdout file");
         let child = Command::new(binary())
             .args(args)
             .arg("--listen")
             .arg(addr.to_string())
             .env("PORTCULLIS_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(file)
             .spawn()
             .expect("start portcullis");
-        Process { child, addr, log }
+        Process {
+            child,
+            addr,
+            log,
+            out,
+        }
     }
 
     /// GETs `path`; `None` if nothing answers.

@@ -45,10 +45,8 @@ async fn dev_keeps_its_state_across_a_sigkill_and_a_restart() {
     first.wait_ready(READY_WITHIN);
     first.kill();
     let (head, hosts) = stored_state(&data).await;
-    assert_eq!(
-        head, 3,
-        "organization created, default host assigned, host created"
-    );
+    // Organization, default host assignment, host, bootstrap admin token.
+    assert_eq!(head, 4, "events after the first start");
     assert_eq!(hosts.len(), 1, "{hosts:?}");
     let (key, model) = &hosts[0];
     assert!(key.starts_with("host.default-"), "{key}");
@@ -64,6 +62,37 @@ async fn dev_keeps_its_state_across_a_sigkill_and_a_restart() {
     );
     second.kill();
     assert_eq!(stored_state(&data).await, (head, hosts));
+}
+
+#[test]
+fn dev_makes_its_secrets_once_private_and_prints_the_token_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let mut first = Process::start(&["dev", "--data-dir", data_arg], dir.path());
+    first.wait_ready(READY_WITHIN);
+    first.kill();
+    let token = std::fs::read_to_string(data.join("admin-token")).expect("token file");
+    let key = std::fs::read_to_string(data.join("master-key")).expect("key file");
+    assert!(token.trim().starts_with("pcat_") && token.trim().len() == 69, "{token}");
+    for file in ["admin-token", "master-key"] {
+        let mode = std::fs::metadata(data.join(file)).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    assert_eq!(std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777, 0o700);
+    assert!(!first.log_text().contains(token.trim()), "the token is never logged");
+    let printed = std::fs::read_to_string(&first.out).expect("stdout");
+    assert!(printed.contains(token.trim()), "printed once on creation: {printed}");
+
+    let mut second = Process::start(&["dev", "--data-dir", data_arg], dir.path());
+    second.wait_ready(READY_WITHIN);
+    second.kill();
+    assert_eq!(std::fs::read_to_string(data.join("admin-token")).unwrap(), token);
+    assert_eq!(std::fs::read_to_string(data.join("master-key")).unwrap(), key);
+    let printed = std::fs::read_to_string(&second.out).expect("stdout");
+    assert!(!printed.contains(token.trim()), "not printed again: {printed}");
+    assert!(!second.log_text().contains(key.trim().split(':').nth(1).unwrap()));
 }
 
 #[test]

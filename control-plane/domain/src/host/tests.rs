@@ -1,7 +1,5 @@
 //! Given events, when a command, then events or a refusal.
 
-use portcullis_proto::events::v1::HostDeleted;
-
 use super::*;
 
 fn create() -> HostCommand {
@@ -20,7 +18,7 @@ fn created() -> EventBody {
         org_id: "O1".into(),
         prefix: "acme".into(),
         is_default: false,
-        settings: Some(HostSettings::default()),
+        settings: Some(permitted()),
     })
 }
 
@@ -43,5 +41,108 @@ fn a_host_is_created_once_and_its_id_is_never_reused() {
         &[created(), deleted],
         create(),
         Err(HostRejected::AlreadyExists),
+    );
+}
+
+fn change(settings: HostSettings) -> HostCommand {
+    HostCommand::ChangeSettings { settings }
+}
+
+fn changed(settings: HostSettings) -> EventBody {
+    EventBody::HostSettingsChanged(HostSettingsChanged {
+        settings: Some(settings),
+    })
+}
+
+fn permitted() -> HostSettings {
+    HostSettings {
+        tool_visibility: portcullis_proto::events::v1::ToolVisibility::Permitted as i32,
+        ..HostSettings::default()
+    }
+}
+
+#[test]
+fn created_settings_are_stored_normalized() {
+    let state = [created()].iter().fold(Host::default(), Host::evolve);
+    let given = HostSettings {
+        allowed_origins: vec!["HTTPS://App.Example.com/".into()],
+        ..HostSettings::default()
+    };
+    let expected = HostSettings {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..permitted()
+    };
+    assert_eq!(
+        state.decide(&change(given)),
+        Ok(Decision::Append(changed(expected)))
+    );
+}
+
+#[test]
+fn changing_settings_to_what_they_are_changes_nothing() {
+    check(
+        &[created()],
+        change(HostSettings::default()),
+        Ok(Decision::Unchanged),
+    );
+}
+
+#[test]
+fn invalid_settings_are_refused_with_the_offending_setting() {
+    let settings = HostSettings {
+        session_idle_seconds: Some(1),
+        ..HostSettings::default()
+    };
+    check(
+        &[created()],
+        change(settings),
+        Err(HostRejected::InvalidSettings(
+            crate::validate::InvalidSettings::IdleOutOfRange,
+        )),
+    );
+}
+
+#[test]
+fn a_deleted_host_is_gone_for_every_command() {
+    check(
+        &[created()],
+        HostCommand::Delete,
+        Ok(Decision::Append(EventBody::HostDeleted(HostDeleted {}))),
+    );
+    let deleted = EventBody::HostDeleted(HostDeleted {});
+    check(
+        &[created(), deleted.clone()],
+        HostCommand::Delete,
+        Err(HostRejected::NotFound),
+    );
+    check(
+        &[created(), deleted],
+        change(HostSettings::default()),
+        Err(HostRejected::NotFound),
+    );
+    check(&[], HostCommand::Delete, Err(HostRejected::NotFound));
+}
+
+#[test]
+fn a_patch_changes_only_the_settings_it_names() {
+    let patch = SettingsPatch {
+        dynamic_mcps: Some(true),
+        session_idle_seconds: Some(3600),
+        ..SettingsPatch::default()
+    };
+    let expected = HostSettings {
+        dynamic_mcps: true,
+        session_idle_seconds: Some(3600),
+        ..permitted()
+    };
+    check(
+        &[created()],
+        HostCommand::PatchSettings(patch.clone()),
+        Ok(Decision::Append(changed(expected.clone()))),
+    );
+    check(
+        &[created(), changed(expected)],
+        HostCommand::PatchSettings(patch),
+        Ok(Decision::Unchanged),
     );
 }

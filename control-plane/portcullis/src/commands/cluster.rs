@@ -5,26 +5,57 @@ use std::time::Duration;
 use portcullis_data_plane::replica::{Replica, ReplicaConfig};
 use portcullis_projector::Buckets;
 
-use crate::config::{CommonSettings, NatsSettings};
+use crate::config::{AdminSettings, CommonSettings, NatsSettings};
 use crate::health::{self, Readiness};
 
 /// `portcullis control-plane`.
-pub async fn control_plane(common: CommonSettings, nats: NatsSettings) -> anyhow::Result<()> {
+pub async fn control_plane(
+    common: CommonSettings,
+    nats: NatsSettings,
+    admin: AdminSettings,
+    allow_private_upstreams: bool,
+) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
     let readiness = Readiness::default();
-    let log = stores.log.clone();
     let reachable = readiness.add_reported("event_log");
-    let probe = tokio::spawn(probe_loop(log, reachable, shutdown.clone()));
-    let served = health::serve(
-        common.listen,
-        health::router(readiness),
-        shutdown.clone(),
-        common.shutdown_grace,
-    )
-    .await;
+    let probe = tokio::spawn(probe_loop(stores.log.clone(), reachable, shutdown.clone()));
+
+    let key_ring = crate::admin::key_ring(&admin, None)?;
+    let control = crate::admin::control(&stores, key_ring)?;
+    // The bootstrap token's write waits for the projector, a separate process that may start
+    // later: keep trying in the background and say so in readiness.
+    let bootstrapped = readiness.add_reported("bootstrap");
+    let bootstrap = tokio::spawn({
+        let (control, stores, admin, shutdown) = (control.clone(), stores.clone(), admin.clone(), shutdown.clone());
+        async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                match crate::admin::bootstrap_admin(&control, &stores, &admin, None).await {
+                    Ok(()) => {
+                        let _ = bootstrapped.send(Ok(()));
+                        return;
+                    }
+                    Err(error) => {
+                        let message = format!("{error:#}");
+                        tracing::warn!(error = %message, "Bootstrap not done yet (is the projector running?); retrying.");
+                        let _ = bootstrapped.send(Err(message));
+                    }
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(15));
+            }
+        }
+    });
+    let public_urls = crate::admin::public_urls(&admin, common.listen, false);
+    let app = health::router(readiness).merge(crate::admin::router(control, public_urls, allow_private_upstreams));
+    let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     let _ = probe.await;
+    let _ = bootstrap.await;
     served?;
     Ok(())
 }
@@ -68,13 +99,9 @@ pub async fn data_plane(
     readiness.add("read_models", move || {
         mirror.freshness().map_err(|e| e.to_string())
     });
-    let served = health::serve(
-        common.listen,
-        health::router(readiness),
-        shutdown.clone(),
-        common.shutdown_grace,
-    )
-    .await;
+    let app =
+        health::router(readiness).merge(health::metrics_router(move || replica.metrics_text()));
+    let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     served?;
     Ok(())

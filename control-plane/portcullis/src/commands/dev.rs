@@ -46,7 +46,15 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         mirror.freshness().map_err(|e| e.to_string())
     });
 
-    let app = health::router(readiness);
+    let key_ring = crate::admin::key_ring(&settings.admin, Some(&settings.data_dir))?;
+    let control = crate::admin::control(&stores, key_ring)?;
+    crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir)).await?;
+    let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
+    let api = crate::admin::router(control, public_urls, settings.allow_private_upstreams);
+
+    let app = health::router(readiness)
+        .merge(health::metrics_router(move || replica.metrics_text()))
+        .merge(api);
     let served = health::serve(
         settings.common.listen,
         app,

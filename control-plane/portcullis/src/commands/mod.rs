@@ -6,7 +6,7 @@ mod dev;
 mod projector;
 
 use crate::cli::Command;
-use crate::config::{CommonSettings, DevSettings, NatsSettings, parse_max_staleness};
+use crate::config::{AdminSettings, CommonSettings, DevSettings, NatsSettings, parse_max_staleness};
 
 /// Runs `command` to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -19,8 +19,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::ControlPlane(args) => {
             let common = CommonSettings::from_args(&args.common)?;
             let nats = NatsSettings::from_args(&args.nats)?;
+            let admin = AdminSettings::from_args(&args.admin)?;
             crate::telemetry::init(&common);
-            cluster::control_plane(common, nats).await
+            cluster::control_plane(common, nats, admin, args.allow_private_upstreams).await
         }
         Command::DataPlane(args) => {
             let common = CommonSettings::from_args(&args.common)?;

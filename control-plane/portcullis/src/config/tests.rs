@@ -52,3 +52,18 @@ fn durations_are_parsed_and_bounded() {
     assert!(parse_max_staleness("0s").is_err(), "below the floor");
     assert!(parse_max_staleness("2h").is_err(), "above the ceiling");
 }
+
+#[test]
+fn public_urls_are_a_scheme_a_domain_and_maybe_a_port() {
+    assert_eq!(
+        parse_public_url("https://GW.example.com/").expect("valid"),
+        ("https".into(), "gw.example.com".into(), None)
+    );
+    assert_eq!(
+        parse_public_url("http://gw.test:8443").expect("valid"),
+        ("http".into(), "gw.test".into(), Some(8443))
+    );
+    for bad in ["gw.example.com", "ftp://gw", "https://gw/path", "https://u@gw", "https://", "https://gw:x", "https://a..b"] {
+        assert!(parse_public_url(bad).is_err(), "{bad}");
+    }
+}

@@ -108,3 +108,23 @@ fn wire_names_carry_the_namespace() {
         "acme-1_policy"
     );
 }
+
+#[test]
+fn audit_settings_are_checked_and_named() {
+    let base = JetStreamConfig::new(["nats://127.0.0.1:4222"]);
+    assert_eq!(base.audit_max_age, Duration::from_secs(90 * 24 * 60 * 60));
+    assert_eq!(base.audit_time_slack, Duration::from_secs(120));
+    let short = JetStreamConfig {
+        audit_max_age: Duration::from_secs(60),
+        ..base.clone()
+    };
+    assert_eq!(short.validate().unwrap_err().setting, "audit_max_age");
+    let slack = JetStreamConfig {
+        audit_time_slack: Duration::from_secs(2 * 24 * 60 * 60),
+        ..base
+    };
+    assert_eq!(slack.validate().unwrap_err().setting, "audit_time_slack");
+    let names = Names::new("acme");
+    assert_eq!(names.audit_stream(), "ACME_AUDIT");
+    assert_eq!(names.audit_subject_prefix(), "acme.audit");
+}

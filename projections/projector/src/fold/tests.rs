@@ -364,6 +364,26 @@ fn admin_tokens_keep_only_the_hash_and_revocation_is_a_tombstone() {
 }
 
 #[test]
+fn an_admin_token_gains_an_organization_once() {
+    let issued = event(Body::AdminTokenIssued(pb::AdminTokenIssued {
+        token_id: "T1".into(),
+        org_ids: vec!["O1".into()],
+        token_sha256: vec![0x0f, 0xa0],
+        label: "ci".into(),
+    }));
+    let added = event(Body::AdminTokenOrganizationAdded(
+        pb::AdminTokenOrganizationAdded {
+            org_id: "O2".into(),
+        },
+    ));
+    let value = fold::<AdminToken>(&[issued.clone(), added.clone(), added.clone()]).unwrap();
+    assert_eq!(value.live().unwrap().org_ids, vec!["O1", "O2"]);
+    assert_eq!(value.applied_through, 3);
+    let revoked = event(Body::AdminTokenRevoked(pb::AdminTokenRevoked {}));
+    check::<AdminToken>(&[issued, revoked, added], tombstone(2));
+}
+
+#[test]
 fn reservations_are_claimed_and_released() {
     let claimed = event(Body::ServerKeyClaimed(pb::ServerKeyClaimed {
         server_id: SERVER.into(),
@@ -458,8 +478,43 @@ fn an_organization_records_its_default_host_and_a_stray_assignment_creates_nothi
             Organization {
                 name: "Default organization".into(),
                 default_host_id: Some("default-pink-panda-6942".into()),
+                host_ids: Vec::new(),
             },
         ),
     );
     check::<Organization>(&[assigned], None);
+}
+
+#[test]
+fn an_organization_lists_each_host_created_in_it_once() {
+    let created = event(Body::OrganizationCreated(pb::OrganizationCreated {
+        org_id: "O1".into(),
+        name: "Acme".into(),
+    }));
+    let host = |host_id: &str| {
+        event(Body::HostCreated(pb::HostCreated {
+            host_id: host_id.into(),
+            org_id: "O1".into(),
+            prefix: "acme".into(),
+            is_default: false,
+            settings: None,
+        }))
+    };
+    check(
+        &[
+            created,
+            host("acme-a-b-1000"),
+            host("acme-c-d-2000"),
+            host("acme-a-b-1000"),
+        ],
+        live(
+            4,
+            Organization {
+                name: "Acme".into(),
+                default_host_id: None,
+                host_ids: vec!["acme-a-b-1000".into(), "acme-c-d-2000".into()],
+            },
+        ),
+    );
+    check::<Organization>(&[host("acme-a-b-1000")], None);
 }

@@ -40,6 +40,25 @@ fn a_grant_event_touches_one_grant_key_named_by_its_subject() {
 }
 
 #[test]
+fn creating_a_host_also_targets_its_organization() {
+    let created = crate::test_events::event(pb::event::Body::HostCreated(pb::HostCreated {
+        host_id: HOST.into(),
+        org_id: "O1".into(),
+        prefix: "acme".into(),
+        is_default: false,
+        settings: None,
+    }));
+    check(
+        created,
+        Subject::new(HOST, "host", HOST).unwrap(),
+        &[
+            (ModelKind::Host, Target::Key(key(&format!("host.{HOST}")))),
+            (ModelKind::Organization, Target::Key(key("org.O1"))),
+        ],
+    );
+}
+
+#[test]
 fn removing_a_human_also_targets_every_grant_of_the_human() {
     check(
         human_removed(),

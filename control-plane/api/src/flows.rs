@@ -1,0 +1,175 @@
+//! What REST and gRPC share beyond single service calls: discovering an upstream (the
+//! tenant check comes first, so no caller reaches the network for a host it cannot see),
+//! importing it with the admin's overrides, and refreshing it.
+
+use portcullis_commands::Context;
+use portcullis_commands::control::{
+    DiscoveredServer, IdempotencyKey, ImportServer, Principal, RefreshReport, ServerView,
+    UpstreamOAuthInput,
+};
+use portcullis_domain::server::ToolOverride;
+use portcullis_proto::events::v1 as pb;
+use portcullis_upstream::{DiscoverError, Discovery};
+
+use crate::{ApiError, ApiState};
+
+/// What discovery found, or that the upstream wants OAuth first.
+#[derive(Debug)]
+pub enum DiscoverOutcome {
+    /// The upstream answered; its tools with suggested trust levels.
+    Discovered(Discovery),
+    /// The upstream wants an access token.
+    AuthorizationRequired {
+        /// The upstream URL.
+        url: String,
+        /// Its RFC 9728 protected-resource metadata URL, if it gave one.
+        resource_metadata: Option<String>,
+    },
+}
+
+/// Connects to `url` for `host_id` and lists its tools.
+pub async fn discover(
+    state: &ApiState,
+    principal: &Principal,
+    host_id: &str,
+    url: &str,
+) -> Result<DiscoverOutcome, ApiError> {
+    state.control.get_host(principal, host_id).await?;
+    match portcullis_upstream::discover(url, state.url_policy, &state.discover).await {
+        Ok(discovery) => Ok(DiscoverOutcome::Discovered(discovery)),
+        Err(DiscoverError::AuthorizationRequired {
+            url,
+            resource_metadata,
+            ..
+        }) => Ok(DiscoverOutcome::AuthorizationRequired {
+            url,
+            resource_metadata,
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The discovered tools as they are recorded: the suggested level, enabled, classified
+/// automatically with the classifier's reason.
+pub fn recorded_tools(discovery: &Discovery) -> Result<Vec<pb::Tool>, ApiError> {
+    discovery
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(index, tool)| {
+            let sha256 = decode_hex(&tool.input_schema_sha256).ok_or_else(|| {
+                ApiError::invalid(
+                    format!("discovered.tools[{index}].input_schema_sha256"),
+                    "not a SHA-256",
+                )
+            })?;
+            Ok(pb::Tool {
+                name: tool.name.clone(),
+                description: tool.description.clone().unwrap_or_default(),
+                input_schema_sha256: sha256,
+                trust_level: tool.suggested_level.to_proto() as i32,
+                enabled: true,
+                classification: Some(pb::Classification {
+                    kind: Some(pb::classification::Kind::Auto(pb::AutoClassification {
+                        matched_keyword: tool.matched_keyword.unwrap_or_default().to_owned(),
+                        reason: tool.classification_reason.clone(),
+                    })),
+                }),
+            })
+        })
+        .collect()
+}
+
+/// What an admin asks to import.
+#[derive(Clone, Debug, Default)]
+pub struct ImportRequest {
+    /// Upstream URL.
+    pub url: String,
+    /// Key in the host; derived when absent.
+    pub key: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Per-tool overrides.
+    pub tools: Vec<ToolOverride>,
+    /// Upstream OAuth client.
+    pub oauth: Option<UpstreamOAuthInput>,
+}
+
+/// Discovers the upstream and imports it with the admin's overrides.
+pub async fn import(
+    state: &ApiState,
+    principal: &Principal,
+    context: &Context,
+    idempotency_key: Option<&IdempotencyKey>,
+    host_id: &str,
+    request: ImportRequest,
+) -> Result<ServerView, ApiError> {
+    state.control.get_host(principal, host_id).await?;
+    let discovery =
+        portcullis_upstream::discover(&request.url, state.url_policy, &state.discover).await?;
+    let discovered = DiscoveredServer {
+        name: Some(
+            discovery
+                .server
+                .title
+                .clone()
+                .unwrap_or_else(|| discovery.server.name.clone()),
+        )
+        .filter(|n| !n.trim().is_empty()),
+        description: discovery
+            .instructions
+            .clone()
+            .map(|d| d.chars().take(1000).collect()),
+        tools: recorded_tools(&discovery)?,
+    };
+    let import = ImportServer {
+        url: request.url,
+        key: request.key,
+        name: request.name,
+        description: request.description,
+        tool_overrides: request.tools,
+        oauth: request.oauth,
+        discovered,
+    };
+    Ok(state
+        .control
+        .import_server(principal, context, idempotency_key, host_id, import)
+        .await?)
+}
+
+/// Discovers a server's upstream again and records what changed.
+pub async fn refresh(
+    state: &ApiState,
+    principal: &Principal,
+    context: &Context,
+    idempotency_key: Option<&IdempotencyKey>,
+    host_id: &str,
+    server: &ServerView,
+) -> Result<RefreshReport, ApiError> {
+    let discovery =
+        portcullis_upstream::discover(&server.url, state.url_policy, &state.discover).await?;
+    let tools = recorded_tools(&discovery)?;
+    Ok(state
+        .control
+        .refresh_server(
+            principal,
+            context,
+            idempotency_key,
+            host_id,
+            &server.server_id,
+            tools,
+        )
+        .await?)
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

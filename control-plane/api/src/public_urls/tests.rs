@@ -1,0 +1,51 @@
+//! Tests of public URLs and snippets.
+
+use super::*;
+
+#[test]
+fn dev_serves_its_default_host_on_the_listen_address_and_others_on_localhost() {
+    let urls = PublicUrls::dev("127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(
+        urls.mcp_url("default-x-y-1", true),
+        "http://127.0.0.1:8080/mcp"
+    );
+    assert_eq!(
+        urls.mcp_url("acme-x-y-1", false),
+        "http://acme-x-y-1.localhost:8080/mcp"
+    );
+    assert_eq!(
+        urls.server_mcp_url("acme-x-y-1", false, "github"),
+        "http://acme-x-y-1.localhost:8080/mcp/github"
+    );
+}
+
+#[test]
+fn a_deployment_uses_its_wildcard_domain_without_default_ports() {
+    let urls = PublicUrls {
+        scheme: "https".into(),
+        base_domain: Some("gw.example.com".into()),
+        port: Some(443),
+        default_host_base: None,
+    };
+    assert_eq!(
+        urls.mcp_url("acme-x-y-1", false),
+        "https://acme-x-y-1.gw.example.com/mcp"
+    );
+    assert_eq!(
+        urls.upstream_mcp_url("acme-x-y-1", false, "https://up.example/mcp?a=1"),
+        "https://acme-x-y-1.gw.example.com/mcp?upstream_mcp=https%3A%2F%2Fup.example%2Fmcp%3Fa%3D1"
+    );
+}
+
+#[test]
+fn snippets_run_mcp_remote_and_claude_code_gets_a_safe_command() {
+    let snippets = client_snippets("my server; rm -rf /", "http://h/mcp");
+    assert_eq!(
+        snippets["cursor"]["config"]["mcpServers"]["my server; rm -rf /"]["args"][2],
+        "http://h/mcp"
+    );
+    assert_eq!(
+        snippets["claude_code"]["command"],
+        "claude mcp add my-server--rm--rf-- --transport http http://h/mcp"
+    );
+}

@@ -1,0 +1,419 @@
+//! Value rules of the domain: emails, server keys, names, descriptions, URLs, origins, tool
+//! names and session lifetimes, each a pure function with its own typed error.
+//!
+//! Must not: do IO (no DNS, no connection: the SSRF guard on URLs belongs to whoever connects),
+//! or know which API field a value came from (callers name the field when they report it).
+
+use portcullis_proto::events::v1 as pb;
+use portcullis_proto::{DEFAULT_SESSION_ABSOLUTE_SECONDS, DEFAULT_SESSION_IDLE_SECONDS};
+
+/// Longest display name (server), in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest server description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Longest tool description, in characters (upstreams write long ones).
+pub const MAX_TOOL_DESCRIPTION_CHARS: usize = 8192;
+/// Longest tool name, in characters (the MCP limit).
+pub const MAX_TOOL_NAME_CHARS: usize = 128;
+/// Most tools one server may have.
+pub const MAX_TOOLS: usize = 1000;
+/// Longest server key, in bytes: it is a subject token (at most 64) and a read-model key token.
+pub const MAX_SERVER_KEY_LEN: usize = 48;
+/// Longest email, in bytes (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest upstream URL, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+/// Most allowed origins per host.
+pub const MAX_ALLOWED_ORIGINS: usize = 50;
+/// Shortest session lifetime (idle or absolute): 5 minutes.
+pub const MIN_SESSION_SECONDS: u64 = 5 * 60;
+/// Longest session lifetime (idle or absolute): 365 days.
+pub const MAX_SESSION_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// Why an email is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEmail {
+    /// Nothing but whitespace.
+    #[error("email is empty")]
+    Empty,
+    /// Longer than `MAX_EMAIL_LEN`.
+    #[error("email is longer than {MAX_EMAIL_LEN} bytes")]
+    TooLong,
+    /// Not `local@domain.tld` in ASCII.
+    #[error("email must look like name@example.com (ASCII only)")]
+    Format,
+}
+
+/// Trims and lower-cases an email, then checks that it is `local@domain` with a dotted
+/// domain of DNS labels. ASCII only (internationalized addresses are not accepted).
+pub fn normalize_email(input: &str) -> Result<String, InvalidEmail> {
+    let email = input.trim().to_ascii_lowercase();
+    if email.is_empty() {
+        return Err(InvalidEmail::Empty);
+    }
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(InvalidEmail::TooLong);
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(InvalidEmail::Format);
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if local_ok && domain_ok {
+        Ok(email)
+    } else {
+        Err(InvalidEmail::Format)
+    }
+}
+
+/// Why a server key is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidServerKey {
+    /// Empty or too long.
+    #[error("key must be 1 to {MAX_SERVER_KEY_LEN} characters")]
+    Length,
+    /// Not URL-safe.
+    #[error(
+        "key may only contain lower-case letters, digits, '-' and '_', and must start with a \
+         letter or digit"
+    )]
+    Characters,
+}
+
+/// Checks a server key: 1–48 of `[a-z0-9_-]`, starting with a letter or digit. Keys appear
+/// in MCP URLs, subjects and read-model keys, so the set is the intersection of all three.
+pub fn validate_server_key(key: &str) -> Result<(), InvalidServerKey> {
+    if key.is_empty() || key.len() > MAX_SERVER_KEY_LEN {
+        return Err(InvalidServerKey::Length);
+    }
+    let bytes = key.as_bytes();
+    let allowed = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
+    if !allowed || !bytes[0].is_ascii_alphanumeric() {
+        return Err(InvalidServerKey::Characters);
+    }
+    Ok(())
+}
+
+/// Derives a valid server key from a server's name, else from its URL's host (without a
+/// leading `www.` or `mcp.`), else `server`: lower-cased, every run of other characters
+/// made one `-`, trimmed to `MAX_SERVER_KEY_LEN`.
+pub fn derive_server_key(name: Option<&str>, url: &str) -> String {
+    let from_url = || {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .map(|host| {
+                let host = host.strip_prefix("www.").unwrap_or(&host);
+                let host = host.strip_prefix("mcp.").unwrap_or(host);
+                // `api.github.com` → `api-github`: the TLD adds nothing.
+                match host.rsplit_once('.') {
+                    Some((rest, _tld)) => rest.to_owned(),
+                    None => host.to_owned(),
+                }
+            })
+    };
+    let source = name
+        .map(str::trim)
+        .filter(|n| n.chars().any(|c| c.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+        .or_else(from_url)
+        .unwrap_or_default();
+    let mut key = String::new();
+    for c in source.chars() {
+        if c.is_ascii_alphanumeric() {
+            key.push(c.to_ascii_lowercase());
+        } else if !key.is_empty() && !key.ends_with('-') {
+            key.push('-');
+        }
+    }
+    key.truncate(MAX_SERVER_KEY_LEN);
+    let key = key.trim_end_matches('-').to_owned();
+    if key.is_empty() {
+        "server".to_owned()
+    } else {
+        key
+    }
+}
+
+/// The `n`-th alternative (n ≥ 2) of a derived key, for when the key is taken: `key-n`,
+/// shortening `key` so the result stays within `MAX_SERVER_KEY_LEN`.
+pub fn numbered_server_key(key: &str, n: u32) -> String {
+    let suffix = format!("-{n}");
+    let keep = MAX_SERVER_KEY_LEN
+        .saturating_sub(suffix.len())
+        .min(key.len());
+    format!("{}{suffix}", key[..keep].trim_end_matches('-'))
+}
+
+/// Why a display name or description is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidText {
+    /// Required but blank.
+    #[error("must not be empty")]
+    Empty,
+    /// Too long.
+    #[error("must be at most {max} characters")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// Holds control characters (other than newlines and tabs in descriptions).
+    #[error("must not contain control characters")]
+    ControlCharacters,
+}
+
+/// Trims a display name and checks it: 1–`MAX_NAME_CHARS` characters, no control characters.
+pub fn validate_name(name: &str) -> Result<String, InvalidText> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(InvalidText::Empty);
+    }
+    check_text(name, MAX_NAME_CHARS, false)?;
+    Ok(name.to_owned())
+}
+
+/// Trims a description and checks it: at most `max` characters; newlines and tabs allowed,
+/// other control characters not. Empty is fine.
+pub fn validate_description(description: &str, max: usize) -> Result<String, InvalidText> {
+    let description = description.trim();
+    check_text(description, max, true)?;
+    Ok(description.to_owned())
+}
+
+fn check_text(text: &str, max: usize, multiline: bool) -> Result<(), InvalidText> {
+    if text.chars().count() > max {
+        return Err(InvalidText::TooLong { max });
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    {
+        return Err(InvalidText::ControlCharacters);
+    }
+    Ok(())
+}
+
+/// Why an upstream URL is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUrl {
+    /// Too long.
+    #[error("url is longer than {MAX_URL_LEN} bytes")]
+    TooLong,
+    /// Not an absolute URL.
+    #[error("url is not an absolute URL")]
+    Unparsable,
+    /// Neither http nor https.
+    #[error("url must use http or https")]
+    Scheme,
+    /// No host.
+    #[error("url must name a host")]
+    NoHost,
+    /// Carries a user name or password.
+    #[error("url must not carry credentials")]
+    Credentials,
+    /// Carries a fragment.
+    #[error("url must not have a fragment")]
+    Fragment,
+}
+
+/// Checks an upstream MCP URL (http or https, a host, no credentials or fragment) and returns
+/// its normalized form. Whether the host may be connected to is the connector's SSRF guard.
+pub fn validate_server_url(input: &str) -> Result<String, InvalidUrl> {
+    let input = input.trim();
+    if input.len() > MAX_URL_LEN {
+        return Err(InvalidUrl::TooLong);
+    }
+    let url = url::Url::parse(input).map_err(|_| InvalidUrl::Unparsable)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidUrl::Scheme);
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(InvalidUrl::NoHost);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InvalidUrl::Credentials);
+    }
+    if url.fragment().is_some() {
+        return Err(InvalidUrl::Fragment);
+    }
+    Ok(url.to_string())
+}
+
+/// Why a browser origin is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrigin {
+    /// Not `scheme://host[:port]`.
+    #[error("origin must be scheme://host[:port], e.g. https://app.example.com")]
+    Format,
+    /// Neither http nor https.
+    #[error("origin must use http or https")]
+    Scheme,
+    /// Has a path, query, fragment or credentials.
+    #[error("origin must not have a path, query, fragment or credentials")]
+    NotAnOrigin,
+}
+
+/// Checks a browser origin and returns its serialization (`https://app.example.com`,
+/// lower-cased, default port dropped). Wildcards are not origins and are refused.
+pub fn normalize_origin(input: &str) -> Result<String, InvalidOrigin> {
+    let input = input.trim();
+    if input.is_empty() || input.len() > 512 || input.contains('*') {
+        return Err(InvalidOrigin::Format);
+    }
+    let url = url::Url::parse(input).map_err(|_| InvalidOrigin::Format)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidOrigin::Scheme);
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(InvalidOrigin::Format);
+    }
+    // `https://app.example.com/` is accepted too: the slash is the empty path.
+    let bare = url.path() == "/" || url.path().is_empty();
+    if !bare
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(InvalidOrigin::NotAnOrigin);
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Why a tool name is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToolName {
+    /// Empty or too long.
+    #[error("tool name must be 1 to {MAX_TOOL_NAME_CHARS} characters")]
+    Length,
+    /// Holds whitespace or control characters.
+    #[error("tool name must not contain whitespace or control characters")]
+    Characters,
+}
+
+/// Checks a tool name: 1–128 characters without whitespace or control characters.
+pub fn validate_tool_name(name: &str) -> Result<(), InvalidToolName> {
+    let count = name.chars().count();
+    if count == 0 || count > MAX_TOOL_NAME_CHARS {
+        return Err(InvalidToolName::Length);
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidToolName::Characters);
+    }
+    Ok(())
+}
+
+/// Why host settings are not acceptable; each variant names the setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSettings {
+    /// `tool_visibility` is not a known value.
+    #[error("tool_visibility must be permitted or all")]
+    ToolVisibility,
+    /// `session_idle_seconds` out of bounds.
+    #[error("session_idle_seconds must be {MIN_SESSION_SECONDS} to {MAX_SESSION_SECONDS}")]
+    IdleOutOfRange,
+    /// `session_absolute_seconds` out of bounds.
+    #[error("session_absolute_seconds must be {MIN_SESSION_SECONDS} to {MAX_SESSION_SECONDS}")]
+    AbsoluteOutOfRange,
+    /// The idle lifetime is longer than the absolute one.
+    #[error("session_idle_seconds must not exceed session_absolute_seconds")]
+    IdleExceedsAbsolute,
+    /// Too many origins.
+    #[error("at most {MAX_ALLOWED_ORIGINS} allowed origins")]
+    TooManyOrigins,
+    /// One origin is invalid.
+    #[error("allowed_origins[{index}]: {source}")]
+    Origin {
+        /// Its position in the list.
+        index: usize,
+        /// Why.
+        #[source]
+        source: InvalidOrigin,
+    },
+}
+
+impl InvalidSettings {
+    /// The offending field, as the API names it.
+    pub fn field(&self) -> String {
+        match self {
+            InvalidSettings::ToolVisibility => "tool_visibility".to_owned(),
+            InvalidSettings::IdleOutOfRange | InvalidSettings::IdleExceedsAbsolute => {
+                "session_idle_seconds".to_owned()
+            }
+            InvalidSettings::AbsoluteOutOfRange => "session_absolute_seconds".to_owned(),
+            InvalidSettings::TooManyOrigins => "allowed_origins".to_owned(),
+            InvalidSettings::Origin { index, .. } => format!("allowed_origins[{index}]"),
+        }
+    }
+}
+
+/// Checks host settings and returns them normalized: origins serialized and de-duplicated
+/// (first occurrence kept), an unset tool visibility made `PERMITTED`. Unset lifetimes stay
+/// unset (the defaults apply) but are checked as their defaults.
+pub fn normalize_host_settings(
+    settings: &pb::HostSettings,
+) -> Result<pb::HostSettings, InvalidSettings> {
+    let visibility = match pb::ToolVisibility::try_from(settings.tool_visibility) {
+        Ok(pb::ToolVisibility::Unspecified | pb::ToolVisibility::Permitted) => {
+            pb::ToolVisibility::Permitted
+        }
+        Ok(pb::ToolVisibility::All) => pb::ToolVisibility::All,
+        Err(_) => return Err(InvalidSettings::ToolVisibility),
+    };
+    let bounds = MIN_SESSION_SECONDS..=MAX_SESSION_SECONDS;
+    let idle = settings
+        .session_idle_seconds
+        .unwrap_or(DEFAULT_SESSION_IDLE_SECONDS);
+    let absolute = settings
+        .session_absolute_seconds
+        .unwrap_or(DEFAULT_SESSION_ABSOLUTE_SECONDS);
+    if !bounds.contains(&idle) {
+        return Err(InvalidSettings::IdleOutOfRange);
+    }
+    if !bounds.contains(&absolute) {
+        return Err(InvalidSettings::AbsoluteOutOfRange);
+    }
+    if idle > absolute {
+        return Err(InvalidSettings::IdleExceedsAbsolute);
+    }
+    if settings.allowed_origins.len() > MAX_ALLOWED_ORIGINS {
+        return Err(InvalidSettings::TooManyOrigins);
+    }
+    let mut origins: Vec<String> = Vec::with_capacity(settings.allowed_origins.len());
+    for (index, origin) in settings.allowed_origins.iter().enumerate() {
+        let origin =
+            normalize_origin(origin).map_err(|source| InvalidSettings::Origin { index, source })?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(pb::HostSettings {
+        dynamic_mcps: settings.dynamic_mcps,
+        tool_visibility: visibility as i32,
+        session_idle_seconds: settings.session_idle_seconds,
+        session_absolute_seconds: settings.session_absolute_seconds,
+        allowed_origins: origins,
+    })
+}
+
+#[cfg(test)]
+mod tests;

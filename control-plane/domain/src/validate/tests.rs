@@ -1,0 +1,238 @@
+//! Given an input, then the normalized value or the typed refusal.
+
+use super::*;
+
+#[test]
+fn emails_are_trimmed_lower_cased_and_checked() {
+    assert_eq!(
+        normalize_email("  Ada.Lovelace+x@Example.COM "),
+        Ok("ada.lovelace+x@example.com".to_owned())
+    );
+    assert_eq!(normalize_email("   "), Err(InvalidEmail::Empty));
+    for bad in [
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@example",
+        "ada@@example.com",
+        "a da@example.com",
+        "ada@exa_mple.com",
+        "ada@-example.com",
+        ".ada@example.com",
+        "ada..b@example.com",
+        "adé@example.com",
+    ] {
+        assert_eq!(normalize_email(bad), Err(InvalidEmail::Format), "{bad}");
+    }
+    let long = format!("{}@example.com", "a".repeat(250));
+    assert_eq!(normalize_email(&long), Err(InvalidEmail::TooLong));
+}
+
+#[test]
+fn server_keys_are_url_safe_and_short() {
+    for good in ["github", "my-server_2", "0day", &"k".repeat(48)] {
+        assert_eq!(validate_server_key(good), Ok(()), "{good}");
+    }
+    assert_eq!(validate_server_key(""), Err(InvalidServerKey::Length));
+    assert_eq!(
+        validate_server_key(&"k".repeat(49)),
+        Err(InvalidServerKey::Length)
+    );
+    for bad in ["GitHub", "-x", "_x", "a.b", "a/b", "a b", "ключ"] {
+        assert_eq!(
+            validate_server_key(bad),
+            Err(InvalidServerKey::Characters),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_derived_key_comes_from_the_name_else_the_url_host() {
+    assert_eq!(
+        derive_server_key(Some("GitHub Issues!"), "https://x.io"),
+        "github-issues"
+    );
+    assert_eq!(
+        derive_server_key(None, "https://mcp.linear.app/sse"),
+        "linear"
+    );
+    assert_eq!(
+        derive_server_key(Some("  "), "https://www.api.example.com/mcp"),
+        "api-example"
+    );
+    assert_eq!(
+        derive_server_key(None, "http://localhost:3000/mcp"),
+        "localhost"
+    );
+    assert_eq!(derive_server_key(Some("日本"), "not a url"), "server");
+    let long = derive_server_key(Some(&"word ".repeat(30)), "");
+    assert!(long.len() <= MAX_SERVER_KEY_LEN, "{long}");
+    assert_eq!(validate_server_key(&long), Ok(()));
+}
+
+#[test]
+fn numbered_keys_stay_valid() {
+    assert_eq!(numbered_server_key("github", 2), "github-2");
+    let numbered = numbered_server_key(&"k".repeat(48), 12);
+    assert_eq!(numbered.len(), 48);
+    assert!(numbered.ends_with("-12"));
+    assert_eq!(validate_server_key(&numbered), Ok(()));
+}
+
+#[test]
+fn names_and_descriptions_have_limits() {
+    assert_eq!(validate_name("  GitHub "), Ok("GitHub".to_owned()));
+    assert_eq!(validate_name(" "), Err(InvalidText::Empty));
+    assert_eq!(
+        validate_name(&"n".repeat(101)),
+        Err(InvalidText::TooLong { max: 100 })
+    );
+    assert_eq!(
+        validate_name("a\u{7}b"),
+        Err(InvalidText::ControlCharacters)
+    );
+    assert_eq!(
+        validate_description("line one\nline two", MAX_DESCRIPTION_CHARS),
+        Ok("line one\nline two".to_owned())
+    );
+    assert_eq!(
+        validate_description("", MAX_DESCRIPTION_CHARS),
+        Ok(String::new())
+    );
+    assert_eq!(
+        validate_description(&"d".repeat(2001), MAX_DESCRIPTION_CHARS),
+        Err(InvalidText::TooLong { max: 2000 })
+    );
+}
+
+#[test]
+fn server_urls_are_http_with_a_host_and_no_credentials() {
+    assert_eq!(
+        validate_server_url(" https://mcp.example.com/mcp "),
+        Ok("https://mcp.example.com/mcp".to_owned())
+    );
+    assert_eq!(
+        validate_server_url("mcp.example.com"),
+        Err(InvalidUrl::Unparsable)
+    );
+    assert_eq!(
+        validate_server_url("ftp://example.com"),
+        Err(InvalidUrl::Scheme)
+    );
+    assert_eq!(
+        validate_server_url("https://u:p@example.com/"),
+        Err(InvalidUrl::Credentials)
+    );
+    assert_eq!(
+        validate_server_url("https://example.com/#x"),
+        Err(InvalidUrl::Fragment)
+    );
+    let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+    assert_eq!(validate_server_url(&long), Err(InvalidUrl::TooLong));
+}
+
+#[test]
+fn origins_are_scheme_host_and_port_only() {
+    assert_eq!(
+        normalize_origin("HTTPS://App.Example.com:443/"),
+        Ok("https://app.example.com".to_owned())
+    );
+    assert_eq!(
+        normalize_origin("http://localhost:3000"),
+        Ok("http://localhost:3000".to_owned())
+    );
+    assert_eq!(normalize_origin("*"), Err(InvalidOrigin::Format));
+    assert_eq!(
+        normalize_origin("https://*.example.com"),
+        Err(InvalidOrigin::Format)
+    );
+    assert_eq!(normalize_origin("example.com"), Err(InvalidOrigin::Format));
+    assert_eq!(
+        normalize_origin("chrome-extension://abc"),
+        Err(InvalidOrigin::Scheme)
+    );
+    for bad in [
+        "https://example.com/path",
+        "https://example.com?q=1",
+        "https://example.com#f",
+        "https://user@example.com",
+    ] {
+        assert_eq!(
+            normalize_origin(bad),
+            Err(InvalidOrigin::NotAnOrigin),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn tool_names_have_no_whitespace() {
+    assert_eq!(validate_tool_name("repo.create_issue/v2"), Ok(()));
+    assert_eq!(validate_tool_name(""), Err(InvalidToolName::Length));
+    assert_eq!(
+        validate_tool_name(&"t".repeat(129)),
+        Err(InvalidToolName::Length)
+    );
+    assert_eq!(validate_tool_name("a b"), Err(InvalidToolName::Characters));
+}
+
+#[test]
+fn host_settings_are_normalized_and_bounded() {
+    let given = pb::HostSettings {
+        dynamic_mcps: true,
+        tool_visibility: 0,
+        session_idle_seconds: None,
+        session_absolute_seconds: Some(MAX_SESSION_SECONDS),
+        allowed_origins: vec![
+            "https://A.example.com/".into(),
+            "https://a.example.com".into(),
+            "http://localhost:8080".into(),
+        ],
+    };
+    let normalized = normalize_host_settings(&given).expect("valid");
+    assert_eq!(
+        normalized.tool_visibility,
+        pb::ToolVisibility::Permitted as i32
+    );
+    assert_eq!(
+        normalized.allowed_origins,
+        vec!["https://a.example.com", "http://localhost:8080"]
+    );
+    assert_eq!(normalized.session_idle_seconds, None);
+
+    let with = |change: fn(&mut pb::HostSettings)| {
+        let mut settings = pb::HostSettings::default();
+        change(&mut settings);
+        normalize_host_settings(&settings).map(|_| ())
+    };
+    assert_eq!(
+        with(|s| s.tool_visibility = 7),
+        Err(InvalidSettings::ToolVisibility)
+    );
+    assert_eq!(
+        with(|s| s.session_idle_seconds = Some(59)),
+        Err(InvalidSettings::IdleOutOfRange)
+    );
+    assert_eq!(
+        with(|s| s.session_absolute_seconds = Some(MAX_SESSION_SECONDS + 1)),
+        Err(InvalidSettings::AbsoluteOutOfRange)
+    );
+    // 100 idle days against the default 90 absolute days.
+    assert_eq!(
+        with(|s| s.session_idle_seconds = Some(100 * 86_400)),
+        Err(InvalidSettings::IdleExceedsAbsolute)
+    );
+    let bad_origin = with(|s| s.allowed_origins = vec!["https://ok.com".into(), "nope".into()]);
+    assert_eq!(
+        bad_origin,
+        Err(InvalidSettings::Origin {
+            index: 1,
+            source: InvalidOrigin::Format
+        })
+    );
+    assert_eq!(
+        bad_origin.err().map(|e| e.field()),
+        Some("allowed_origins[1]".to_owned())
+    );
+}

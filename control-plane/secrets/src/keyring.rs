@@ -1,0 +1,211 @@
+//! The key ring and the sealed format: `nonce (12 bytes) || ciphertext || tag (16 bytes)`.
+
+use std::collections::BTreeMap;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+const NONCE_LEN: usize = 12;
+const KEY_LEN: usize = 32;
+
+/// One master key. Zeroed on drop; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct MasterKey([u8; KEY_LEN]);
+
+/// A value sealed under a master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The id of the key that sealed it.
+    pub key_id: String,
+    /// Nonce, ciphertext and tag.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("key_id", &self.key_id)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Why a master-key text could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRingError {
+    /// No key at all.
+    #[error("no master key given")]
+    Empty,
+    /// A key is not base64 of exactly 32 bytes.
+    #[error("master key {position} is not base64 of exactly 32 bytes")]
+    BadKey {
+        /// 1-based position in the list.
+        position: usize,
+    },
+    /// A key id is malformed.
+    #[error("master key {position} has an invalid id (1-32 of A-Z a-z 0-9 _ -)")]
+    BadKeyId {
+        /// 1-based position in the list.
+        position: usize,
+    },
+    /// Two keys share an id.
+    #[error("master key id {0:?} appears twice")]
+    DuplicateKeyId(String),
+}
+
+/// The cipher refused to seal (only for inputs beyond what AES-GCM can take, ~64 GiB).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sealing failed")]
+pub struct SealError;
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The key that sealed it is not in the ring (removed too early in a rotation?).
+    #[error("master key {0:?} is not configured")]
+    UnknownKey(String),
+    /// Wrong key, wrong associated data, or tampered bytes.
+    #[error("sealed value does not open (tampered, or bound to other data)")]
+    Rejected,
+}
+
+/// The deployment's master keys: the first is active (seals), all open.
+#[derive(Clone)]
+pub struct KeyRing {
+    active: String,
+    keys: BTreeMap<String, MasterKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.active)
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// Parses `id:base64[,id:base64…]` (the first key seals; rotate by putting a new key
+    /// first and keeping the old ones until nothing sealed under them remains). A bare
+    /// `base64` key gets the id `k` + the first 8 hex digits of its SHA-256.
+    pub fn parse(text: &str) -> Result<Self, KeyRingError> {
+        let mut keys = BTreeMap::new();
+        let mut active = None;
+        for (index, item) in text.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+            let position = index + 1;
+            let (id, encoded) = match item.split_once(':') {
+                Some((id, encoded)) => (Some(id.trim()), encoded.trim()),
+                None => (None, item),
+            };
+            let mut decoded = Zeroizing::new(
+                STANDARD
+                    .decode(encoded)
+                    .map_err(|_| KeyRingError::BadKey { position })?,
+            );
+            let bytes: [u8; KEY_LEN] = decoded
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyRingError::BadKey { position })?;
+            decoded.zeroize();
+            let id = match id {
+                Some(id) => {
+                    let valid = !id.is_empty()
+                        && id.len() <= 32
+                        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !valid {
+                        return Err(KeyRingError::BadKeyId { position });
+                    }
+                    id.to_owned()
+                }
+                None => {
+                    let digest = Sha256::digest(bytes);
+                    format!("k{}", hex8(&digest))
+                }
+            };
+            if keys.insert(id.clone(), MasterKey(bytes)).is_some() {
+                return Err(KeyRingError::DuplicateKeyId(id));
+            }
+            active.get_or_insert(id);
+        }
+        let active = active.ok_or(KeyRingError::Empty)?;
+        Ok(Self { active, keys })
+    }
+
+    /// The id of the key that seals.
+    pub fn active_key_id(&self) -> &str {
+        &self.active
+    }
+
+    /// Seals `plaintext`, bound to `associated_data`.
+    pub fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let cipher = self.cipher(&self.active).ok_or(SealError)?;
+        let ciphertext = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated_data,
+                },
+            )
+            .map_err(|_| SealError)?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&ciphertext);
+        Ok(Sealed {
+            key_id: self.active.clone(),
+            bytes,
+        })
+    }
+
+    /// Opens a sealed value; the plaintext is zeroed when dropped.
+    pub fn open(
+        &self,
+        sealed: &Sealed,
+        associated_data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        let cipher = self
+            .cipher(&sealed.key_id)
+            .ok_or_else(|| OpenError::UnknownKey(sealed.key_id.clone()))?;
+        if sealed.bytes.len() < NONCE_LEN + 16 {
+            return Err(OpenError::Rejected);
+        }
+        let (nonce, ciphertext) = sealed.bytes.split_at(NONCE_LEN);
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated_data,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| OpenError::Rejected)
+    }
+
+    fn cipher(&self, key_id: &str) -> Option<Aes256Gcm> {
+        let key = self.keys.get(key_id)?;
+        Aes256Gcm::new_from_slice(&key.0).ok()
+    }
+}
+
+/// A new random master key in the text format `KeyRing::parse` reads (`<id>:<base64>`).
+pub fn generate_key_text() -> Zeroizing<String> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    rand::rng().fill_bytes(key.as_mut());
+    let digest = Sha256::digest(key.as_ref());
+    Zeroizing::new(format!("k{}:{}", hex8(&digest), STANDARD.encode(key.as_ref())))
+}
+
+fn hex8(digest: &[u8]) -> String {
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,42 @@
+//! The control plane's client of upstream MCP servers: what an admin's "import server" and
+//! "connect with OAuth" need.
+//!
+//! Owns: the SSRF guard for every URL a user or an upstream supplies (`url_guard`), tool
+//! discovery over Streamable HTTP with the classifier's suggested trust levels (`discover`),
+//! and the gateway's OAuth client flow towards an upstream's authorization server (`oauth`):
+//! protected-resource and authorization-server metadata, dynamic client registration, PKCE,
+//! the code exchange.
+//!
+//! Must not: store anything (the caller persists `PendingAuthorization` and `Tokens`), follow
+//! redirects, connect to an address the guard refused, or print a secret (`Secret` redacts
+//! itself in `Debug`). It is not the data plane's request path: tool calls are relayed
+//! elsewhere.
+//!
+//! Layout: `url_guard` (policy, address classes, the checking DNS resolver), `http` (the one
+//! outbound client builder and bounded body reads), `mcp_client` (a small JSON-RPC client over
+//! Streamable HTTP), `discover`, `oauth`, `www_authenticate` (RFC 6750/9728 challenges),
+//! `schema_hash` (canonical JSON + SHA-256), `secret`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod discover;
+mod http;
+mod mcp_client;
+pub mod oauth;
+pub mod schema_hash;
+pub mod secret;
+pub mod url_guard;
+pub mod www_authenticate;
+
+pub use discover::{
+    DiscoverError, DiscoverOptions, DiscoveredTool, Discovery, ServerInfo, ToolAnnotations,
+    discover, discover_with_token,
+};
+pub use http::HttpFailure;
+pub use oauth::{
+    AuthorizationOptions, AuthorizationRequest, BegunAuthorization, CallbackParams,
+    ClientCredentials, OAuthError, PendingAuthorization, PreRegisteredClient, TokenAuthMethod,
+    Tokens, begin_authorization, complete_authorization,
+};
+pub use secret::Secret;
+pub use url_guard::{AddressClass, GuardedUrl, UrlPolicy, UrlRejected};
+pub use www_authenticate::BearerChallenge;

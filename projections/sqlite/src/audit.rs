@@ -1,0 +1,502 @@
+//! `AuditLog` on the `audit` table: group-committed appends, indexed newest-first queries, and
+//! retention by age.
+//!
+//! Owns: `AuditQueue` (the appends waiting for the next commit), the flusher that commits them
+//! in batches, the query SQL, and `SqliteStore::prune_audit_before`.
+//!
+//! Must not: commit an append outside the writer mutex, answer an append before its
+//! transaction committed (`synchronous=FULL`: committed means fsynced), or return a row of a
+//! host other than the one asked for.
+//!
+//! Group commit: `synchronous=FULL` costs one fsync per commit, a few hundred per second on
+//! ordinary disks, so one transaction per record could not keep up with a busy data plane.
+//! Each append queues its entry and waits; the first append that finds no flusher running
+//! starts one on a blocking thread, which takes everything queued (up to `MAX_BATCH`), writes
+//! it in one transaction, answers every waiter, and repeats until the queue is empty. Appends
+//! that arrive during a commit ride the next one, so the commit rate stays at the disk's fsync
+//! rate while throughput grows with concurrency, and a lone append still commits at once.
+//!
+//! Queries: one SQL statement per page, `WHERE host_id = ? AND seq < cursor AND <filters>
+//! ORDER BY seq DESC LIMIT limit + 1` (the extra row says whether a next page exists). Every
+//! index starts with the host, so no plan can read another tenant's rows, and each equality
+//! filter has an index ending in `seq`, so a filtered page walks matching rows only. Time
+//! bounds are exact on `time_ms`, and pick the plan themselves: a capped count on the time
+//! index first says how many of the host's records lie in the range; up to
+//! `TIME_INDEX_ROWS` the page is read through the time index and sorted (cost: the range),
+//! beyond that through the sequence order with the time as a filter (cost: the rows walked
+//! until the page is full, few when the range is that dense). Left to itself SQLite picks the
+//! time index for any range, and sorts all of a wide one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use async_trait::async_trait;
+use portcullis_store::{
+    AuditCursor, AuditDecision, AuditEntry, AuditError, AuditFilter, AuditLog, AuditPage,
+    AuditReceipt, BoxError, RecordedAudit, validate_audit_entry, validate_audit_query,
+};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use crate::log::now_ms;
+use crate::{Inner, SqliteStore, columns};
+
+/// Most records one transaction commits; a longer queue is committed in several.
+const MAX_BATCH: usize = 1024;
+
+/// Most records of a host in a queried time range for which the page is read through the time
+/// index (and sorted); a wider range is read in sequence order instead.
+const TIME_INDEX_ROWS: i64 = 4096;
+
+/// Rows `prune_audit_before` removes per transaction, so appends are never held up for long.
+const PRUNE_CHUNK: i64 = if cfg!(test) { 3 } else { 2000 };
+
+/// Appends waiting for the flusher. Shared (`Arc`) by the store and a running flusher, which
+/// holds the store itself only while committing.
+#[derive(Default)]
+pub(crate) struct AuditQueue {
+    state: Mutex<QueueState>,
+    /// Transactions committed by flushers so far (for tests and debugging: with concurrent
+    /// appends it grows much more slowly than the number of records).
+    commits: AtomicU64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    /// Entries not yet taken by the flusher, in arrival order.
+    pending: Vec<Pending>,
+    /// Whether a flusher is running; it alone clears this, when it finds `pending` empty.
+    flushing: bool,
+}
+
+/// One waiting append.
+struct Pending {
+    entry: AuditEntry,
+    reply: oneshot::Sender<Result<AuditReceipt, AuditError>>,
+}
+
+impl AuditQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Nothing half-done can be seen through a poisoned queue: pushes and takes are single
+        // `Vec` operations.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Clears `flushing` if the flusher unwinds, and drops what is queued, so its waiters get an
+/// error instead of waiting for a flusher that is gone.
+struct FlusherGuard<'a> {
+    queue: &'a AuditQueue,
+    finished: bool,
+}
+
+impl Drop for FlusherGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut state = self.queue.lock();
+            state.flushing = false;
+            state.pending.clear();
+        }
+    }
+}
+
+fn unavailable<E: Into<BoxError>>(context: impl Into<String>) -> impl FnOnce(E) -> AuditError {
+    let context = context.into();
+    move |source| AuditError::Unavailable {
+        context,
+        source: source.into(),
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    #[tracing::instrument(
+        name = "store.sqlite.audit_append", level = "debug", skip_all,
+        fields(host = %entry.host_id, record = %entry.record_id)
+    )]
+    async fn append(&self, entry: AuditEntry) -> Result<AuditReceipt, AuditError> {
+        validate_audit_entry(&entry)?;
+        let (reply, answer) = oneshot::channel();
+        let start_flusher = {
+            let mut state = self.inner.audit.lock();
+            state.pending.push(Pending { entry, reply });
+            !std::mem::replace(&mut state.flushing, true)
+        };
+        if start_flusher {
+            let queue = self.inner.audit.clone();
+            let store = Arc::downgrade(&self.inner);
+            let span = tracing::Span::current();
+            // Detached: the flusher answers every waiter through its channel, and keeps
+            // committing even if the append that started it is dropped.
+            drop(tokio::task::spawn_blocking(move || {
+                span.in_scope(|| flush(&queue, &store));
+            }));
+        }
+        answer.await.map_err(unavailable(
+            "the audit writer stopped before committing this record",
+        ))?
+    }
+
+    #[tracing::instrument(
+        name = "store.sqlite.audit_query", level = "debug", skip_all,
+        fields(host = %filter.host_id, limit)
+    )]
+    async fn query(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+        cursor: Option<AuditCursor>,
+    ) -> Result<AuditPage, AuditError> {
+        validate_audit_query(&filter, limit)?;
+        self.blocking(
+            move |inner| inner.query_audit(&filter, limit, cursor),
+            unavailable("querying the audit log"),
+        )
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Removes the oldest audit records stored (by the store's clock) before `cutoff_ms`,
+    /// oldest first, stopping at the first younger one; returns how many were removed. Runs
+    /// in small transactions so appends go on meanwhile. Call it periodically with
+    /// `now - max_age` to keep a retention period (JetStream does the same with `max_age`).
+    pub async fn prune_audit_before(&self, cutoff_ms: i64) -> Result<u64, AuditError> {
+        self.blocking(
+            move |inner| inner.prune_audit(cutoff_ms),
+            unavailable("pruning the audit log"),
+        )
+        .await
+    }
+}
+
+/// The flusher: commits what is queued, batch after batch, until the queue is empty.
+///
+/// It holds the store only while committing, and lets go before answering: a caller that
+/// drops its last handle right after its append returned closes the store (and frees its lock)
+/// at once, not whenever the flusher thread happens to finish.
+fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
+    let mut guard = FlusherGuard {
+        queue,
+        finished: false,
+    };
+    loop {
+        let batch: Vec<Pending> = {
+            let mut state = queue.lock();
+            if state.pending.is_empty() {
+                state.flushing = false;
+                guard.finished = true;
+                return;
+            }
+            let take = state.pending.len().min(MAX_BATCH);
+            state.pending.drain(..take).collect()
+        };
+        let committed = match store.upgrade() {
+            Some(inner) => inner.commit_audit_batch(&batch),
+            None => Err(BatchError::Closed),
+        };
+        match committed {
+            Ok(receipts) => {
+                for (pending, receipt) in batch.into_iter().zip(receipts) {
+                    // A waiter that gave up is no error: its record is committed anyway.
+                    let _ = pending.reply.send(Ok(receipt));
+                }
+            }
+            Err(failure) => {
+                tracing::warn!(error = %failure, records = batch.len(), "Audit batch not committed.");
+                let reason = failure.to_string();
+                for pending in batch {
+                    let _ = pending.reply.send(Err(AuditError::Unavailable {
+                        context: "committing audit records".to_owned(),
+                        source: reason.clone().into(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Writes `batch` in one transaction; a record id already stored for its host yields the
+    /// stored sequence as a duplicate. All or nothing: on an error nothing was committed.
+    fn commit_audit_batch(&self, batch: &[Pending]) -> Result<Vec<AuditReceipt>, BatchError> {
+        let mut writer = self.lock_writer();
+        let tx = writer
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let recorded_at_ms = now_ms();
+        let mut receipts = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit (host_id, record_id, time_ms, human_id, agent_id, server_id,
+                                    tool, decision, recorded_at_ms, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (host_id, record_id) DO NOTHING
+                 RETURNING seq",
+            )?;
+            let mut existing =
+                tx.prepare_cached("SELECT seq FROM audit WHERE host_id = ?1 AND record_id = ?2")?;
+            for Pending { entry, .. } in batch {
+                let inserted = insert
+                    .query_row(
+                        params![
+                            entry.host_id,
+                            entry.record_id,
+                            entry.time_ms,
+                            entry.human_id,
+                            entry.agent_id,
+                            entry.server_id,
+                            entry.tool,
+                            entry.decision.as_str(),
+                            recorded_at_ms,
+                            &entry.record[..],
+                        ],
+                        |row| Ok(columns::unsigned(row, 0, "sequence")),
+                    )
+                    .optional()?;
+                let (sequence, duplicate) = match inserted {
+                    Some(sequence) => (sequence, false),
+                    None => (
+                        existing.query_row(params![entry.host_id, entry.record_id], |row| {
+                            Ok(columns::unsigned(row, 0, "sequence"))
+                        })?,
+                        true,
+                    ),
+                };
+                receipts.push(AuditReceipt {
+                    sequence: sequence.map_err(BatchError::Corrupt)?,
+                    duplicate,
+                });
+            }
+        }
+        tx.commit()?;
+        self.audit.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(receipts)
+    }
+
+    fn query_audit(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<AuditCursor>,
+    ) -> Result<AuditPage, AuditError> {
+        let reader = self
+            .readers
+            .get()
+            .map_err(unavailable("opening a reader"))?;
+        let plan = if filter.since_ms.is_none() && filter.until_ms.is_none() {
+            TimePlan::Unbounded
+        } else {
+            let in_range: i64 = reader
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM (
+                         SELECT 1 FROM audit INDEXED BY audit_by_time
+                         WHERE host_id = ?1 AND time_ms >= ?2 AND time_ms <= ?3 LIMIT ?4)",
+                )
+                .and_then(|mut count| {
+                    count.query_row(
+                        params![
+                            filter.host_id,
+                            filter.since_ms.unwrap_or(i64::MIN),
+                            filter.until_ms.unwrap_or(i64::MAX),
+                            TIME_INDEX_ROWS
+                        ],
+                        |row| row.get(0),
+                    )
+                })
+                .map_err(unavailable("counting audit records in a time range"))?;
+            if in_range < TIME_INDEX_ROWS {
+                TimePlan::TimeIndex
+            } else {
+                TimePlan::SequenceOrder
+            }
+        };
+        let (sql, values) = query_sql(filter, limit, cursor, plan);
+        let mut statement = reader
+            .prepare_cached(&sql)
+            .map_err(unavailable("preparing an audit query"))?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(values))
+            .map_err(unavailable("querying the audit log"))?;
+        let mut records = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable("querying the audit log"))? {
+            let record = decode_audit(row)?;
+            // The SQL selects exactly this; checking again keeps a schema or planner surprise
+            // from ever showing a tenant someone else's record.
+            if filter.matches(&record.entry) {
+                records.push(record);
+            }
+        }
+        let next = if records.len() > limit {
+            records.truncate(limit);
+            records.last().map(|r| AuditCursor::before(r.sequence))
+        } else {
+            None
+        };
+        Ok(AuditPage { records, next })
+    }
+
+    fn prune_audit(&self, cutoff_ms: i64) -> Result<u64, AuditError> {
+        let mut removed = 0;
+        loop {
+            let mut writer = self.lock_writer();
+            let tx = writer
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable("pruning the audit log"))?;
+            // The oldest rows, and of them the longest run stored before the cutoff.
+            let mut boundary = None;
+            let mut whole_chunk = true;
+            {
+                let mut oldest = tx
+                    .prepare_cached("SELECT seq, recorded_at_ms FROM audit ORDER BY seq LIMIT ?1")
+                    .map_err(unavailable("pruning the audit log"))?;
+                let mut rows = oldest
+                    .query([PRUNE_CHUNK])
+                    .map_err(unavailable("pruning the audit log"))?;
+                let mut seen = 0;
+                while let Some(row) = rows.next().map_err(unavailable("pruning the audit log"))? {
+                    seen += 1;
+                    let corrupt = |reason: String| AuditError::Corrupt {
+                        sequence: 0,
+                        reason,
+                    };
+                    let seq = columns::integer(row, 0, "sequence").map_err(corrupt)?;
+                    let recorded = columns::integer(row, 1, "recorded_at_ms").map_err(corrupt)?;
+                    if recorded >= cutoff_ms {
+                        whole_chunk = false;
+                        break;
+                    }
+                    boundary = Some(seq);
+                }
+                if seen < PRUNE_CHUNK {
+                    whole_chunk = false;
+                }
+            }
+            let Some(boundary) = boundary else {
+                return Ok(removed);
+            };
+            let deleted = tx
+                .execute("DELETE FROM audit WHERE seq <= ?1", [boundary])
+                .map_err(unavailable("pruning the audit log"))?;
+            tx.commit().map_err(unavailable("pruning the audit log"))?;
+            removed += deleted as u64;
+            if !whole_chunk {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// Why a batch did not commit.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a stored audit sequence is unreadable: {0}")]
+    Corrupt(String),
+    #[error("the store was closed before the record was committed")]
+    Closed,
+}
+
+/// How a page with time bounds is read (see the module header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TimePlan {
+    /// No time bounds.
+    Unbounded,
+    /// Few records in the range: through `audit_by_time`, then sorted.
+    TimeIndex,
+    /// Many: in sequence order, the time only filtering (`+time_ms` keeps SQLite off the time
+    /// index).
+    SequenceOrder,
+}
+
+/// The SQL and parameters of one page. Only the filters that are set become conditions, so
+/// SQLite can pick the index of an equality filter.
+fn query_sql(
+    filter: &AuditFilter,
+    limit: usize,
+    cursor: Option<AuditCursor>,
+    plan: TimePlan,
+) -> (String, Vec<Value>) {
+    let (index, time) = match plan {
+        TimePlan::Unbounded => ("", "time_ms"),
+        TimePlan::TimeIndex => (" INDEXED BY audit_by_time", "time_ms"),
+        TimePlan::SequenceOrder => ("", "+time_ms"),
+    };
+    let mut sql = format!(
+        "SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
+                record
+         FROM audit{index} WHERE host_id = ?"
+    );
+    let mut values = vec![Value::Text(filter.host_id.clone())];
+    if let Some(cursor) = cursor {
+        sql.push_str(" AND seq < ?");
+        // Sequences never exceed i64::MAX in SQLite; a larger cursor excludes nothing.
+        let before = i64::try_from(cursor.before_sequence()).unwrap_or(i64::MAX);
+        values.push(Value::Integer(before));
+    }
+    for (column, wanted) in [
+        ("human_id", &filter.human_id),
+        ("agent_id", &filter.agent_id),
+        ("server_id", &filter.server_id),
+        ("tool", &filter.tool),
+    ] {
+        if let Some(wanted) = wanted {
+            sql.push_str(&format!(" AND {column} = ?"));
+            values.push(Value::Text(wanted.clone()));
+        }
+    }
+    if let Some(decision) = filter.decision {
+        sql.push_str(" AND decision = ?");
+        values.push(Value::Text(decision.as_str().to_owned()));
+    }
+    if let Some(since) = filter.since_ms {
+        sql.push_str(&format!(" AND {time} >= ?"));
+        values.push(Value::Integer(since));
+    }
+    if let Some(until) = filter.until_ms {
+        sql.push_str(&format!(" AND {time} <= ?"));
+        values.push(Value::Integer(until));
+    }
+    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    // `limit` is at most MAX_AUDIT_PAGE, validated before.
+    values.push(Value::Integer(limit as i64 + 1));
+    (sql, values)
+}
+
+/// An audit row, or `Corrupt` naming what is wrong with it.
+fn decode_audit(row: &Row<'_>) -> Result<RecordedAudit, AuditError> {
+    let sequence = columns::unsigned(row, 0, "sequence").map_err(|reason| AuditError::Corrupt {
+        sequence: 0,
+        reason,
+    })?;
+    let corrupt = |reason: String| AuditError::Corrupt { sequence, reason };
+    let text = |index: usize, name: &str| -> Result<String, AuditError> {
+        columns::text(row, index, name)
+            .map(str::to_owned)
+            .map_err(corrupt)
+    };
+    let decision = text(8, "decision")?;
+    let decision = AuditDecision::parse(&decision).ok_or_else(|| {
+        corrupt(format!(
+            "decision {decision:?} is neither allowed nor denied"
+        ))
+    })?;
+    let entry = AuditEntry {
+        record_id: text(1, "record_id")?,
+        host_id: text(2, "host_id")?,
+        time_ms: columns::integer(row, 3, "time_ms").map_err(corrupt)?,
+        human_id: text(4, "human_id")?,
+        agent_id: text(5, "agent_id")?,
+        server_id: text(6, "server_id")?,
+        tool: text(7, "tool")?,
+        decision,
+        record: columns::blob(row, 9, "record").map_err(corrupt)?,
+    };
+    Ok(RecordedAudit { sequence, entry })
+}
+
+#[cfg(test)]
+mod tests;

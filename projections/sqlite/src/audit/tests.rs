@@ -1,0 +1,245 @@
+//! Unit tests of what the contract suite cannot see on the SQLite audit log: group commit
+//! batching, retention, migrating a version-1 file, and rows that cannot be read back.
+//!
+//! Must not: repeat what `tests/contract` proves for every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the report
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use portcullis_store::{AuditDecision, AuditEntry, AuditError, AuditFilter, AuditLog};
+
+use crate::SqliteStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_commits_and_a_repeated_id_in_one_batch_is_a_duplicate() {
+    let (_dir, path) = temp_store_path();
+    let store = Arc::new(open(&path).await);
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let store = store.clone();
+            // Every tenth append repeats the id of the one before it.
+            let id = if i % 10 == 9 { i - 1 } else { i };
+            tokio::spawn(async move { store.append(entry("h1", &format!("r{id}"))).await })
+        })
+        .collect();
+    let mut receipts = Vec::new();
+    for task in tasks {
+        receipts.push(task.await.unwrap().unwrap());
+    }
+    let fresh = receipts.iter().filter(|r| !r.duplicate).count();
+    assert_eq!(fresh, 270);
+    let page = store
+        .query(AuditFilter::host("h1"), 500, None)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 270);
+    let commits = store
+        .inner
+        .audit
+        .commits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        commits < 100,
+        "{commits} commits for 300 appends: no group commit"
+    );
+    let mut sequences: Vec<u64> = receipts.iter().map(|r| r.sequence).collect();
+    sequences.sort_unstable();
+    sequences.dedup();
+    assert_eq!(sequences.len(), 270);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_right_after_an_append_returns_releases_its_lock() {
+    let (_dir, path) = temp_store_path();
+    for i in 0..50 {
+        let store = open(&path).await;
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+        // The flusher may still be winding down; it must not hold the store open.
+        drop(store);
+    }
+    let store = open(&path).await;
+    let page = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_removes_only_the_oldest_records_stored_before_the_cutoff() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    for i in 0..8 {
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+    }
+    drop(store);
+    // Backdate the first five as if stored long ago; the sixth stays young, the seventh old
+    // again: retention removes a prefix, so it must stop at the sixth.
+    raw(&path)
+        .execute(
+            "UPDATE audit SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7",
+            [],
+        )
+        .unwrap();
+    let store = open(&path).await;
+    assert_eq!(store.prune_audit_before(2000).await.unwrap(), 5);
+    assert_eq!(store.prune_audit_before(2000).await.unwrap(), 0);
+    let page = store
+        .query(AuditFilter::host("h1"), 10, None)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page
+        .records
+        .iter()
+        .map(|r| r.entry.record_id.as_str())
+        .collect();
+    assert_eq!(ids, ["r7", "r6", "r5"]);
+    // Sequences are never reused after a prune.
+    let next = store.append(entry("h1", "r8")).await.unwrap();
+    assert_eq!(next.sequence, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_one_file_gains_the_audit_table() {
+    let (_dir, path) = temp_store_path();
+    drop(open(&path).await);
+    {
+        let conn = raw(&path);
+        conn.execute_batch("DROP TABLE audit; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let store = open(&path).await;
+    let receipt = store.append(entry("h1", "r1")).await.unwrap();
+    assert!(!receipt.duplicate);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_be_read_back_is_an_error_not_a_gap() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    store.append(entry("h1", "r1")).await.unwrap();
+    drop(store);
+    raw(&path)
+        .execute("UPDATE audit SET decision = 'maybe' WHERE seq = 1", [])
+        .unwrap();
+    let store = open(&path).await;
+    let err = store
+        .query(AuditFilter::host("h1"), 10, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuditError::Corrupt { sequence: 1, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_time_range_is_read_in_sequence_order_and_a_narrow_one_by_time() {
+    let (_dir, path) = temp_store_path();
+    let store = Arc::new(open(&path).await);
+    // 5000 records one millisecond apart, appended concurrently in ten runs (so their
+    // sequences are not in time order).
+    let total = 5000;
+    for run in 0..10 {
+        let tasks: Vec<_> = (0..total / 10)
+            .map(|i| {
+                let store = store.clone();
+                let n = run * (total / 10) + i;
+                tokio::spawn(async move {
+                    let mut e = entry("h1", &format!("r{n}"));
+                    e.time_ms = 1_000_000 + n as i64;
+                    store.append(e).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+    for (since, until, expected) in [
+        (Some(1_000_000), None, total),         // wide: sequence order
+        (Some(1_004_990), None, 10),            // narrow: the time index
+        (Some(1_000_100), Some(1_000_109), 10), // narrow and old
+        (None, Some(1_004_500), 4501),          // wide, bounded above
+    ] {
+        let filter = AuditFilter {
+            since_ms: since,
+            until_ms: until,
+            ..AuditFilter::host("h1")
+        };
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.query(filter.clone(), 500, cursor).await.unwrap();
+            seen.extend(page.records);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), expected, "{filter:?}");
+        assert!(seen.windows(2).all(|w| w[0].sequence > w[1].sequence));
+        assert!(seen.iter().all(|r| filter.matches(&r.entry)));
+    }
+
+    // The plans themselves, as SQLite reports them.
+    let conn = raw(&path);
+    let plan_of = |plan: super::TimePlan| {
+        let filter = AuditFilter {
+            since_ms: Some(1),
+            ..AuditFilter::host("h1")
+        };
+        let (sql, values) = super::query_sql(&filter, 50, None, plan);
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = explain
+            .query_map(rusqlite::params_from_iter(values), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    let by_time = plan_of(super::TimePlan::TimeIndex);
+    assert!(by_time.contains("audit_by_time"), "{by_time}");
+    let by_sequence = plan_of(super::TimePlan::SequenceOrder);
+    assert!(
+        !by_sequence.contains("audit_by_time") && !by_sequence.contains("TEMP B-TREE"),
+        "{by_sequence}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn entry(host: &str, record_id: &str) -> AuditEntry {
+    AuditEntry {
+        record_id: record_id.to_owned(),
+        host_id: host.to_owned(),
+        time_ms: 1_760_000_000_000,
+        human_id: "u1".to_owned(),
+        agent_id: "a1".to_owned(),
+        server_id: "s1".to_owned(),
+        tool: "read_file".to_owned(),
+        decision: AuditDecision::Allowed,
+        record: Bytes::from_static(b"record"),
+    }
+}
+
+fn temp_store_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    (dir, path)
+}
+
+async fn open(path: &Path) -> SqliteStore {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A plain connection to a closed store, to plant what a bug or a hand edit could leave.
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}

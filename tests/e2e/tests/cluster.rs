@@ -1,0 +1,112 @@
+//! The distributed subcommands against a real NATS JetStream server: `projector`,
+//! `control-plane` and `data-plane` as separate processes sharing one namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_commands::Context;
+use portcullis_commands::bootstrap::ensure_default_host;
+use portcullis_e2e::Process;
+use portcullis_store::{Bucket, Key, ReadModelStore};
+use portcullis_store_jetstream::{JetStreamConfig, JetStreamStore};
+use test_fixtures::{NatsServer, unique_namespace};
+
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+async fn connect(urls: Vec<String>, namespace: &str) -> Arc<JetStreamStore> {
+    let mut config = JetStreamConfig::new(urls);
+    config.namespace = namespace.to_owned();
+    Arc::new(JetStreamStore::connect(config).await.expect("connect"))
+}
+
+/// The value of a gauge in a Prometheus text page.
+fn gauge(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+async fn eventually<F: FnMut() -> bool>(what: &str, within: Duration, mut check: F) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened within {within:?}: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut nats = NatsServer::start().await.expect("nats");
+    let url = nats.client_url();
+    let namespace = unique_namespace();
+    let common = ["--nats", url.as_str(), "--namespace", namespace.as_str()];
+    let with = |sub: &str, extra: &[&str]| -> Vec<String> {
+        [sub].iter().chain(common.iter()).chain(extra).map(|s| (*s).to_owned()).collect()
+    };
+    let start = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Process::start(&refs, dir.path())
+    };
+    let mut projector = start(with("projector", &[]));
+    let mut control = start(with("control-plane", &[]));
+    let mut data = start(with("data-plane", &["--max-staleness", "2s"]));
+    projector.wait_ready(READY_WITHIN);
+    control.wait_ready(READY_WITHIN);
+    data.wait_ready(READY_WITHIN);
+
+    // Events written to the log reach the read models through the projector process, and the
+    // data plane's replica picks them up through its watch.
+    let store = connect(nats.client_urls(), &namespace).await;
+    let context = Context::system("e2e", "e2e-1");
+    let host = ensure_default_host(store.as_ref(), &context).await.expect("bootstrap");
+    let hosts = Bucket::new("hosts").unwrap();
+    let key = Key::new(&format!("host.{}", host.host_id)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.get(&hosts, &key).await.expect("kv").is_none() {
+        assert!(Instant::now() < deadline, "projector never projected the host");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keys = |p: &Process| p.get("/metrics").and_then(|(_, page)| gauge(&page, "portcullis_read_model_keys{bucket=\"hosts\"}"));
+    eventually("data plane sees the host", Duration::from_secs(10), || keys(&data) == Some(1.0)).await;
+    drop(store);
+
+    // NATS goes away: the data plane keeps serving until --max-staleness, then fails closed.
+    nats.kill();
+    let lost = Instant::now();
+    let took = data.wait_readyz(503, Duration::from_secs(10));
+    assert!(lost.elapsed() >= Duration::from_millis(500), "not before the bound: {took:?}");
+    control.wait_readyz(503, Duration::from_secs(10));
+    let (_, body) = data.get("/readyz").expect("still answering");
+    assert!(body.contains("no word from the store"), "{body}");
+
+    // NATS returns: everything recovers by itself, and the replica follows new changes.
+    nats.restart().await.expect("restart nats");
+    data.wait_readyz(200, Duration::from_secs(30));
+    control.wait_readyz(200, Duration::from_secs(30));
+    let store = connect(nats.client_urls(), &namespace).await;
+    let second = portcullis_proto::subjects::host("second-calm-otter-1234").unwrap();
+    portcullis_commands::execute::<portcullis_domain::host::Host>(
+        store.as_ref(),
+        &context,
+        &second,
+        &portcullis_store::CommandId::parse("e2e-second-host").unwrap(),
+        &portcullis_domain::host::HostCommand::Create {
+            host_id: "second-calm-otter-1234".into(),
+            org_id: "default".into(),
+            prefix: "second".into(),
+            is_default: false,
+            settings: Default::default(),
+        },
+    )
+    .await
+    .expect("create a second host");
+    eventually("data plane follows after the outage", Duration::from_secs(20), || keys(&data) == Some(2.0)).await;
+    for process in [&mut projector, &mut control, &mut data] {
+        let status = process.terminate(Duration::from_secs(15));
+        assert!(status.success(), "{status}: {}", process.log_text());
+    }
+}
