@@ -178,10 +178,16 @@ impl Replica {
         let mut out = String::new();
         let mut buckets: Vec<(&Bucket, &Arc<BucketState>)> = self.buckets.iter().collect();
         buckets.sort_by(|a, b| a.0.cmp(b.0));
-        out.push_str("# HELP portcullis_read_model_keys Live keys held in memory per read-model bucket.\n");
+        out.push_str(
+            "# HELP portcullis_read_model_keys Live keys held in memory per read-model bucket.\n",
+        );
         out.push_str("# TYPE portcullis_read_model_keys gauge\n");
         for (bucket, _) in &buckets {
-            let _ = writeln!(out, "portcullis_read_model_keys{{bucket=\"{bucket}\"}} {}", self.len(bucket));
+            let _ = writeln!(
+                out,
+                "portcullis_read_model_keys{{bucket=\"{bucket}\"}} {}",
+                self.len(bucket)
+            );
         }
         out.push_str("# HELP portcullis_read_model_revision Highest bucket revision applied.\n");
         out.push_str("# TYPE portcullis_read_model_revision gauge\n");
@@ -192,12 +198,24 @@ impl Replica {
                 state.applied.load(Ordering::Acquire)
             );
         }
-        out.push_str("# HELP portcullis_read_model_silence_seconds Seconds since the store last answered.\n");
+        out.push_str(
+            "# HELP portcullis_read_model_silence_seconds Seconds since the store last answered.\n",
+        );
         out.push_str("# TYPE portcullis_read_model_silence_seconds gauge\n");
-        let _ = writeln!(out, "portcullis_read_model_silence_seconds {:.3}", self.since_contact().as_secs_f64());
-        out.push_str("# HELP portcullis_read_model_fresh 1 when decisions may be made from the replica.\n");
+        let _ = writeln!(
+            out,
+            "portcullis_read_model_silence_seconds {:.3}",
+            self.since_contact().as_secs_f64()
+        );
+        out.push_str(
+            "# HELP portcullis_read_model_fresh 1 when decisions may be made from the replica.\n",
+        );
         out.push_str("# TYPE portcullis_read_model_fresh gauge\n");
-        let _ = writeln!(out, "portcullis_read_model_fresh {}", u8::from(self.freshness().is_ok()));
+        let _ = writeln!(
+            out,
+            "portcullis_read_model_fresh {}",
+            u8::from(self.freshness().is_ok())
+        );
         out
     }
 

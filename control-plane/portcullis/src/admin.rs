@@ -69,7 +69,10 @@ fn read_or_create(
 }
 
 /// The key ring: as configured, else (for `dev`) `<data-dir>/master-key`, created once.
-pub fn key_ring(settings: &AdminSettings, data_dir: Option<&Path>) -> anyhow::Result<Option<KeyRing>> {
+pub fn key_ring(
+    settings: &AdminSettings,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Option<KeyRing>> {
     if let Some(ring) = &settings.key_ring {
         return Ok(Some(ring.clone()));
     }
@@ -81,7 +84,8 @@ pub fn key_ring(settings: &AdminSettings, data_dir: Option<&Path>) -> anyhow::Re
     if created {
         tracing::info!(path = %path.display(), "Generated a master key for secrets at rest.");
     }
-    let ring = KeyRing::parse(&text).with_context(|| format!("invalid master key in {}", path.display()))?;
+    let ring = KeyRing::parse(&text)
+        .with_context(|| format!("invalid master key in {}", path.display()))?;
     Ok(Some(ring))
 }
 
@@ -90,11 +94,18 @@ pub fn control(stores: &Stores, key_ring: Option<KeyRing>) -> anyhow::Result<Arc
     let sealer: Arc<dyn SecretSealer> = match key_ring {
         Some(ring) => Arc::new(KeyRingSealer(ring)),
         None => {
-            tracing::warn!("No master key configured (--master-key or --master-key-file): imports of OAuth-protected upstreams are refused.");
+            tracing::warn!(
+                "No master key configured (--master-key or --master-key-file): imports of OAuth-protected upstreams are refused."
+            );
             Arc::new(NoSecretSealer)
         }
     };
-    let control = Control::new(stores.log.clone(), stores.kv.clone(), sealer, ControlOptions::default())?;
+    let control = Control::new(
+        stores.log.clone(),
+        stores.kv.clone(),
+        sealer,
+        ControlOptions::default(),
+    )?;
     Ok(Arc::new(control))
 }
 
@@ -113,7 +124,9 @@ pub async fn bootstrap_admin(
             Zeroizing::new(portcullis_commands::control::generate_admin_token())
         })?,
         (None, None) => {
-            tracing::info!("No bootstrap admin token configured (--admin-token); existing tokens keep working.");
+            tracing::info!(
+                "No bootstrap admin token configured (--admin-token); existing tokens keep working."
+            );
             return Ok(());
         }
     };
@@ -124,7 +137,9 @@ pub async fn bootstrap_admin(
         .await
         .context("cannot register the bootstrap admin token")?;
     if created {
-        let path = data_dir.map(|d| d.join("admin-token").display().to_string()).unwrap_or_default();
+        let path = data_dir
+            .map(|d| d.join("admin-token").display().to_string())
+            .unwrap_or_default();
         // Printed once, on purpose, to stdout: the admin needs it, and it is also in the file.
         println!("Admin token (saved to {path}): {}", token.as_str());
     }
@@ -136,14 +151,22 @@ pub async fn bootstrap_admin(
 pub fn router(control: Arc<Control>, public_urls: PublicUrls, allow_private: bool) -> axum::Router {
     portcullis_api::router(ApiState {
         control,
-        url_policy: if allow_private { UrlPolicy::DEVELOPMENT } else { UrlPolicy::PRODUCTION },
+        url_policy: if allow_private {
+            UrlPolicy::DEVELOPMENT
+        } else {
+            UrlPolicy::PRODUCTION
+        },
         discover: DiscoverOptions::default(),
         public_urls,
     })
 }
 
 /// Public URLs from the settings, else `dev`'s defaults for `listen`.
-pub fn public_urls(settings: &AdminSettings, listen: std::net::SocketAddr, dev: bool) -> PublicUrls {
+pub fn public_urls(
+    settings: &AdminSettings,
+    listen: std::net::SocketAddr,
+    dev: bool,
+) -> PublicUrls {
     match &settings.public_url {
         Some((scheme, domain, port)) => PublicUrls {
             scheme: scheme.clone(),

@@ -96,7 +96,12 @@ pub struct AdminArgs {
     /// Master keys sealing secrets at rest, `id:base64-of-32-bytes[,id:base64…]`; the first
     /// one seals, all open (rotate by putting a new key first). `dev` generates one into
     /// `<data-dir>/master-key` when neither this nor --master-key-file is given.
-    #[arg(long, env = "PORTCULLIS_MASTER_KEY", hide_env_values = true, conflicts_with = "master_key_file")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
     pub master_key: Option<String>,
 
     /// File holding the master keys in the --master-key format (e.g. a mounted Secret).

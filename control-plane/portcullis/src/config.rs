@@ -276,7 +276,10 @@ impl AdminSettings {
         let admin_token = match &args.admin_token {
             Some(token) => {
                 let token = token.trim();
-                if token.len() < 24 || token.len() > 512 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                if token.len() < 24
+                    || token.len() > 512
+                    || !token.bytes().all(|b| b.is_ascii_graphic())
+                {
                     return Err(ConfigError::new(
                         "admin-token",
                         "PORTCULLIS_ADMIN_TOKEN",
@@ -290,21 +293,26 @@ impl AdminSettings {
         };
         let key_text = match (&args.master_key, &args.master_key_file) {
             (Some(text), _) => Some(zeroize::Zeroizing::new(text.clone())),
-            (None, Some(path)) => Some(zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(
-                |e| {
+            (None, Some(path)) => Some(zeroize::Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|e| {
                     ConfigError::new(
                         "master-key-file",
                         "PORTCULLIS_MASTER_KEY_FILE",
                         &path.display().to_string(),
                         format!("cannot read it: {e}"),
                     )
-                },
-            )?)),
+                })?,
+            )),
             (None, None) => None,
         };
         let key_ring = match key_text {
             Some(text) => Some(portcullis_secrets::KeyRing::parse(&text).map_err(|e| {
-                ConfigError::new("master-key", "PORTCULLIS_MASTER_KEY", "<hidden>", e.to_string())
+                ConfigError::new(
+                    "master-key",
+                    "PORTCULLIS_MASTER_KEY",
+                    "<hidden>",
+                    e.to_string(),
+                )
             })?),
             None => None,
         };
@@ -323,7 +331,12 @@ impl AdminSettings {
 /// `https://gw.example.com[:port]` → (scheme, base domain, port).
 fn parse_public_url(url: &str) -> Result<(String, String, Option<u16>), ConfigError> {
     let error = |reason: &str| {
-        ConfigError::new("public-url", "PORTCULLIS_PUBLIC_URL", url, reason.to_owned())
+        ConfigError::new(
+            "public-url",
+            "PORTCULLIS_PUBLIC_URL",
+            url,
+            reason.to_owned(),
+        )
     };
     let (scheme, rest) = url
         .split_once("://")
@@ -333,12 +346,17 @@ fn parse_public_url(url: &str) -> Result<(String, String, Option<u16>), ConfigEr
     }
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#', '@']) {
-        return Err(error("give only the scheme, domain and port (no path, query or user)"));
+        return Err(error(
+            "give only the scheme, domain and port (no path, query or user)",
+        ));
     }
     let (domain, port) = match rest.rsplit_once(':') {
         Some((domain, port)) => (
             domain,
-            Some(port.parse::<u16>().map_err(|_| error("the port is not a number"))?),
+            Some(
+                port.parse::<u16>()
+                    .map_err(|_| error("the port is not a number"))?,
+            ),
         ),
         None => (rest, None),
     };
@@ -347,10 +365,14 @@ fn parse_public_url(url: &str) -> Result<(String, String, Option<u16>), ConfigEr
         && domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !valid_domain {
-        return Err(error("the domain must be a DNS name such as gw.example.com"));
+        return Err(error(
+            "the domain must be a DNS name such as gw.example.com",
+        ));
     }
     Ok((scheme.to_owned(), domain.to_ascii_lowercase(), port))
 }

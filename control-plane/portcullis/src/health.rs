@@ -76,7 +76,10 @@ pub fn metrics_router(render: impl Fn() -> String + Clone + Send + Sync + 'stati
             let render = render.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
                     render(),
                 )
             }

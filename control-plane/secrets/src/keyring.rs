@@ -97,7 +97,12 @@ impl KeyRing {
     pub fn parse(text: &str) -> Result<Self, KeyRingError> {
         let mut keys = BTreeMap::new();
         let mut active = None;
-        for (index, item) in text.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+        for (index, item) in text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
             let position = index + 1;
             let (id, encoded) = match item.split_once(':') {
                 Some((id, encoded)) => (Some(id.trim()), encoded.trim()),
@@ -117,7 +122,9 @@ impl KeyRing {
                 Some(id) => {
                     let valid = !id.is_empty()
                         && id.len() <= 32
-                        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                        && id
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
                     if !valid {
                         return Err(KeyRingError::BadKeyId { position });
                     }
@@ -200,7 +207,11 @@ pub fn generate_key_text() -> Zeroizing<String> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     rand::rng().fill_bytes(key.as_mut());
     let digest = Sha256::digest(key.as_ref());
-    Zeroizing::new(format!("k{}:{}", hex8(&digest), STANDARD.encode(key.as_ref())))
+    Zeroizing::new(format!(
+        "k{}:{}",
+        hex8(&digest),
+        STANDARD.encode(key.as_ref())
+    ))
 }
 
 fn hex8(digest: &[u8]) -> String {

@@ -75,7 +75,14 @@ impl JetStreamStore {
                         started.elapsed() < self.request_timeout,
                     )
                 }
-                Err(PublishFailure::Retryable(source)) => (source, attempt < self.publish_attempts),
+                // Sending again is safe: the message id makes it idempotent. Keep at it for a
+                // whole request timeout, since "duplicate message id is in process" (10158)
+                // lasts as long as the first copy's proposal, which on a busy cluster can
+                // outlast a few quick retries.
+                Err(PublishFailure::Retryable(source)) => (
+                    source,
+                    attempt < self.publish_attempts || started.elapsed() < self.request_timeout,
+                ),
                 Err(PublishFailure::Failed(source)) => (source, false),
             };
             if again {

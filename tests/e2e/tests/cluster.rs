@@ -45,7 +45,12 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     let namespace = unique_namespace();
     let common = ["--nats", url.as_str(), "--namespace", namespace.as_str()];
     let with = |sub: &str, extra: &[&str]| -> Vec<String> {
-        [sub].iter().chain(common.iter()).chain(extra).map(|s| (*s).to_owned()).collect()
+        [sub]
+            .iter()
+            .chain(common.iter())
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect()
     };
     let start = |args: Vec<String>| {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -62,23 +67,37 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     // data plane's replica picks them up through its watch.
     let store = connect(nats.client_urls(), &namespace).await;
     let context = Context::system("e2e", "e2e-1");
-    let host = ensure_default_host(store.as_ref(), &context).await.expect("bootstrap");
+    let host = ensure_default_host(store.as_ref(), &context)
+        .await
+        .expect("bootstrap");
     let hosts = Bucket::new("hosts").unwrap();
     let key = Key::new(&format!("host.{}", host.host_id)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.get(&hosts, &key).await.expect("kv").is_none() {
-        assert!(Instant::now() < deadline, "projector never projected the host");
+        assert!(
+            Instant::now() < deadline,
+            "projector never projected the host"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let keys = |p: &Process| p.get("/metrics").and_then(|(_, page)| gauge(&page, "portcullis_read_model_keys{bucket=\"hosts\"}"));
-    eventually("data plane sees the host", Duration::from_secs(10), || keys(&data) == Some(1.0)).await;
+    let keys = |p: &Process| {
+        p.get("/metrics")
+            .and_then(|(_, page)| gauge(&page, "portcullis_read_model_keys{bucket=\"hosts\"}"))
+    };
+    eventually("data plane sees the host", Duration::from_secs(10), || {
+        keys(&data) == Some(1.0)
+    })
+    .await;
     drop(store);
 
     // NATS goes away: the data plane keeps serving until --max-staleness, then fails closed.
     nats.kill();
     let lost = Instant::now();
     let took = data.wait_readyz(503, Duration::from_secs(10));
-    assert!(lost.elapsed() >= Duration::from_millis(500), "not before the bound: {took:?}");
+    assert!(
+        lost.elapsed() >= Duration::from_millis(500),
+        "not before the bound: {took:?}"
+    );
     control.wait_readyz(503, Duration::from_secs(10));
     let (_, body) = data.get("/readyz").expect("still answering");
     assert!(body.contains("no word from the store"), "{body}");
@@ -104,7 +123,12 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     )
     .await
     .expect("create a second host");
-    eventually("data plane follows after the outage", Duration::from_secs(20), || keys(&data) == Some(2.0)).await;
+    eventually(
+        "data plane follows after the outage",
+        Duration::from_secs(20),
+        || keys(&data) == Some(2.0),
+    )
+    .await;
     for process in [&mut projector, &mut control, &mut data] {
         let status = process.terminate(Duration::from_secs(15));
         assert!(status.success(), "{status}: {}", process.log_text());

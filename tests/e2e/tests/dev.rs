@@ -75,24 +75,52 @@ fn dev_makes_its_secrets_once_private_and_prints_the_token_once() {
     first.kill();
     let token = std::fs::read_to_string(data.join("admin-token")).expect("token file");
     let key = std::fs::read_to_string(data.join("master-key")).expect("key file");
-    assert!(token.trim().starts_with("pcat_") && token.trim().len() == 69, "{token}");
+    assert!(
+        token.trim().starts_with("pcat_") && token.trim().len() == 69,
+        "{token}"
+    );
     for file in ["admin-token", "master-key"] {
-        let mode = std::fs::metadata(data.join(file)).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(data.join(file))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
-    assert_eq!(std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777, 0o700);
-    assert!(!first.log_text().contains(token.trim()), "the token is never logged");
+    assert_eq!(
+        std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(
+        !first.log_text().contains(token.trim()),
+        "the token is never logged"
+    );
     let printed = std::fs::read_to_string(&first.out).expect("stdout");
-    assert!(printed.contains(token.trim()), "printed once on creation: {printed}");
+    assert!(
+        printed.contains(token.trim()),
+        "printed once on creation: {printed}"
+    );
 
     let mut second = Process::start(&["dev", "--data-dir", data_arg], dir.path());
     second.wait_ready(READY_WITHIN);
     second.kill();
-    assert_eq!(std::fs::read_to_string(data.join("admin-token")).unwrap(), token);
-    assert_eq!(std::fs::read_to_string(data.join("master-key")).unwrap(), key);
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin-token")).unwrap(),
+        token
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("master-key")).unwrap(),
+        key
+    );
     let printed = std::fs::read_to_string(&second.out).expect("stdout");
-    assert!(!printed.contains(token.trim()), "not printed again: {printed}");
-    assert!(!second.log_text().contains(key.trim().split(':').nth(1).unwrap()));
+    assert!(
+        !printed.contains(token.trim()),
+        "not printed again: {printed}"
+    );
+    assert!(
+        !second
+            .log_text()
+            .contains(key.trim().split(':').nth(1).unwrap())
+    );
 }
 
 #[test]

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Rust files under `dir`, skipping build output, installed tools and dependencies.
@@ -37,7 +40,10 @@ fn every_rust_file_opens_with_a_module_doc() {
         })
         .map(|path| path.strip_prefix(repo()).unwrap().display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` header: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` header: {missing:#?}"
+    );
 }
 
 #[test]
@@ -51,16 +57,26 @@ fn every_workspace_member_is_in_the_codemap() {
     let codemap = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap();
     let headings: Vec<&str> = codemap.lines().filter(|l| l.starts_with("### ")).collect();
     let mut missing = Vec::new();
-    for member in members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()) {
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
         let package = std::fs::read_to_string(repo().join(member).join("Cargo.toml")).unwrap();
         let name = package
             .lines()
             .find_map(|l| l.strip_prefix("name = \""))
             .and_then(|l| l.strip_suffix('"'))
             .unwrap();
-        if !headings.iter().any(|h| h.contains(&format!("`{member}")) && h.contains(&format!("`{name}`"))) {
+        if !headings
+            .iter()
+            .any(|h| h.contains(&format!("`{member}")) && h.contains(&format!("`{name}`")))
+        {
             missing.push(format!("{member} ({name})"));
         }
     }
-    assert!(missing.is_empty(), "members without an ARCHITECTURE.md heading naming dir and package: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "members without an ARCHITECTURE.md heading naming dir and package: {missing:?}"
+    );
 }

@@ -27,7 +27,12 @@ pub async fn control_plane(
     // later: keep trying in the background and say so in readiness.
     let bootstrapped = readiness.add_reported("bootstrap");
     let bootstrap = tokio::spawn({
-        let (control, stores, admin, shutdown) = (control.clone(), stores.clone(), admin.clone(), shutdown.clone());
+        let (control, stores, admin, shutdown) = (
+            control.clone(),
+            stores.clone(),
+            admin.clone(),
+            shutdown.clone(),
+        );
         async move {
             let mut backoff = Duration::from_secs(1);
             loop {
@@ -51,7 +56,11 @@ pub async fn control_plane(
         }
     });
     let public_urls = crate::admin::public_urls(&admin, common.listen, false);
-    let app = health::router(readiness).merge(crate::admin::router(control, public_urls, allow_private_upstreams));
+    let app = health::router(readiness).merge(crate::admin::router(
+        control,
+        public_urls,
+        allow_private_upstreams,
+    ));
     let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     let _ = probe.await;

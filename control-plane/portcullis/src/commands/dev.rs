@@ -48,7 +48,8 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
 
     let key_ring = crate::admin::key_ring(&settings.admin, Some(&settings.data_dir))?;
     let control = crate::admin::control(&stores, key_ring)?;
-    crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir)).await?;
+    crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir))
+        .await?;
     let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
     let api = crate::admin::router(control, public_urls, settings.allow_private_upstreams);
 

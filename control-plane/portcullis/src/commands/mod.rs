@@ -6,7 +6,9 @@ mod dev;
 mod projector;
 
 use crate::cli::Command;
-use crate::config::{AdminSettings, CommonSettings, DevSettings, NatsSettings, parse_max_staleness};
+use crate::config::{
+    AdminSettings, CommonSettings, DevSettings, NatsSettings, parse_max_staleness,
+};
 
 /// Runs `command` to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {

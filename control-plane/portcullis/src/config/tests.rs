@@ -63,7 +63,15 @@ fn public_urls_are_a_scheme_a_domain_and_maybe_a_port() {
         parse_public_url("http://gw.test:8443").expect("valid"),
         ("http".into(), "gw.test".into(), Some(8443))
     );
-    for bad in ["gw.example.com", "ftp://gw", "https://gw/path", "https://u@gw", "https://", "https://gw:x", "https://a..b"] {
+    for bad in [
+        "gw.example.com",
+        "ftp://gw",
+        "https://gw/path",
+        "https://u@gw",
+        "https://",
+        "https://gw:x",
+        "https://a..b",
+    ] {
         assert!(parse_public_url(bad).is_err(), "{bad}");
     }
 }

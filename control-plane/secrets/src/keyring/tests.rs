@@ -13,12 +13,22 @@ fn key_text(id: &str, byte: u8) -> String {
 #[test]
 fn a_sealed_value_opens_only_with_its_associated_data() {
     let keys = ring(&key_text("k1", 7));
-    let sealed = keys.seal(b"client-secret", b"server/S1/client_secret").expect("seals");
+    let sealed = keys
+        .seal(b"client-secret", b"server/S1/client_secret")
+        .expect("seals");
     assert_eq!(sealed.key_id, "k1");
-    assert!(!sealed.bytes.windows(13).any(|w| w == b"client-secret"), "no plaintext at rest");
-    let opened = keys.open(&sealed, b"server/S1/client_secret").expect("opens");
+    assert!(
+        !sealed.bytes.windows(13).any(|w| w == b"client-secret"),
+        "no plaintext at rest"
+    );
+    let opened = keys
+        .open(&sealed, b"server/S1/client_secret")
+        .expect("opens");
     assert_eq!(opened.as_slice(), b"client-secret");
-    assert_eq!(keys.open(&sealed, b"server/S2/client_secret"), Err(OpenError::Rejected));
+    assert_eq!(
+        keys.open(&sealed, b"server/S2/client_secret"),
+        Err(OpenError::Rejected)
+    );
 }
 
 #[test]
@@ -38,29 +48,57 @@ fn rotation_seals_with_the_new_key_and_still_opens_the_old() {
     let sealed_before = old.seal(b"old", b"ad").expect("seals");
     let rotated = ring(&format!("{},{}", key_text("k2", 2), key_text("k1", 1)));
     assert_eq!(rotated.active_key_id(), "k2");
-    assert_eq!(rotated.open(&sealed_before, b"ad").expect("opens").as_slice(), b"old");
+    assert_eq!(
+        rotated
+            .open(&sealed_before, b"ad")
+            .expect("opens")
+            .as_slice(),
+        b"old"
+    );
     let sealed_after = rotated.seal(b"new", b"ad").expect("seals");
     assert_eq!(sealed_after.key_id, "k2");
     let retired = ring(&key_text("k2", 2));
-    assert_eq!(retired.open(&sealed_before, b"ad"), Err(OpenError::UnknownKey("k1".into())));
+    assert_eq!(
+        retired.open(&sealed_before, b"ad"),
+        Err(OpenError::UnknownKey("k1".into()))
+    );
 }
 
 #[test]
 fn nonces_differ_between_seals() {
     let keys = ring(&key_text("k1", 3));
-    assert_ne!(keys.seal(b"same", b"ad").expect("seals").bytes, keys.seal(b"same", b"ad").expect("seals").bytes);
+    assert_ne!(
+        keys.seal(b"same", b"ad").expect("seals").bytes,
+        keys.seal(b"same", b"ad").expect("seals").bytes
+    );
 }
 
 #[test]
 fn bad_key_texts_are_refused_with_their_position() {
     assert_eq!(KeyRing::parse("").err(), Some(KeyRingError::Empty));
-    assert_eq!(KeyRing::parse("k1:notbase64!").err(), Some(KeyRingError::BadKey { position: 1 }));
+    assert_eq!(
+        KeyRing::parse("k1:notbase64!").err(),
+        Some(KeyRingError::BadKey { position: 1 })
+    );
     let short = format!("k1:{}", STANDARD.encode([0u8; 16]));
-    assert_eq!(KeyRing::parse(&short).err(), Some(KeyRingError::BadKey { position: 1 }));
-    let bad_id = format!("{},bad id:{}", key_text("k1", 1), STANDARD.encode([0u8; 32]));
-    assert_eq!(KeyRing::parse(&bad_id).err(), Some(KeyRingError::BadKeyId { position: 2 }));
+    assert_eq!(
+        KeyRing::parse(&short).err(),
+        Some(KeyRingError::BadKey { position: 1 })
+    );
+    let bad_id = format!(
+        "{},bad id:{}",
+        key_text("k1", 1),
+        STANDARD.encode([0u8; 32])
+    );
+    assert_eq!(
+        KeyRing::parse(&bad_id).err(),
+        Some(KeyRingError::BadKeyId { position: 2 })
+    );
     let twice = format!("{},{}", key_text("k1", 1), key_text("k1", 2));
-    assert_eq!(KeyRing::parse(&twice).err(), Some(KeyRingError::DuplicateKeyId("k1".into())));
+    assert_eq!(
+        KeyRing::parse(&twice).err(),
+        Some(KeyRingError::DuplicateKeyId("k1".into()))
+    );
 }
 
 #[test]
