@@ -115,3 +115,18 @@ ensure_schemathesis() {
   export PORTCULLIS_OPENAPI_PYTHON="$venv/bin/python"
   "$PORTCULLIS_SCHEMATHESIS" --version >&2
 }
+
+# Debian's nats-server 2.9.10: too old for Portcullis. Tests prove it is refused with a clear
+# message. Extracted from the .deb into <repo>/.peers/debian-nats (nothing is installed).
+ensure_old_nats_server() {
+  local dir="$repo/.peers/debian-nats"
+  if [[ ! -x "$dir/usr/sbin/nats-server" ]]; then
+    log "Fetching Debian's nats-server (2.9.x) into .peers/debian-nats"
+    mkdir -p "$dir"
+    (cd "$dir" && { apt-get download nats-server >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get download nats-server >/dev/null; }; } \
+        && dpkg-deb -x nats-server_*.deb . && rm -f nats-server_*.deb)
+  fi
+  export PORTCULLIS_OLD_NATS_SERVER="$dir/usr/sbin/nats-server"
+  "$PORTCULLIS_OLD_NATS_SERVER" --version >&2
+}

@@ -36,6 +36,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NoRoute,
+    /// The route exists, but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
 }
 
 impl ApiError {
@@ -130,6 +133,11 @@ impl ApiError {
                 json!({}),
             ),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found", json!({})),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                json!({}),
+            ),
         }
     }
 }
@@ -169,6 +177,7 @@ impl From<ApiError> for tonic::Status {
             StatusCode::CONFLICT => tonic::Code::Aborted,
             StatusCode::UNPROCESSABLE_ENTITY => tonic::Code::FailedPrecondition,
             StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+            StatusCode::METHOD_NOT_ALLOWED => tonic::Code::Unimplemented,
             _ => tonic::Code::Internal,
         };
         tonic::Status::new(code, message)

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod flows;
 pub mod grpc;
+pub mod openapi;
 pub mod public_urls;
 pub mod rest;
 

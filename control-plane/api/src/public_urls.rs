@@ -35,10 +35,8 @@ impl PublicUrls {
 
     /// The base URL of a host (no trailing slash).
     pub fn host_base(&self, host_id: &str, is_default: bool) -> String {
-        if is_default {
-            if let Some(base) = &self.default_host_base {
-                return base.clone();
-            }
+        if is_default && let Some(base) = &self.default_host_base {
+            return base.clone();
         }
         let domain = self.base_domain.as_deref().unwrap_or("localhost");
         match self.port {

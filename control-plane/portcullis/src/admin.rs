@@ -147,10 +147,16 @@ pub async fn bootstrap_admin(
     Ok(())
 }
 
-/// The API router over `control`.
-pub fn router(control: Arc<Control>, public_urls: PublicUrls, allow_private: bool) -> axum::Router {
+/// The API router over `control`, reading audit records from `audit`.
+pub fn router(
+    control: Arc<Control>,
+    audit: Arc<dyn portcullis_store::AuditLog>,
+    public_urls: PublicUrls,
+    allow_private: bool,
+) -> axum::Router {
     portcullis_api::router(ApiState {
         control,
+        audit: Some(audit),
         url_policy: if allow_private {
             UrlPolicy::DEVELOPMENT
         } else {

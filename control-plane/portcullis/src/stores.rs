@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portcullis_store::{EventLog, ReadModelStore};
+use portcullis_store::{AuditLog, EventLog, ReadModelStore};
 use portcullis_store_jetstream::{ConnectError, JetStreamConfig, JetStreamStore};
 use portcullis_store_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,8 @@ pub struct Stores {
     pub log: Arc<dyn EventLog>,
     /// The read models.
     pub kv: Arc<dyn ReadModelStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -40,7 +42,8 @@ pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Stores> {
     tracing::info!(path = %shown, "Opened the embedded store.");
     Ok(Stores {
         log: store.clone(),
-        kv: store,
+        kv: store.clone(),
+        audit: store,
     })
 }
 
@@ -69,7 +72,8 @@ pub async fn connect_jetstream(
                 tracing::info!(urls = %settings.urls.join(","), namespace = %settings.namespace, "Connected to NATS JetStream.");
                 return Ok(Stores {
                     log: store.clone(),
-                    kv: store,
+                    kv: store.clone(),
+                    audit: store,
                 });
             }
             Err(error) if is_retryable(&error) => {

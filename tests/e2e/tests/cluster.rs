@@ -134,3 +134,47 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         assert!(status.success(), "{status}: {}", process.log_text());
     }
 }
+
+/// A JetStream server older than 2.12 (Debian's 2.9.10, which silently ignores settings the
+/// store relies on) is refused at start-up with a message that says why.
+#[test]
+fn a_nats_server_older_than_2_12_is_refused_with_the_reason() {
+    let binary = std::env::var_os("PORTCULLIS_OLD_NATS_SERVER").unwrap_or_else(|| {
+        panic!(
+            "PORTCULLIS_OLD_NATS_SERVER is unset: run scripts/test (ensure_old_nats_server) first"
+        )
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = portcullis_e2e::free_addr().port();
+    let mut server = std::process::Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the old nats-server");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "old nats-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("nats://{addr}");
+    for sub in ["projector", "control-plane", "data-plane"] {
+        let (status, stderr) = portcullis_e2e::run(
+            &[sub, "--nats", &url, "--listen", "127.0.0.1:0"],
+            Duration::from_secs(20),
+        );
+        assert!(!status.success(), "{sub} must refuse the old server");
+        assert!(
+            stderr.contains("2.9.10") && stderr.contains("2.12"),
+            "{sub}: {stderr}"
+        );
+        assert!(
+            stderr.contains("silently ignore"),
+            "{sub} says why: {stderr}"
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -58,6 +58,7 @@ pub async fn control_plane(
     let public_urls = crate::admin::public_urls(&admin, common.listen, false);
     let app = health::router(readiness).merge(crate::admin::router(
         control,
+        stores.audit.clone(),
         public_urls,
         allow_private_upstreams,
     ));

@@ -51,7 +51,12 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir))
         .await?;
     let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
-    let api = crate::admin::router(control, public_urls, settings.allow_private_upstreams);
+    let api = crate::admin::router(
+        control,
+        stores.audit.clone(),
+        public_urls,
+        settings.allow_private_upstreams,
+    );
 
     let app = health::router(readiness)
         .merge(health::metrics_router(move || replica.metrics_text()))

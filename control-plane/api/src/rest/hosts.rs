@@ -1,0 +1,385 @@
+//! `/api/v1/hosts`: create, list, get, change settings, delete, and the ready-to-copy client
+//! configuration of a host.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use portcullis_commands::control::{
+    ControlError, CreateHost, HostSettingsPatch, HostView, ServerView,
+};
+use portcullis_projector::models::HostSettings;
+use portcullis_proto::events::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{Admin, ApiJson, ApiPath};
+use super::types::{Created, ToolVisibility, no_content};
+use crate::public_urls::client_snippets;
+use crate::{ApiError, ApiState, PublicUrls};
+
+/// A host: one subdomain of the gateway with its own servers, humans and agents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Host {
+    /// The host's id, which is its subdomain, e.g. `acme-pink-panda-6942`.
+    pub id: String,
+    /// The owning organization.
+    pub org_id: String,
+    /// The admin-chosen prefix of the id.
+    pub prefix: String,
+    /// Whether it is its organization's default host.
+    pub default: bool,
+    /// The MCP URL agents connect to.
+    pub mcp_url: String,
+    /// Its settings, defaults resolved.
+    pub settings: Settings,
+}
+
+impl Host {
+    /// The wire form of a host view.
+    pub fn new(view: HostView, urls: &PublicUrls) -> Self {
+        Host {
+            mcp_url: urls.mcp_url(&view.host_id, view.is_default),
+            id: view.host_id,
+            org_id: view.org_id,
+            prefix: view.prefix,
+            default: view.is_default,
+            settings: view.settings.into(),
+        }
+    }
+}
+
+/// A host's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Settings {
+    /// Whether agents may add MCP servers dynamically.
+    pub dynamic_mcps: bool,
+    /// Which tools `tools/list` shows an agent.
+    pub tool_visibility: ToolVisibility,
+    /// Session idle lifetime, seconds.
+    pub session_idle_seconds: u64,
+    /// Session absolute lifetime, seconds.
+    pub session_absolute_seconds: u64,
+    /// Browser origins allowed to call the MCP endpoint.
+    pub allowed_origins: Vec<String>,
+}
+
+impl From<HostSettings> for Settings {
+    fn from(settings: HostSettings) -> Self {
+        Settings {
+            dynamic_mcps: settings.dynamic_mcps,
+            tool_visibility: settings.tool_visibility.into(),
+            session_idle_seconds: settings.session_idle_seconds,
+            session_absolute_seconds: settings.session_absolute_seconds,
+            allowed_origins: settings.allowed_origins,
+        }
+    }
+}
+
+/// Settings to set; an absent field keeps its current value (its default, at creation).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    /// Whether agents may add MCP servers dynamically. Default: false.
+    pub dynamic_mcps: Option<bool>,
+    /// Which tools `tools/list` shows an agent. Default: `permitted`.
+    pub tool_visibility: Option<ToolVisibility>,
+    /// Session idle lifetime, seconds: 300 to 31536000, at most the absolute lifetime.
+    /// Default: 2592000 (30 days).
+    #[schema(minimum = 300, maximum = 31536000)]
+    pub session_idle_seconds: Option<u64>,
+    /// Session absolute lifetime, seconds: 300 to 31536000. Default: 7776000 (90 days).
+    #[schema(minimum = 300, maximum = 31536000)]
+    pub session_absolute_seconds: Option<u64>,
+    /// Browser origins allowed to call the MCP endpoint (at most 50; replaces the list),
+    /// e.g. `https://app.example.com`. Default: none.
+    #[schema(max_items = 50)]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl SettingsInput {
+    fn into_proto(self) -> pb::HostSettings {
+        pb::HostSettings {
+            dynamic_mcps: self.dynamic_mcps.unwrap_or(false),
+            tool_visibility: match self.tool_visibility {
+                None => pb::ToolVisibility::Unspecified as i32,
+                Some(ToolVisibility::Permitted) => pb::ToolVisibility::Permitted as i32,
+                Some(ToolVisibility::All) => pb::ToolVisibility::All as i32,
+            },
+            session_idle_seconds: self.session_idle_seconds,
+            session_absolute_seconds: self.session_absolute_seconds,
+            allowed_origins: self.allowed_origins.unwrap_or_default(),
+        }
+    }
+
+    fn into_patch(self) -> HostSettingsPatch {
+        HostSettingsPatch {
+            dynamic_mcps: self.dynamic_mcps,
+            tool_visibility: self.tool_visibility.map(Into::into),
+            session_idle_seconds: self.session_idle_seconds,
+            session_absolute_seconds: self.session_absolute_seconds,
+            allowed_origins: self.allowed_origins,
+        }
+    }
+}
+
+/// The service names a bad setting as `allowed_origins[2]`; the request has it under
+/// `settings`.
+fn in_settings(error: ControlError) -> ControlError {
+    const SETTINGS: [&str; 5] = [
+        "dynamic_mcps",
+        "tool_visibility",
+        "session_idle_seconds",
+        "session_absolute_seconds",
+        "allowed_origins",
+    ];
+    match error {
+        ControlError::Invalid { field, reason }
+            if SETTINGS.iter().any(|name| field.starts_with(name)) =>
+        {
+            ControlError::Invalid {
+                field: format!("settings.{field}"),
+                reason,
+            }
+        }
+        other => other,
+    }
+}
+
+/// A host to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHostRequest {
+    /// The subdomain prefix: 1 to 32 of `a-z`, `0-9` and `-`, starting with a letter; the id
+    /// becomes `<prefix>-<adjective>-<noun>-<NNNN>`.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$",
+        example = "acme"
+    )]
+    pub prefix: String,
+    /// The owning organization; required when the admin token acts for several.
+    pub org_id: Option<String>,
+    /// Initial settings; defaults for what is absent.
+    pub settings: Option<SettingsInput>,
+}
+
+/// A change to a host: the settings named are set, the others kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHostRequest {
+    /// Settings to change.
+    pub settings: Option<SettingsInput>,
+}
+
+/// The caller's hosts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostList {
+    /// Every host of every organization the admin token acts for, sorted by id.
+    pub hosts: Vec<Host>,
+}
+
+/// Creates a host with a fresh id `<prefix>-<adjective>-<noun>-<NNNN>`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hosts",
+    tag = "hosts",
+    operation_id = "create_host",
+    request_body = CreateHostRequest,
+    responses((status = 201, description = "Created", body = Host))
+)]
+pub async fn create(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<CreateHostRequest>,
+) -> Result<Created<Host>, ApiError> {
+    let create = CreateHost {
+        org_id: request.org_id,
+        prefix: request.prefix,
+        settings: request.settings.map(SettingsInput::into_proto),
+    };
+    let host = state
+        .control
+        .create_host(&admin.principal, &admin.context, admin.key(), create)
+        .await
+        .map_err(in_settings)?;
+    Ok(Created(Host::new(host, &state.public_urls)))
+}
+
+/// Lists the caller's hosts, each marked `default` or not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts",
+    tag = "hosts",
+    operation_id = "list_hosts",
+    responses((status = 200, description = "The caller's hosts", body = HostList))
+)]
+pub async fn list(admin: Admin, State(state): State<ApiState>) -> Result<Json<HostList>, ApiError> {
+    let hosts = state.control.list_hosts(&admin.principal, None).await?;
+    Ok(Json(HostList {
+        hosts: hosts
+            .into_iter()
+            .map(|host| Host::new(host, &state.public_urls))
+            .collect(),
+    }))
+}
+
+/// One host.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts/{host}",
+    tag = "hosts",
+    operation_id = "get_host",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 200, description = "The host", body = Host))
+)]
+pub async fn get(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<Json<Host>, ApiError> {
+    let host = state.control.get_host(&admin.principal, &host).await?;
+    Ok(Json(Host::new(host, &state.public_urls)))
+}
+
+/// Changes a host's settings: those named in `settings` are set, the others kept.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/hosts/{host}",
+    tag = "hosts",
+    operation_id = "update_host",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    request_body = UpdateHostRequest,
+    responses((status = 200, description = "The host as changed", body = Host))
+)]
+pub async fn update(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+    ApiJson(request): ApiJson<UpdateHostRequest>,
+) -> Result<Json<Host>, ApiError> {
+    let patch = request.settings.unwrap_or_default().into_patch();
+    let host = state
+        .control
+        .update_host_settings(&admin.principal, &admin.context, admin.key(), &host, patch)
+        .await
+        .map_err(in_settings)?;
+    Ok(Json(Host::new(host, &state.public_urls)))
+}
+
+/// Deletes a host: everything in it becomes unreachable.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/hosts/{host}",
+    tag = "hosts",
+    operation_id = "delete_host",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .control
+        .delete_host(&admin.principal, &admin.context, admin.key(), &host)
+        .await?;
+    Ok(no_content())
+}
+
+/// Ready-to-copy client configurations for one MCP URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientTarget {
+    /// The name the snippets give the server.
+    pub name: String,
+    /// The MCP URL.
+    pub mcp_url: String,
+    /// By client: `cursor` (`~/.cursor/mcp.json`), `vscode` (`.vscode/mcp.json`),
+    /// `claude_desktop` (`claude_desktop_config.json`), each `{"file", "config"}` running
+    /// `npx -y mcp-remote <url>`; and `claude_code` (`{"command": "claude mcp add … --transport
+    /// http <url>"}`).
+    #[schema(value_type = Object)]
+    pub clients: serde_json::Value,
+}
+
+impl ClientTarget {
+    fn new(name: String, mcp_url: String) -> Self {
+        ClientTarget {
+            clients: client_snippets(&name, &mcp_url),
+            name,
+            mcp_url,
+        }
+    }
+}
+
+/// The client configurations of one server of a host.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerClientConfig {
+    /// The server's key.
+    pub key: String,
+    /// The server's display name.
+    pub name: String,
+    /// The server's upstream URL.
+    pub upstream_url: String,
+    /// Through the server's own path, `<host>/mcp/<key>`.
+    pub path: ClientTarget,
+    /// Through the host URL pre-selecting the upstream, `<host>/mcp?upstream_mcp=<url>`.
+    pub upstream: ClientTarget,
+}
+
+/// How to configure MCP clients for a host.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientConfig {
+    /// The host's id.
+    pub host_id: String,
+    /// Through the host URL: the agent is asked which servers to connect.
+    pub host: ClientTarget,
+    /// Per server, sorted by key.
+    pub servers: Vec<ServerClientConfig>,
+}
+
+/// Ready-to-copy client configurations (Cursor and VS Code `mcp.json`, Claude Desktop,
+/// Claude Code) for the host URL and for each of its servers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts/{host}/client-config",
+    tag = "hosts",
+    operation_id = "get_client_config",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 200, description = "Client configurations", body = ClientConfig))
+)]
+pub async fn client_config(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<Json<ClientConfig>, ApiError> {
+    let view = state.control.get_host(&admin.principal, &host).await?;
+    let mut servers: Vec<ServerView> = state
+        .control
+        .list_servers(&admin.principal, &view.host_id)
+        .await?;
+    servers.sort_by(|a, b| a.key.cmp(&b.key));
+    let urls = &state.public_urls;
+    let (host_id, default) = (view.host_id.as_str(), view.is_default);
+    Ok(Json(ClientConfig {
+        host: ClientTarget::new(host_id.to_owned(), urls.mcp_url(host_id, default)),
+        servers: servers
+            .into_iter()
+            .map(|server| ServerClientConfig {
+                path: ClientTarget::new(
+                    server.key.clone(),
+                    urls.server_mcp_url(host_id, default, &server.key),
+                ),
+                upstream: ClientTarget::new(
+                    server.key.clone(),
+                    urls.upstream_mcp_url(host_id, default, &server.url),
+                ),
+                key: server.key,
+                name: server.name,
+                upstream_url: server.url,
+            })
+            .collect(),
+        host_id: view.host_id.clone(),
+    }))
+}

@@ -1,0 +1,1128 @@
+//! The gRPC surface through real gRPC clients: `grpcurl` 1.8.6 (reflection v1alpha) and
+//! `buf curl` (reflection v1), against `portcullis_api::router` served on a loopback port with
+//! the embedded SQLite store and the projector running, as in `portcullis dev`.
+//!
+//! The clients come from `scripts/lib/tools.sh` (`ensure_grpc_clients`), which exports
+//! `PORTCULLIS_GRPCURL` and `PORTCULLIS_BUF`; the import test also runs the MCP peer
+//! `server-everything` (`ensure_mcp_peers`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_api::{ApiState, PublicUrls};
+use portcullis_commands::Context;
+use portcullis_commands::control::{Control, ControlOptions, NoSecretSealer};
+use portcullis_projector::{Projector, ProjectorOptions};
+use portcullis_store::{AuditDecision, AuditEntry, AuditLog, EventLog, ReadModelStore};
+use portcullis_store_sqlite::SqliteStore;
+use portcullis_upstream::DiscoverOptions;
+use portcullis_upstream::url_guard::UrlPolicy;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const HOW_TO_INSTALL: &str = "Run scripts/test, or install the pinned clients and export their \
+    locations with: repo=$PWD; source scripts/lib/tools.sh; ensure_grpc_clients";
+
+/// The control services, as reflection must list them.
+const SERVICES: [&str; 6] = [
+    "portcullis.control.v1.OrganizationService",
+    "portcullis.control.v1.HostService",
+    "portcullis.control.v1.ServerService",
+    "portcullis.control.v1.HumanService",
+    "portcullis.control.v1.AgentService",
+    "portcullis.control.v1.AuditService",
+];
+
+/// A tool binary from an environment variable that `scripts/lib/tools.sh` exports.
+fn tool_path(var: &str, how_to_install: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(value) if !value.is_empty() => {
+            let path = PathBuf::from(value);
+            assert!(
+                path.exists(),
+                "{var}={} does not exist.\n{how_to_install}",
+                path.display()
+            );
+            path
+        }
+        _ => panic!("{var} is not set, so this test cannot find its client.\n{how_to_install}"),
+    }
+}
+
+/// A failed call as a client reported it: the gRPC code, normalized to lower case without
+/// separators (`notfound`, `invalidargument`), and the message.
+#[derive(Debug)]
+struct Failure {
+    code: String,
+    message: String,
+}
+
+/// Which real client makes a call.
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    Grpcurl,
+    Buf,
+}
+
+/// The API served on a loopback port over a fresh store, with its projector.
+struct Gateway {
+    addr: SocketAddr,
+    store: Arc<SqliteStore>,
+    control: Arc<Control>,
+    shutdown: CancellationToken,
+    projector: tokio::task::JoinHandle<Result<(), portcullis_projector::ProjectorError>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("open store"));
+        let log: Arc<dyn EventLog> = store.clone();
+        let kv: Arc<dyn ReadModelStore> = store.clone();
+        let shutdown = CancellationToken::new();
+        let projector = Projector::new(log.clone(), kv.clone(), ProjectorOptions::default())
+            .expect("projector");
+        let projector = tokio::spawn(projector.run(shutdown.clone()));
+        let control = Arc::new(
+            Control::new(log, kv, Arc::new(NoSecretSealer), ControlOptions::default())
+                .expect("control"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let audit: Arc<dyn AuditLog> = store.clone();
+        let state = ApiState {
+            control: control.clone(),
+            url_policy: UrlPolicy {
+                allow_private: true,
+            },
+            discover: DiscoverOptions::default(),
+            public_urls: PublicUrls::dev(addr),
+            audit: Some(audit),
+        };
+        let router = portcullis_api::router(state);
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        Gateway {
+            addr,
+            store,
+            control,
+            shutdown,
+            projector,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// A new admin token (no organization yet); returns its secret.
+    async fn token(&self, name: &str) -> String {
+        let secret = format!("pcat_test_{name}_{}", "0".repeat(32));
+        self.control
+            .ensure_admin_token(&Context::system("test", "setup"), &secret, &[], name)
+            .await
+            .expect("admin token");
+        secret
+    }
+
+    /// A new admin token in a new organization (created over gRPC); returns its secret.
+    async fn admin(&self, name: &str) -> String {
+        let token = self.token(name).await;
+        let org = self
+            .call(
+                Client::Grpcurl,
+                Some(&token),
+                "OrganizationService/CreateOrganization",
+                json!({ "name": format!("{name} Inc") }),
+            )
+            .await
+            .expect("create organization");
+        assert!(
+            org["orgId"].as_str().is_some_and(|id| !id.is_empty()),
+            "{org}"
+        );
+        token
+    }
+
+    /// A host of the admin holding `token`; returns its id.
+    async fn host(&self, token: &str, prefix: &str) -> String {
+        let host = self
+            .call(
+                Client::Buf,
+                Some(token),
+                "HostService/CreateHost",
+                json!({ "prefix": prefix }),
+            )
+            .await
+            .expect("create host");
+        host["hostId"].as_str().expect("host id").to_owned()
+    }
+
+    /// Calls `portcullis.control.v1.<method>` with `body`, the bearer `token` (if any) and
+    /// `headers`.
+    async fn call(
+        &self,
+        client: Client,
+        token: Option<&str>,
+        method: &str,
+        body: Value,
+    ) -> Result<Value, Failure> {
+        self.call_with(
+            client,
+            token,
+            &[],
+            &format!("portcullis.control.v1.{method}"),
+            body,
+        )
+        .await
+    }
+
+    async fn call_with(
+        &self,
+        client: Client,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: Value,
+    ) -> Result<Value, Failure> {
+        let mut all: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        if let Some(token) = token {
+            all.push(format!("authorization: Bearer {token}"));
+        }
+        let mut args: Vec<String> = Vec::new();
+        match client {
+            Client::Grpcurl => {
+                args.extend(["-plaintext".to_owned(), "-d".to_owned(), body.to_string()]);
+                for header in all {
+                    args.extend(["-H".to_owned(), header]);
+                }
+                args.extend([self.addr.to_string(), method.to_owned()]);
+            }
+            Client::Buf => {
+                args.extend(
+                    [
+                        "curl",
+                        "--protocol",
+                        "grpc",
+                        "--http2-prior-knowledge",
+                        "-d",
+                    ]
+                    .map(str::to_owned),
+                );
+                args.push(body.to_string());
+                for header in all {
+                    args.extend(["-H".to_owned(), header]);
+                }
+                args.push(format!("http://{}/{method}", self.addr));
+            }
+        }
+        let (ok, stdout, stderr) = run(client, &args).await;
+        if ok {
+            let text = stdout.trim();
+            return Ok(if text.is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("{client:?} printed non-JSON ({e}): {text}"))
+            });
+        }
+        Err(parse_failure(client, &stderr))
+    }
+
+    /// Stops the server and the projector; the projector must have run cleanly.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.server
+            .await
+            .expect("server task")
+            .expect("server ran cleanly");
+        self.projector
+            .await
+            .expect("projector task")
+            .expect("projector ran cleanly");
+    }
+}
+
+/// Runs a client with `args`; returns whether it succeeded, its stdout and its stderr.
+async fn run(client: Client, args: &[String]) -> (bool, String, String) {
+    let program = match client {
+        Client::Grpcurl => tool_path("PORTCULLIS_GRPCURL", HOW_TO_INSTALL),
+        Client::Buf => tool_path("PORTCULLIS_BUF", HOW_TO_INSTALL),
+    };
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&program)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{client:?} {args:?} did not finish within 60 s"))
+    .unwrap_or_else(|e| panic!("could not run {}: {e}", program.display()));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The code and message of a failed call, from the client's error output.
+fn parse_failure(client: Client, stderr: &str) -> Failure {
+    let normalize = |code: &str| code.to_lowercase().replace(['_', ' '], "");
+    match client {
+        // ERROR:\n  Code: NotFound\n  Message: host "x" not found
+        Client::Grpcurl => {
+            let field = |name: &str| {
+                stderr
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix(name))
+                    .map(|rest| rest.trim().to_owned())
+            };
+            Failure {
+                code: normalize(&field("Code:").unwrap_or_else(|| panic!("no code in: {stderr}"))),
+                message: field("Message:").unwrap_or_default(),
+            }
+        }
+        // {"code": "not_found", "message": "host \"x\" not found"}
+        Client::Buf => {
+            let start = stderr
+                .find('{')
+                .unwrap_or_else(|| panic!("no JSON error in: {stderr}"));
+            let error: Value = serde_json::from_str(&stderr[start..])
+                .unwrap_or_else(|e| panic!("bad JSON error ({e}) in: {stderr}"));
+            Failure {
+                code: normalize(error["code"].as_str().unwrap_or_default()),
+                message: error["message"].as_str().unwrap_or_default().to_owned(),
+            }
+        }
+    }
+}
+
+/// Asserts a call failed with `code` (normalized) and a message containing `needle`.
+#[track_caller]
+fn assert_failed(result: Result<Value, Failure>, code: &str, needle: &str) {
+    match result {
+        Err(failure) => {
+            assert_eq!(failure.code, code, "{failure:?}");
+            assert!(
+                failure.message.contains(needle),
+                "message should mention {needle:?}: {failure:?}"
+            );
+        }
+        Ok(value) => panic!("expected {code}, got {value}"),
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the status code and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    (status, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_to_grpcurl_v1alpha_and_buf_v1() {
+    let gateway = Gateway::start().await;
+
+    let (ok, listed, stderr) = run(
+        Client::Grpcurl,
+        &[
+            "-plaintext".to_owned(),
+            gateway.addr.to_string(),
+            "list".to_owned(),
+        ],
+    )
+    .await;
+    assert!(ok, "grpcurl list failed: {stderr}");
+    for service in SERVICES.iter().copied().chain([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]) {
+        assert!(
+            listed.lines().any(|line| line.trim() == service),
+            "{service} not in:\n{listed}"
+        );
+    }
+
+    let (ok, methods, stderr) = run(
+        Client::Buf,
+        &[
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "--list-methods",
+            &format!("http://{}", gateway.addr),
+        ]
+        .map(str::to_owned),
+    )
+    .await;
+    assert!(ok, "buf curl --list-methods failed: {stderr}");
+    for method in [
+        "portcullis.control.v1.OrganizationService/CreateOrganization",
+        "portcullis.control.v1.HostService/CreateHost",
+        "portcullis.control.v1.ServerService/ImportServer",
+        "portcullis.control.v1.HumanService/PutGrant",
+        "portcullis.control.v1.AgentService/DeleteAgent",
+        "portcullis.control.v1.AuditService/QueryAudit",
+        "grpc.health.v1.Health/Check",
+    ] {
+        assert!(
+            methods.lines().any(|line| line.trim() == method),
+            "{method} not in:\n{methods}"
+        );
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_every_service_serving() {
+    let gateway = Gateway::start().await;
+    for service in SERVICES.iter().copied().chain([""]) {
+        for client in [Client::Buf, Client::Grpcurl] {
+            let health = gateway
+                .call_with(
+                    client,
+                    None,
+                    &[],
+                    "grpc.health.v1.Health/Check",
+                    json!({ "service": service }),
+                )
+                .await
+                .unwrap_or_else(|f| panic!("{client:?} health of {service:?}: {f:?}"));
+            assert_eq!(health["status"], "SERVING", "{client:?} {service:?}");
+        }
+    }
+    let unknown = gateway
+        .call_with(
+            Client::Buf,
+            None,
+            &[],
+            "grpc.health.v1.Health/Check",
+            json!({ "service": "no.such.Service" }),
+        )
+        .await;
+    assert_failed(unknown, "notfound", "");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_host_adds_a_human_grants_and_lists_over_grpc() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+
+    // Create a host (buf), honouring an idempotency key: the retry yields the same host.
+    let create = |client| {
+        gateway.call_with(
+            client,
+            Some(token),
+            &[("idempotency-key", "create-acme-1")],
+            "portcullis.control.v1.HostService/CreateHost",
+            json!({ "prefix": "acme", "settings": { "allowedOrigins": ["https://app.acme.test"] } }),
+        )
+    };
+    let host = create(Client::Buf).await.expect("create host");
+    let again = create(Client::Grpcurl).await.expect("create host again");
+    let host_id = host["hostId"].as_str().expect("host id").to_owned();
+    assert!(host_id.starts_with("acme-"), "{host}");
+    assert_eq!(
+        again["hostId"], host["hostId"],
+        "same idempotency key, same host"
+    );
+    assert_eq!(
+        host["baseUrl"],
+        format!("http://{host_id}.localhost:{}", gateway.addr.port())
+    );
+    assert_eq!(
+        host["settings"]["allowedOrigins"],
+        json!(["https://app.acme.test"])
+    );
+
+    // A server to grant on (imported through the service: no upstream needed here).
+    let principal = gateway.control.authenticate(token).await.expect("auth");
+    let server = gateway
+        .control
+        .import_server(
+            &principal,
+            &Context::admin(&principal, "test-import"),
+            None,
+            &host_id,
+            portcullis_commands::control::ImportServer {
+                url: "https://mcp.github.example/mcp".to_owned(),
+                key: Some("github".to_owned()),
+                name: None,
+                description: None,
+                tool_overrides: Vec::new(),
+                oauth: None,
+                discovered: portcullis_commands::control::DiscoveredServer::default(),
+            },
+        )
+        .await
+        .expect("import");
+
+    // Add a human (grpcurl), grant (buf), and read it all back.
+    let human = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HumanService/AddHuman",
+            json!({ "hostId": host_id, "email": "Ada@Example.com" }),
+        )
+        .await
+        .expect("add human");
+    let human_id = human["humanId"].as_str().expect("human id").to_owned();
+    assert_eq!(human["email"], "ada@example.com");
+    assert_eq!(human["preAuthorized"], true);
+
+    let grant = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "HumanService/PutGrant",
+            json!({
+                "hostId": host_id, "humanId": human_id, "serverId": server.server_id,
+                "maxTrustLevel": "TRUST_LEVEL_MEDIUM",
+            }),
+        )
+        .await
+        .expect("put grant");
+    assert_eq!(grant["maxTrustLevel"], "TRUST_LEVEL_MEDIUM");
+
+    let hosts = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HostService/ListHosts",
+            json!({}),
+        )
+        .await
+        .expect("list hosts");
+    assert_eq!(hosts["hosts"][0]["hostId"], host_id.as_str());
+
+    let humans = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "HumanService/ListHumans",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list humans");
+    assert_eq!(humans["humans"][0]["humanId"], human_id.as_str());
+
+    let detail = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HumanService/GetHuman",
+            json!({ "hostId": host_id, "humanId": human_id }),
+        )
+        .await
+        .expect("get human");
+    assert_eq!(detail["grants"][0]["serverId"], server.server_id.as_str());
+    assert_eq!(detail["grants"][0]["maxTrustLevel"], "TRUST_LEVEL_MEDIUM");
+
+    let servers = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/ListServers",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list servers");
+    assert_eq!(servers["servers"][0]["key"], "github");
+
+    let config = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HostService/GetClientConfig",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("client config");
+    let mcp_url = format!(
+        "http://{host_id}.localhost:{}/mcp/github",
+        gateway.addr.port()
+    );
+    assert_eq!(config["servers"][0]["mcpUrl"], mcp_url.as_str());
+    let cursor: Value = serde_json::from_str(
+        config["servers"][0]["snippets"]["cursor"]
+            .as_str()
+            .expect("a cursor snippet"),
+    )
+    .expect("snippet JSON");
+    assert_eq!(
+        cursor["config"]["mcpServers"]["github"]["args"][2],
+        mcp_url.as_str()
+    );
+    assert!(
+        config["host"]["mcpUrl"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/mcp"))
+    );
+
+    // UNSPECIFIED is not a trust level.
+    let unspecified = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HumanService/PutGrant",
+            json!({ "hostId": host_id, "humanId": human_id, "serverId": server.server_id }),
+        )
+        .await;
+    assert_failed(unspecified, "invalidargument", "max_trust_level");
+
+    // Revoke the grant, then the human is gone after deletion.
+    gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "HumanService/DeleteGrant",
+            json!({ "hostId": host_id, "humanId": human_id, "serverId": server.server_id }),
+        )
+        .await
+        .expect("delete grant");
+    gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HumanService/DeleteHuman",
+            json!({ "hostId": host_id, "humanId": human_id }),
+        )
+        .await
+        .expect("delete human");
+    let gone = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "HumanService/GetHuman",
+            json!({ "hostId": host_id, "humanId": human_id }),
+        )
+        .await;
+    assert_failed(gone, "notfound", "human");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_token_is_unauthenticated() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    for client in [Client::Grpcurl, Client::Buf] {
+        let missing = gateway
+            .call(client, None, "HostService/ListHosts", json!({}))
+            .await;
+        assert_failed(missing, "unauthenticated", "admin token");
+        let wrong = gateway
+            .call(
+                client,
+                Some("pcat_not-a-real-token-000000000000"),
+                "HostService/ListHosts",
+                json!({}),
+            )
+            .await;
+        assert_failed(wrong, "unauthenticated", "admin token");
+        let not_bearer = gateway
+            .call_with(
+                client,
+                None,
+                &[("authorization", &format!("Basic {token}"))],
+                "portcullis.control.v1.HostService/ListHosts",
+                json!({}),
+            )
+            .await;
+        assert_failed(not_bearer, "unauthenticated", "admin token");
+    }
+    // Authentication comes before validation: a bad idempotency key without a token is 401.
+    let unauthenticated_write = gateway
+        .call_with(
+            Client::Buf,
+            None,
+            &[("idempotency-key", "has space")],
+            "portcullis.control.v1.HostService/CreateHost",
+            json!({ "prefix": "x" }),
+        )
+        .await;
+    assert_failed(unauthenticated_write, "unauthenticated", "");
+    let bad_key = gateway
+        .call_with(
+            Client::Buf,
+            Some(&token),
+            &[("idempotency-key", "x".repeat(200).as_str())],
+            "portcullis.control.v1.HostService/CreateHost",
+            json!({ "prefix": "x" }),
+        )
+        .await;
+    assert_failed(bad_key, "invalidargument", "idempotency_key");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_host_is_not_found() {
+    let gateway = Gateway::start().await;
+    let acme = gateway.admin("acme").await;
+    let globex = gateway.admin("globex").await;
+    let acme_host = gateway.host(&acme, "acme").await;
+
+    for (client, method, body) in [
+        (
+            Client::Grpcurl,
+            "HostService/GetHost",
+            json!({ "hostId": acme_host }),
+        ),
+        (
+            Client::Buf,
+            "HostService/DeleteHost",
+            json!({ "hostId": acme_host }),
+        ),
+        (
+            Client::Buf,
+            "ServerService/ListServers",
+            json!({ "hostId": acme_host }),
+        ),
+        (
+            Client::Grpcurl,
+            "HumanService/AddHuman",
+            json!({ "hostId": acme_host, "email": "spy@globex.test" }),
+        ),
+        (
+            Client::Buf,
+            "AgentService/ListAgents",
+            json!({ "hostId": acme_host }),
+        ),
+        (
+            Client::Grpcurl,
+            "AuditService/QueryAudit",
+            json!({ "hostId": acme_host }),
+        ),
+        (
+            Client::Buf,
+            "ServerService/DiscoverServer",
+            json!({ "hostId": acme_host, "url": "http://127.0.0.1:9/mcp" }),
+        ),
+    ] {
+        let result = gateway.call(client, Some(&globex), method, body).await;
+        assert_failed(result, "notfound", &acme_host);
+    }
+    let own = gateway
+        .call(
+            Client::Buf,
+            Some(&globex),
+            "HostService/ListHosts",
+            json!({}),
+        )
+        .await
+        .expect("list hosts");
+    assert_eq!(own, json!({}), "globex sees no host");
+    // Still there for its owner.
+    gateway
+        .call(
+            Client::Grpcurl,
+            Some(&acme),
+            "HostService/GetHost",
+            json!({ "hostId": acme_host }),
+        )
+        .await
+        .expect("owner reads its host");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_errors_are_invalid_argument_naming_the_field() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let host_id = gateway.host(&token, "acme").await;
+
+    for client in [Client::Grpcurl, Client::Buf] {
+        let bad_email = gateway
+            .call(
+                client,
+                Some(&token),
+                "HumanService/AddHuman",
+                json!({ "hostId": host_id, "email": "not-an-email" }),
+            )
+            .await;
+        assert_failed(bad_email, "invalidargument", "email");
+    }
+    let bad_prefix = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/CreateHost",
+            json!({ "prefix": "Not A Prefix!" }),
+        )
+        .await;
+    assert_failed(bad_prefix, "invalidargument", "prefix");
+    let bad_origin = gateway
+        .call(
+            Client::Buf,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            json!({ "hostId": host_id, "settings": { "allowedOrigins": ["not a url"] } }),
+        )
+        .await;
+    assert_failed(bad_origin, "invalidargument", "allowed_origins");
+    let no_settings = gateway
+        .call(
+            Client::Buf,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            json!({ "hostId": host_id }),
+        )
+        .await;
+    assert_failed(no_settings, "invalidargument", "settings");
+    let bad_audit = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "AuditService/QueryAudit",
+            json!({ "hostId": host_id, "agentId": "a.b" }),
+        )
+        .await;
+    assert_failed(bad_audit, "invalidargument", "agent_id");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_are_queried_through_the_audit_log() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let host_id = gateway.host(&token, "acme").await;
+
+    for (i, (tool, decision)) in [
+        ("list_issues", AuditDecision::Allowed),
+        ("delete_repo", AuditDecision::Denied),
+        ("search", AuditDecision::Allowed),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let record_id = format!("01JAUDIT{i:018}");
+        let record = portcullis_proto::audit::v1::AuditRecord {
+            record_id: record_id.clone(),
+            time_ms: 1_700_000_000_000 + i as i64,
+            host_id: host_id.clone(),
+            tool: tool.to_owned(),
+            decision: match decision {
+                AuditDecision::Allowed => portcullis_proto::audit::v1::Decision::Allowed,
+                AuditDecision::Denied => portcullis_proto::audit::v1::Decision::Denied,
+            } as i32,
+            reason: format!("test {i}"),
+            ..Default::default()
+        };
+        AuditLog::append(
+            gateway.store.as_ref(),
+            AuditEntry {
+                record_id,
+                host_id: host_id.clone(),
+                time_ms: record.time_ms,
+                human_id: String::new(),
+                agent_id: String::new(),
+                server_id: String::new(),
+                tool: tool.to_owned(),
+                decision,
+                record: prost::Message::encode_to_vec(&record).into(),
+            },
+        )
+        .await
+        .expect("append audit");
+    }
+
+    let first = gateway
+        .call(
+            Client::Buf,
+            Some(&token),
+            "AuditService/QueryAudit",
+            json!({ "hostId": host_id, "limit": 2 }),
+        )
+        .await
+        .expect("query audit");
+    let tools: Vec<&str> = first["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["tool"].as_str())
+        .collect();
+    assert_eq!(tools, ["search", "delete_repo"], "newest first: {first}");
+    let cursor = first["nextCursor"].as_str().expect("a next cursor");
+    let rest = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "AuditService/QueryAudit",
+            json!({ "hostId": host_id, "limit": 2, "cursor": cursor }),
+        )
+        .await
+        .expect("next page");
+    assert_eq!(rest["records"][0]["tool"], "list_issues");
+    assert!(rest.get("nextCursor").is_none(), "last page: {rest}");
+
+    let denied = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "AuditService/QueryAudit",
+            json!({ "hostId": host_id, "decision": "DECISION_DENIED" }),
+        )
+        .await
+        .expect("denied only");
+    assert_eq!(denied["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(denied["records"][0]["reason"], "test 1");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_answers_on_the_same_port() {
+    let gateway = Gateway::start().await;
+    let (status, body) = http_get(gateway.addr, "/api/v1/openapi.json").await;
+    assert_eq!(status, 200, "{body}");
+    let document: Value = serde_json::from_str(&body).expect("OpenAPI JSON");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('3'))
+    );
+
+    // A REST path without a token: REST's 401, not a gRPC answer.
+    let (status, body) = http_get(gateway.addr, "/api/v1/hosts").await;
+    assert_eq!(status, 401, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("JSON error");
+    assert_eq!(error["error"]["code"], "unauthenticated");
+
+    // Unknown paths, including gRPC-looking ones, get the JSON 404.
+    for path in ["/no/such/thing", "/no.such.Service/Method"] {
+        let (status, body) = http_get(gateway.addr, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        let error: Value = serde_json::from_str(&body).expect("JSON error");
+        assert_eq!(error["error"]["code"], "not_found");
+    }
+    gateway.stop().await;
+}
+
+/// `@modelcontextprotocol/server-everything` on a free loopback port, killed on drop.
+struct Everything {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Everything {
+    async fn start() -> Everything {
+        let how = "Run scripts/test, or: repo=$PWD; source scripts/lib/tools.sh; ensure_mcp_peers";
+        let node = tool_path("PORTCULLIS_PEER_NODE", how);
+        let script = tool_path("PORTCULLIS_PEER_EVERYTHING", how);
+        let loopback =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../upstream/tests/peers/loopback.cjs");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = tokio::process::Command::new(node)
+            .arg("--require")
+            .arg(loopback)
+            .arg(script)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start server-everything");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server-everything did not listen on {port} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Everything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
+    let everything = Everything::start().await;
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+
+    let discovered = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/DiscoverServer",
+            json!({ "hostId": host_id, "url": everything.url }),
+        )
+        .await
+        .expect("discover");
+    let tools = discovered["tools"].as_array().expect("tools");
+    assert!(tools.len() > 3, "{discovered}");
+    let suggested = discovered["suggestedKey"]
+        .as_str()
+        .expect("a suggested key");
+    assert!(!suggested.is_empty());
+    let first_tool = tools[0]["name"].as_str().expect("tool name").to_owned();
+
+    let server = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/ImportServer",
+            json!({
+                "hostId": host_id, "url": everything.url, "key": "everything",
+                "tools": [{ "name": first_tool, "trustLevel": "TRUST_LEVEL_HIGH", "enabled": false }],
+            }),
+        )
+        .await
+        .expect("import");
+    let server_id = server["serverId"].as_str().expect("server id").to_owned();
+    assert_eq!(server["key"], "everything");
+    assert!(server["upstreamAuth"]["none"].is_object(), "{server}");
+    let overridden = server["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["name"] == first_tool.as_str())
+        .expect("the overridden tool");
+    assert_eq!(overridden["trustLevel"], "TRUST_LEVEL_HIGH");
+    assert!(
+        overridden.get("enabled").is_none(),
+        "disabled: {overridden}"
+    );
+    assert!(overridden["classification"]["adminOverride"].is_object());
+
+    // An override naming no discovered tool names its index.
+    let unknown = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/ImportServer",
+            json!({
+                "hostId": host_id, "url": everything.url, "key": "other",
+                "tools": [{ "name": "no_such_tool" }],
+            }),
+        )
+        .await;
+    assert_failed(unknown, "invalidargument", "tools[0]");
+
+    let renamed = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/UpdateServer",
+            json!({ "hostId": host_id, "serverId": server_id, "name": "Everything!" }),
+        )
+        .await
+        .expect("update server");
+    assert_eq!(renamed["name"], "Everything!");
+
+    let added = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/AddTool",
+            json!({
+                "hostId": host_id, "serverId": server_id, "name": "hand_made",
+                "description": "by hand", "trustLevel": "TRUST_LEVEL_LOW",
+                "inputSchemaJson": "{\"type\":\"object\"}",
+            }),
+        )
+        .await
+        .expect("add tool");
+    assert!(
+        added["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .any(|t| t["name"] == "hand_made"),
+        "{added}"
+    );
+    let unspecified = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/AddTool",
+            json!({ "hostId": host_id, "serverId": server_id, "name": "no_level" }),
+        )
+        .await;
+    assert_failed(unspecified, "invalidargument", "trust_level");
+
+    let refreshed = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/RefreshServer",
+            json!({ "hostId": host_id, "serverId": server_id }),
+        )
+        .await
+        .expect("refresh");
+    assert_eq!(
+        refreshed["removedTools"],
+        json!(["hand_made"]),
+        "{refreshed}"
+    );
+    assert_eq!(refreshed["server"]["serverId"], server_id.as_str());
+
+    gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/DeleteServer",
+            json!({ "hostId": host_id, "serverId": server_id }),
+        )
+        .await
+        .expect("delete server");
+    let gone = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/GetServer",
+            json!({ "hostId": host_id, "serverId": server_id }),
+        )
+        .await;
+    assert_failed(gone, "notfound", "server");
+
+    gateway.stop().await;
+    everything.stop().await;
+}
