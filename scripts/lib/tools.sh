@@ -17,10 +17,11 @@ ensure_nats_server() {
   "$PORTCULLIS_NATS_SERVER" --version >&2
 }
 
-# --- Upstream MCP test peers (portcullis-upstream's tests) ------------------------------------
-# Pinned peers that the upstream discovery and OAuth tests run on loopback. Node packages go to
-# <repo>/.peers/node (npm --prefix), the Python SDK into <repo>/.venv. The tests read the
-# PORTCULLIS_PEER_* variables exported here and fail with a clear message when one is unset.
+# --- Upstream MCP test peers (test-fixtures' McpPeer) -------------------------------------------
+# Pinned peers that the discovery, import and OAuth tests (portcullis-upstream, portcullis-api)
+# run on loopback through test-fixtures' McpPeer. Node packages go to <repo>/.peers/node
+# (npm --prefix), the Python SDK into <repo>/.venv. McpPeer reads the PORTCULLIS_PEER_*
+# variables exported here and fails with a clear message when one is unset.
 
 MCP_SERVER_EVERYTHING_VERSION=2026.8.31
 MCP_TS_SDK_VERSION=1.32.2

@@ -4,10 +4,9 @@
 //!
 //! The clients come from `scripts/lib/tools.sh` (`ensure_grpc_clients`), which exports
 //! `PORTCULLIS_GRPCURL` and `PORTCULLIS_BUF`; the import test also runs the MCP peer
-//! `server-everything` (`ensure_mcp_peers`).
+//! `server-everything` (`ensure_mcp_peers`, started by `test_fixtures::McpPeer`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +20,9 @@ use portcullis_store_sqlite::SqliteStore;
 use portcullis_upstream::DiscoverOptions;
 use portcullis_upstream::url_guard::UrlPolicy;
 use serde_json::{Value, json};
+use test_fixtures::{McpPeer, installed_tool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-const HOW_TO_INSTALL: &str = "Run scripts/test, or install the pinned clients and export their \
-    locations with: repo=$PWD; source scripts/lib/tools.sh; ensure_grpc_clients";
 
 /// The control services, as reflection must list them.
 const SERVICES: [&str; 6] = [
@@ -36,22 +33,6 @@ const SERVICES: [&str; 6] = [
     "portcullis.control.v1.AgentService",
     "portcullis.control.v1.AuditService",
 ];
-
-/// A tool binary from an environment variable that `scripts/lib/tools.sh` exports.
-fn tool_path(var: &str, how_to_install: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(value) if !value.is_empty() => {
-            let path = PathBuf::from(value);
-            assert!(
-                path.exists(),
-                "{var}={} does not exist.\n{how_to_install}",
-                path.display()
-            );
-            path
-        }
-        _ => panic!("{var} is not set, so this test cannot find its client.\n{how_to_install}"),
-    }
-}
 
 /// A failed call as a client reported it: the gRPC code, normalized to lower case without
 /// separators (`notfound`, `invalidargument`), and the message.
@@ -256,9 +237,10 @@ impl Gateway {
 /// Runs a client with `args`; returns whether it succeeded, its stdout and its stderr.
 async fn run(client: Client, args: &[String]) -> (bool, String, String) {
     let program = match client {
-        Client::Grpcurl => tool_path("PORTCULLIS_GRPCURL", HOW_TO_INSTALL),
-        Client::Buf => tool_path("PORTCULLIS_BUF", HOW_TO_INSTALL),
-    };
+        Client::Grpcurl => installed_tool("PORTCULLIS_GRPCURL", "ensure_grpc_clients"),
+        Client::Buf => installed_tool("PORTCULLIS_BUF", "ensure_grpc_clients"),
+    }
+    .unwrap_or_else(|err| panic!("{err:#}"));
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(&program)
@@ -928,60 +910,11 @@ async fn rest_answers_on_the_same_port() {
     gateway.stop().await;
 }
 
-/// `@modelcontextprotocol/server-everything` on a free loopback port, killed on drop.
-struct Everything {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl Everything {
-    async fn start() -> Everything {
-        let how = "Run scripts/test, or: repo=$PWD; source scripts/lib/tools.sh; ensure_mcp_peers";
-        let node = tool_path("PORTCULLIS_PEER_NODE", how);
-        let script = tool_path("PORTCULLIS_PEER_EVERYTHING", how);
-        let loopback =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../upstream/tests/peers/loopback.cjs");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = tokio::process::Command::new(node)
-            .arg("--require")
-            .arg(loopback)
-            .arg(script)
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start server-everything");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server-everything did not listen on {port} within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Everything {
-            child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
-    let everything = Everything::start().await;
+    let everything = McpPeer::server_everything()
+        .await
+        .expect("server-everything");
     let gateway = Gateway::start().await;
     let token = gateway.admin("acme").await;
     let token = token.as_str();
@@ -992,7 +925,7 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
             Client::Buf,
             Some(token),
             "ServerService/DiscoverServer",
-            json!({ "hostId": host_id, "url": everything.url }),
+            json!({ "hostId": host_id, "url": everything.url() }),
         )
         .await
         .expect("discover");
@@ -1010,7 +943,7 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
             Some(token),
             "ServerService/ImportServer",
             json!({
-                "hostId": host_id, "url": everything.url, "key": "everything",
+                "hostId": host_id, "url": everything.url(), "key": "everything",
                 "tools": [{ "name": first_tool, "trustLevel": "TRUST_LEVEL_HIGH", "enabled": false }],
             }),
         )
@@ -1039,7 +972,7 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
             Some(token),
             "ServerService/ImportServer",
             json!({
-                "hostId": host_id, "url": everything.url, "key": "other",
+                "hostId": host_id, "url": everything.url(), "key": "other",
                 "tools": [{ "name": "no_such_tool" }],
             }),
         )
@@ -1124,5 +1057,5 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
     assert_failed(gone, "notfound", "server");
 
     gateway.stop().await;
-    everything.stop().await;
+    drop(everything);
 }

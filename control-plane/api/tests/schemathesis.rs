@@ -21,18 +21,16 @@ use portcullis_proto::TrustLevel;
 use portcullis_upstream::DiscoverOptions;
 use portcullis_upstream::url_guard::UrlPolicy;
 use serde_json::json;
-use support::{App, TOKEN, closed_port_url, tool_path};
+use support::{App, TOKEN, closed_port_url};
+use test_fixtures::installed_tool;
 
 /// The whole schemathesis run must end within this.
 const TIME_LIMIT: Duration = Duration::from_secs(420);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error() {
-    let schemathesis = tool_path(
-        "PORTCULLIS_SCHEMATHESIS",
-        "Run scripts/test, or install it with: repo=$PWD; source scripts/lib/tools.sh; \
-         ensure_schemathesis",
-    );
+    let schemathesis =
+        installed_tool("PORTCULLIS_SCHEMATHESIS", "ensure_schemathesis").expect("schemathesis");
     let app = App::start().await;
     // Something to find besides 404s: a host with a server, a human with a grant, an agent.
     let host = app.host("acme").await;

@@ -61,6 +61,9 @@ enum Scenario {
     Lag,
     /// Many callers append audit records as fast as acknowledgements come; then page queries.
     Audit,
+    /// Admin commands through the control service (add a human), projector running: every
+    /// write returns once its read model is updated.
+    Control,
 }
 
 #[tokio::main]
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
                 Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
+                Scenario::Control => scenarios::control(&backend, args.writers, duration).await?,
             };
             println!(
                 "| {} | {} | {} |",
@@ -98,5 +102,6 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Contended => "append, 4 hot aggregates",
         Scenario::Lag => "projection lag",
         Scenario::Audit => "audit append",
+        Scenario::Control => "control commands",
     }
 }

@@ -11,6 +11,30 @@ use portcullis_store::{AppendError, CommandId, NewEvent, Subject, Version};
 
 use crate::backend::Backend;
 
+/// What one writer task reports: operations done and their latencies.
+type WriterResult = anyhow::Result<(u64, Histogram<u64>)>;
+
+/// Waits for every writer; returns the total operations, the merged latencies, and the
+/// seconds the run took (at least `duration`).
+async fn join_writers(
+    tasks: Vec<tokio::task::JoinHandle<WriterResult>>,
+    duration: Duration,
+) -> anyhow::Result<(u64, Histogram<u64>, f64)> {
+    let started = Instant::now();
+    let mut total = 0;
+    let mut latencies = histogram();
+    for task in tasks {
+        let (n, h) = task.await??;
+        total += n;
+        latencies.add(h).expect("same bounds");
+    }
+    Ok((
+        total,
+        latencies,
+        started.elapsed().max(duration).as_secs_f64(),
+    ))
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
@@ -57,15 +81,7 @@ pub async fn append(
             anyhow::Ok((n, latencies))
         }));
     }
-    let started = Instant::now();
-    let mut total = 0;
-    let mut latencies = histogram();
-    for task in tasks {
-        let (n, h) = task.await??;
-        total += n;
-        latencies.add(h).expect("same bounds");
-    }
-    let elapsed = started.elapsed().max(duration).as_secs_f64();
+    let (total, latencies, elapsed) = join_writers(tasks, duration).await?;
     Ok(format!(
         "{:.0} appends/s | {} | {} | {} writers, 8 aggregates each, {} appends",
         total as f64 / elapsed,
@@ -114,15 +130,7 @@ pub async fn contended(
             anyhow::Ok((n, latencies))
         }));
     }
-    let started = Instant::now();
-    let mut total = 0;
-    let mut latencies = histogram();
-    for task in tasks {
-        let (n, h) = task.await??;
-        total += n;
-        latencies.add(h).expect("same bounds");
-    }
-    let elapsed = started.elapsed().max(duration).as_secs_f64();
+    let (total, latencies, elapsed) = join_writers(tasks, duration).await?;
     Ok(format!(
         "{:.0} commands/s | {} | {} | {} writers, {} commands, {} lost races (retried)",
         total as f64 / elapsed,
@@ -284,15 +292,7 @@ pub async fn audit(
             anyhow::Ok((n, latencies))
         }));
     }
-    let started = Instant::now();
-    let mut total = 0;
-    let mut latencies = histogram();
-    for task in tasks {
-        let (n, h) = task.await??;
-        total += n;
-        latencies.add(h).expect("same bounds");
-    }
-    let elapsed = started.elapsed().max(duration).as_secs_f64();
+    let (total, latencies, elapsed) = join_writers(tasks, duration).await?;
 
     let mut queries = histogram();
     for i in 0..100 {
@@ -316,5 +316,97 @@ pub async fn audit(
         total,
         ms(queries.value_at_quantile(0.5)),
         ms(queries.value_at_quantile(0.99)),
+    ))
+}
+
+/// Admin commands per second through the control service with the projector running, and
+/// the latency of each from the call to the moment its read model is updated (the service
+/// returns only then: read-your-writes). Each writer adds humans (email reservation, then the
+/// human: two aggregates per command) to one host.
+pub async fn control(
+    backend: &Backend,
+    writers: usize,
+    duration: Duration,
+) -> anyhow::Result<String> {
+    use portcullis_commands::Context;
+    use portcullis_commands::bootstrap::{DEFAULT_ORG_ID, ensure_default_organization};
+    use portcullis_commands::control::{
+        Control, ControlOptions, CreateHost, NoSecretSealer, generate_admin_token,
+    };
+    use portcullis_projector::{Projector, ProjectorOptions};
+    use tokio_util::sync::CancellationToken;
+
+    let stores = backend.connect().await?;
+    let shutdown = CancellationToken::new();
+    let projector = Projector::new(
+        stores.log.clone(),
+        stores.kv.clone(),
+        ProjectorOptions::default(),
+    )?;
+    let running = tokio::spawn(projector.run(shutdown.clone()));
+    let control = Arc::new(Control::new(
+        stores.log.clone(),
+        stores.kv.clone(),
+        Arc::new(NoSecretSealer),
+        ControlOptions::default(),
+    )?);
+    let context = Context::system("bench", "bench");
+    ensure_default_organization(stores.log.as_ref(), &context).await?;
+    let secret = generate_admin_token();
+    control
+        .ensure_admin_token(&context, &secret, &[DEFAULT_ORG_ID.to_owned()], "bench")
+        .await?;
+    let principal = control.authenticate(&secret).await?;
+    let host = control
+        .create_host(
+            &principal,
+            &Context::admin(&principal, "bench-host"),
+            None,
+            CreateHost {
+                org_id: None,
+                prefix: "bench".into(),
+                settings: None,
+            },
+        )
+        .await?;
+
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (control, principal, host_id) =
+            (control.clone(), principal.clone(), host.host_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = histogram();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let context = Context::admin(&principal, &format!("w{w}-{n}"));
+                let start = Instant::now();
+                control
+                    .add_human(
+                        &principal,
+                        &context,
+                        None,
+                        &host_id,
+                        &format!("user{w}-{n}@bench.example"),
+                    )
+                    .await?;
+                latencies
+                    .record(start.elapsed().as_micros() as u64)
+                    .expect("in range");
+                n += 1;
+            }
+            anyhow::Ok((n, latencies))
+        }));
+    }
+    let (total, latencies, elapsed) = join_writers(tasks, duration).await?;
+    shutdown.cancel();
+    running.await??;
+    Ok(format!(
+        "{:.0} commands/s | {} | {} | {} writers adding humans, {} commands; latency = call → read model updated",
+        total as f64 / elapsed,
+        ms(latencies.value_at_quantile(0.5)),
+        ms(latencies.value_at_quantile(0.99)),
+        writers,
+        total
     ))
 }

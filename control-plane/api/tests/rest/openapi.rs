@@ -6,8 +6,9 @@ use std::process::Command;
 
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
+use test_fixtures::installed_tool;
 
-use crate::support::{App, tool_path};
+use crate::support::App;
 
 /// The REST contract: every operation, as (method, path template).
 const CONTRACT: &[(&str, &str)] = &[
@@ -154,11 +155,8 @@ async fn the_document_is_valid_openapi() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
-    let python = tool_path(
-        "PORTCULLIS_OPENAPI_PYTHON",
-        "Run scripts/test, or install it with: repo=$PWD; source scripts/lib/tools.sh; \
-         ensure_schemathesis",
-    );
+    let python = installed_tool("PORTCULLIS_OPENAPI_PYTHON", "ensure_schemathesis")
+        .expect("openapi-spec-validator's python");
     let output = Command::new(python)
         .arg("-c")
         .arg(

@@ -1,15 +1,12 @@
 //! Test harness: the real router (`portcullis_api::router`) over a real SQLite store with the
 //! projector running, admin tokens, requests through `tower::ServiceExt::oneshot`, builders
 //! for state the REST API cannot make (agents and sessions, which the consent flow makes),
-//! and real MCP peers on loopback (killed on drop) for discovery and import.
+//! and canned upstreams; the real MCP peers for discovery and import are
+//! `test_fixtures::McpPeer`.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -416,146 +413,8 @@ impl Resp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Real MCP peers
+// Upstreams that are not MCP peers (those come from `test_fixtures::McpPeer`)
 // ---------------------------------------------------------------------------------------------
-
-/// How long a peer may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-const HOW_TO_INSTALL: &str = "Run scripts/test, or install the pinned peers and export their \
-    locations with: repo=$PWD; source scripts/lib/tools.sh; ensure_mcp_peers";
-
-/// A path from an environment variable that `scripts/lib/tools.sh` exports.
-pub fn tool_path(var: &str, how: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(value) if !value.is_empty() => {
-            let path = PathBuf::from(value);
-            assert!(
-                path.exists(),
-                "{var}={} does not exist; install it again.\n{how}",
-                path.display()
-            );
-            path
-        }
-        _ => panic!("{var} is not set, so this test cannot find what it runs.\n{how}"),
-    }
-}
-
-fn peer_path(var: &str) -> PathBuf {
-    tool_path(var, HOW_TO_INSTALL)
-}
-
-/// This crate's `tests/peers` directory.
-pub fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
-}
-
-/// A running peer process; killed (and reaped) on drop.
-#[derive(Debug)]
-pub struct Peer {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Peer {
-    /// Starts `command` and waits until `port` accepts connections.
-    pub fn start(name: &str, mut command: Command, port: u16) -> Peer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        // The temp dir in the command line lets scripts/test's clean-up find a peer that
-        // outlived a killed test process; the peers ignore the flag.
-        command
-            .arg(format!("--tag={}", dir.path().display()))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {name} ({command:?}): {e}"));
-        let mut peer = Peer {
-            name: name.to_owned(),
-            child,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = peer.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before listening:\n{}",
-                    peer.name,
-                    peer.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {port} within {START_TIMEOUT:?}:\n{}",
-                peer.name,
-                peer.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        peer
-    }
-
-    /// What the peer printed so far.
-    pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `@modelcontextprotocol/server-everything` in streamableHttp mode; it and its URL.
-pub fn server_everything() -> (Peer, String) {
-    let script = peer_path("PORTCULLIS_PEER_EVERYTHING");
-    let port = free_port();
-    let mut command = Command::new(peer_path("PORTCULLIS_PEER_NODE"));
-    command
-        .arg("--require")
-        .arg(peers_dir().join("loopback.cjs"))
-        .arg(script)
-        .arg("streamableHttp")
-        .env("PORT", port.to_string());
-    let peer = Peer::start("server-everything", command, port);
-    (peer, format!("http://127.0.0.1:{port}/mcp"))
-}
-
-/// `tests/peers/python_server.py` (Python `mcp` 2.3.0) with `args`; it and its URL.
-pub fn python_server(args: &[&str]) -> (Peer, String) {
-    let port = free_port();
-    let mut command = Command::new(peer_path("PORTCULLIS_PEER_PYTHON"));
-    command
-        .arg(peers_dir().join("python_server.py"))
-        .arg("--port")
-        .arg(port.to_string())
-        .args(args);
-    let peer = Peer::start("python-mcp-server", command, port);
-    (peer, format!("http://127.0.0.1:{port}/mcp"))
-}
 
 /// An HTTP server answering every request with `response`; its URL.
 pub async fn canned_server(response: &'static str) -> String {
@@ -582,5 +441,6 @@ pub async fn canned_server(response: &'static str) -> String {
 
 /// A URL where nothing listens.
 pub fn closed_port_url() -> String {
-    format!("http://127.0.0.1:{}/mcp", free_port())
+    let port = test_fixtures::free_loopback_port().expect("a free loopback port");
+    format!("http://127.0.0.1:{port}/mcp")
 }

@@ -4,8 +4,9 @@
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use test_fixtures::McpPeer;
 
-use crate::support::{App, canned_server, closed_port_url, python_server, server_everything};
+use crate::support::{App, canned_server, closed_port_url};
 
 fn tool<'a>(tools: &'a Value, name: &str) -> &'a Value {
     tools
@@ -18,7 +19,10 @@ fn tool<'a>(tools: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn server_everything_is_discovered_imported_and_refreshed() {
-    let (_peer, url) = server_everything();
+    let peer = McpPeer::server_everything()
+        .await
+        .expect("server-everything");
+    let url = peer.url().to_owned();
     let app = App::start().await;
     let host = app.host("acme").await;
     let servers = format!("/api/v1/hosts/{host}/servers");
@@ -124,7 +128,10 @@ async fn server_everything_is_discovered_imported_and_refreshed() {
 
 #[tokio::test]
 async fn a_python_server_is_classified_across_pages() {
-    let (_peer, url) = python_server(&["--page-size", "2", "--json-response"]);
+    let peer = McpPeer::python_server(&["--page-size", "2", "--json-response"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let app = App::start().await;
     let host = app.host("acme").await;
     let servers = format!("/api/v1/hosts/{host}/servers");
@@ -191,7 +198,10 @@ async fn a_python_server_is_classified_across_pages() {
 
 #[tokio::test]
 async fn an_upstream_wanting_oauth_is_reported_not_failed() {
-    let (_peer, url) = python_server(&["--auth"]);
+    let peer = McpPeer::python_server(&["--auth"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let app = App::start().await;
     let host = app.host("acme").await;
     let servers = format!("/api/v1/hosts/{host}/servers");

@@ -6,11 +6,14 @@ use portcullis_upstream::{
     DiscoverError, DiscoverOptions, Discovery, Secret, UrlPolicy, discover, discover_with_token,
 };
 
-use crate::support::{python_server, server_everything};
+use test_fixtures::McpPeer;
 
 #[tokio::test]
 async fn server_everything_lists_its_tools_with_the_product_rules_levels() {
-    let (_peer, url) = server_everything();
+    let peer = McpPeer::server_everything()
+        .await
+        .expect("server-everything");
+    let url = peer.url().to_owned();
     let discovery = discover(&url, UrlPolicy::DEVELOPMENT, &DiscoverOptions::default())
         .await
         .unwrap();
@@ -51,7 +54,10 @@ async fn server_everything_lists_its_tools_with_the_product_rules_levels() {
 #[tokio::test]
 async fn every_page_of_a_paged_python_server_is_followed() {
     // Five tools in pages of two, answered as application/json (server-everything covers SSE).
-    let (peer, url) = python_server(&["--page-size", "2", "--json-response"]);
+    let peer = McpPeer::python_server(&["--page-size", "2", "--json-response"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let discovery = discover(&url, UrlPolicy::DEVELOPMENT, &DiscoverOptions::default())
         .await
         .unwrap();
@@ -93,7 +99,10 @@ async fn every_page_of_a_paged_python_server_is_followed() {
 
 #[tokio::test]
 async fn a_page_limit_stops_an_endless_listing() {
-    let (_peer, url) = python_server(&["--page-size", "1"]);
+    let peer = McpPeer::python_server(&["--page-size", "1"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let options = DiscoverOptions {
         max_pages: 3,
         ..DiscoverOptions::default()
@@ -113,7 +122,10 @@ async fn a_page_limit_stops_an_endless_listing() {
 
 #[tokio::test]
 async fn a_bearer_protected_python_server_asks_for_authorization_and_accepts_a_token() {
-    let (_peer, url) = python_server(&["--auth"]);
+    let peer = McpPeer::python_server(&["--auth"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let error = discover(&url, UrlPolicy::DEVELOPMENT, &DiscoverOptions::default())
         .await
         .unwrap_err();

@@ -7,7 +7,7 @@ use portcullis_upstream::{
     AddressClass, DiscoverError, DiscoverOptions, UrlPolicy, UrlRejected, discover,
 };
 
-use crate::support::{canned_server, free_port, silent_server};
+use crate::support::{canned_server, silent_server};
 
 #[tokio::test]
 async fn production_refuses_loopback_private_and_metadata_destinations() {
@@ -128,7 +128,10 @@ async fn a_redirect_is_not_followed() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
-    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let url = format!(
+        "http://127.0.0.1:{}/mcp",
+        test_fixtures::free_loopback_port().expect("free port")
+    );
     let error = discover(&url, UrlPolicy::DEVELOPMENT, &DiscoverOptions::default())
         .await
         .unwrap_err();

@@ -7,17 +7,19 @@ use portcullis_upstream::{
     DiscoverOptions, OAuthError, PreRegisteredClient, Secret, TokenAuthMethod, UrlPolicy,
     begin_authorization, complete_authorization, discover, discover_with_token,
 };
+use test_fixtures::McpPeer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-
-use crate::support::{python_server, sdk_oauth_example};
 
 /// The gateway's callback; never contacted here, the test reads the redirect itself.
 const REDIRECT_URI: &str = "http://127.0.0.1:9/upstream/oauth/callback";
 
 #[tokio::test]
 async fn the_full_upstream_oauth_flow_ends_with_the_tools_listed() {
-    let (_peer, url) = sdk_oauth_example();
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let url = peer.url().to_owned();
     let policy = UrlPolicy::DEVELOPMENT;
 
     let challenge = discover(&url, policy, &DiscoverOptions::default())
@@ -81,7 +83,10 @@ async fn the_full_upstream_oauth_flow_ends_with_the_tools_listed() {
 
 #[tokio::test]
 async fn a_callback_with_another_state_or_issuer_is_refused_before_any_exchange() {
-    let (_peer, url) = sdk_oauth_example();
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let url = peer.url().to_owned();
     let begun = begin(&url, None, None, None).await.unwrap();
     let callback = follow_authorization(&begun.authorization_url).await;
     let options = AuthorizationOptions::default();
@@ -127,7 +132,10 @@ async fn a_callback_with_another_state_or_issuer_is_refused_before_any_exchange(
 
 #[tokio::test]
 async fn an_admin_given_client_skips_registration() {
-    let (_peer, url) = sdk_oauth_example();
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let url = peer.url().to_owned();
     let client = PreRegisteredClient {
         client_id: "registered-by-hand".to_owned(),
         client_secret: Some(Secret::new("s3cret")),
@@ -144,7 +152,10 @@ async fn an_admin_given_client_skips_registration() {
 #[tokio::test]
 async fn an_unreachable_authorization_server_is_named_in_the_error() {
     // The Python server's metadata points at an authorization server on a closed port.
-    let (_peer, url) = python_server(&["--auth"]);
+    let peer = McpPeer::python_server(&["--auth"])
+        .await
+        .expect("python server");
+    let url = peer.url().to_owned();
     let error = begin(&url, None, None, None).await.unwrap_err();
     let message = error.to_string();
     assert!(
