@@ -69,6 +69,14 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Warnings and errors of the code under measurement go to stderr (RUST_LOG overrides).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
     for kind in &args.backends {
         for scenario in &args.scenarios {

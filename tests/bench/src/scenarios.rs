@@ -343,7 +343,11 @@ pub async fn control(
         stores.kv.clone(),
         ProjectorOptions::default(),
     )?;
+    // Measure commands, not bucket creation: on a fresh R3 cluster each new bucket waits
+    // for a stream leader, longer than a command's read-your-writes bound.
+    let mut progress = projector.progress();
     let running = tokio::spawn(projector.run(shutdown.clone()));
+    progress.wait_for(|p| p.caught_up).await?;
     let control = Arc::new(Control::new(
         stores.log.clone(),
         stores.kv.clone(),
