@@ -7,7 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_commands::control::ControlError;
-use portcullis_upstream::DiscoverError;
+use portcullis_upstream::{DiscoverError, OAuthError};
 use serde_json::{Value, json};
 
 /// Any failure of an API request.
@@ -19,6 +19,21 @@ pub enum ApiError {
     /// Upstream discovery failed.
     #[error(transparent)]
     Discover(#[from] DiscoverError),
+    /// Authorizing at an upstream's authorization server failed.
+    #[error(transparent)]
+    UpstreamOAuth(OAuthError),
+    /// The upstream OAuth callback's `state` is missing, forged, tampered with or expired.
+    #[error(
+        "the authorization state is missing, invalid or expired ({reason}); start again with \
+         discover"
+    )]
+    OAuthState {
+        /// `missing`, `invalid`, `expired` or `not_configured`.
+        reason: &'static str,
+    },
+    /// A failure of the gateway itself (the cause is not for the client).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The request body or a parameter is malformed.
     #[error("{message}")]
     BadRequest {
@@ -114,6 +129,37 @@ impl ApiError {
                     json!({ "reason": other.to_string() }),
                 ),
             },
+            ApiError::UpstreamOAuth(error) => match error {
+                OAuthError::ClientCredentialsRequired { issuer } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "upstream_client_credentials_required",
+                    json!({ "field": "oauth", "issuer": issuer }),
+                ),
+                OAuthError::Rejected { url, source, .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "upstream_oauth_failed",
+                    json!({ "url": url, "reason": source.to_string() }),
+                ),
+                OAuthError::StateMismatch
+                | OAuthError::IssuerParameterMismatch { .. }
+                | OAuthError::IssuerParameterMissing { .. }
+                | OAuthError::MissingCode => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_oauth_callback",
+                    json!({ "reason": error.to_string() }),
+                ),
+                other => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "upstream_oauth_failed",
+                    json!({ "reason": other.to_string() }),
+                ),
+            },
+            ApiError::OAuthState { reason } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_oauth_state",
+                json!({ "field": "state", "reason": reason }),
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({})),
             ApiError::BadRequest { field, .. } => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",

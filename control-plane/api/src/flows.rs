@@ -9,7 +9,7 @@ use portcullis_commands::control::{
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_proto::events::v1 as pb;
-use portcullis_upstream::{DiscoverError, Discovery};
+use portcullis_upstream::{DiscoverError, Discovery, Secret};
 
 use crate::{ApiError, ApiState};
 
@@ -24,6 +24,8 @@ pub enum DiscoverOutcome {
         url: String,
         /// Its RFC 9728 protected-resource metadata URL, if it gave one.
         resource_metadata: Option<String>,
+        /// The scopes its challenge asked for.
+        scope: Option<String>,
     },
 }
 
@@ -40,10 +42,12 @@ pub async fn discover(
         Err(DiscoverError::AuthorizationRequired {
             url,
             resource_metadata,
+            scope,
             ..
         }) => Ok(DiscoverOutcome::AuthorizationRequired {
             url,
             resource_metadata,
+            scope,
         }),
         Err(other) => Err(other.into()),
     }
@@ -95,6 +99,8 @@ pub struct ImportRequest {
     pub tools: Vec<ToolOverride>,
     /// Upstream OAuth client.
     pub oauth: Option<UpstreamOAuthInput>,
+    /// An access token for discovering the upstream (from an upstream authorization).
+    pub access_token: Option<Secret>,
 }
 
 /// Discovers the upstream and imports it with the admin's overrides.
@@ -107,8 +113,20 @@ pub async fn import(
     request: ImportRequest,
 ) -> Result<ServerView, ApiError> {
     state.control.get_host(principal, host_id).await?;
-    let discovery =
-        portcullis_upstream::discover(&request.url, state.url_policy, &state.discover).await?;
+    let discovery = match &request.access_token {
+        Some(token) => {
+            portcullis_upstream::discover_with_token(
+                &request.url,
+                token,
+                state.url_policy,
+                &state.discover,
+            )
+            .await?
+        }
+        None => {
+            portcullis_upstream::discover(&request.url, state.url_policy, &state.discover).await?
+        }
+    };
     let discovered = DiscoveredServer {
         name: Some(
             discovery

@@ -5,7 +5,8 @@
 //! Owns: the wire surface — paths, JSON and protobuf shapes, status codes — and the mapping of
 //! every `ControlError` and discovery failure onto it, exactly once (`error`); admin
 //! authentication from the `Authorization` header (`auth`); the discover → import flow that
-//! both surfaces share (`flows`); public URLs and client configuration snippets
+//! both surfaces share (`flows`); the browser half of connecting an OAuth-protected upstream
+//! (`upstream_oauth`); public URLs and client configuration snippets
 //! (`public_urls`).
 //!
 //! Must not: decide anything about the domain (that is `portcullis-commands` and
@@ -21,6 +22,7 @@ pub mod grpc;
 pub mod openapi;
 pub mod public_urls;
 pub mod rest;
+pub mod upstream_oauth;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use portcullis_upstream::url_guard::UrlPolicy;
 
 pub use error::ApiError;
 pub use public_urls::PublicUrls;
+pub use upstream_oauth::UpstreamOAuthConfig;
 
 /// What every handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -45,6 +48,8 @@ pub struct ApiState {
     pub public_urls: PublicUrls,
     /// The audit log that `GET /api/v1/hosts/{host}/audit` reads; `None` answers empty pages.
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// The gateway as an OAuth client of upstreams (key ring, callback base URL, lifetimes).
+    pub upstream_oauth: UpstreamOAuthConfig,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for ApiState {
             .field("url_policy", &self.url_policy)
             .field("public_urls", &self.public_urls)
             .field("audit", &self.audit.is_some())
+            .field("upstream_oauth", &self.upstream_oauth)
             .finish_non_exhaustive()
     }
 }

@@ -193,7 +193,7 @@ fn conventions(document: &mut utoipa::openapi::OpenApi) {
     )]);
 
     for (path, item) in document.paths.paths.iter_mut() {
-        let public = path == DOCUMENT_PATH;
+        let public = path == DOCUMENT_PATH || path == crate::upstream_oauth::CALLBACK_PATH;
         for (method, operation) in [
             (HttpMethod::Get, &mut item.get),
             (HttpMethod::Post, &mut item.post),

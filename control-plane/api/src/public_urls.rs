@@ -33,6 +33,21 @@ impl PublicUrls {
         }
     }
 
+    /// The base URL of the control plane itself (admin API, OAuth callbacks): `dev`'s listen
+    /// address, else the deployment's base domain; `None` when neither is configured.
+    pub fn control_base(&self) -> Option<String> {
+        if let Some(base) = &self.default_host_base {
+            return Some(base.clone());
+        }
+        let domain = self.base_domain.as_deref()?;
+        Some(match self.port {
+            Some(port) if !self.is_default_port(port) => {
+                format!("{}://{domain}:{port}", self.scheme)
+            }
+            _ => format!("{}://{domain}", self.scheme),
+        })
+    }
+
     /// The base URL of a host (no trailing slash).
     pub fn host_base(&self, host_id: &str, is_default: bool) -> String {
         if is_default && let Some(base) = &self.default_host_base {

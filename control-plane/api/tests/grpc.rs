@@ -87,6 +87,7 @@ impl Gateway {
             discover: DiscoverOptions::default(),
             public_urls: PublicUrls::dev(addr),
             audit: Some(audit),
+            upstream_oauth: portcullis_api::UpstreamOAuthConfig::default(),
         };
         let router = portcullis_api::router(state);
         let stop = shutdown.clone();
@@ -542,6 +543,11 @@ async fn an_admin_creates_a_host_adds_a_human_grants_and_lists_over_grpc() {
         .await
         .expect("list servers");
     assert_eq!(servers["servers"][0]["key"], "github");
+    let mcp_url = format!(
+        "http://{host_id}.localhost:{}/mcp/github",
+        gateway.addr.port()
+    );
+    assert_eq!(servers["servers"][0]["mcpUrl"], mcp_url.as_str());
 
     let config = gateway
         .call(
@@ -552,10 +558,6 @@ async fn an_admin_creates_a_host_adds_a_human_grants_and_lists_over_grpc() {
         )
         .await
         .expect("client config");
-    let mcp_url = format!(
-        "http://{host_id}.localhost:{}/mcp/github",
-        gateway.addr.port()
-    );
     assert_eq!(config["servers"][0]["mcpUrl"], mcp_url.as_str());
     let cursor: Value = serde_json::from_str(
         config["servers"][0]["snippets"]["cursor"]
@@ -612,6 +614,92 @@ async fn an_admin_creates_a_host_adds_a_human_grants_and_lists_over_grpc() {
         )
         .await;
     assert_failed(gone, "notfound", "human");
+    gateway.stop().await;
+}
+
+/// The `x-request-id` values a verbose client printed for the call of `method` (grpcurl `-v`
+/// on stdout; buf `-v` on stderr, one `(#n)` tag per stream, reflection's included; in
+/// headers or, for a failure, trailers).
+fn request_ids(output: &str, method: &str) -> Vec<String> {
+    let post = format!("POST /{method}");
+    let stream = output
+        .lines()
+        .find(|line| line.contains(&post))
+        .and_then(|line| {
+            let start = line.find("(#")?;
+            let end = start + line[start..].find(')')?;
+            Some(line[start..=end].to_owned())
+        });
+    output
+        .lines()
+        .filter(|line| {
+            stream
+                .as_ref()
+                .is_none_or(|tag| line.contains(tag.as_str()))
+        })
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(": ")?;
+            let name = name.rsplit(' ').next()?;
+            name.eq_ignore_ascii_case("x-request-id")
+                .then(|| value.trim().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_returns_its_request_id_as_metadata() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let method = "portcullis.control.v1.HostService/ListHosts";
+    let mut seen = Vec::new();
+    for (client, authorization) in [
+        (Client::Grpcurl, format!("authorization: Bearer {token}")),
+        (Client::Grpcurl, "authorization: Bearer wrong".to_owned()),
+        (Client::Buf, format!("authorization: Bearer {token}")),
+        (Client::Buf, "authorization: Bearer wrong".to_owned()),
+    ] {
+        let args: Vec<String> = match client {
+            Client::Grpcurl => vec![
+                "-plaintext".into(),
+                "-v".into(),
+                "-d".into(),
+                "{}".into(),
+                "-H".into(),
+                authorization.clone(),
+                gateway.addr.to_string(),
+                method.into(),
+            ],
+            Client::Buf => vec![
+                "curl".into(),
+                "-v".into(),
+                "--protocol".into(),
+                "grpc".into(),
+                "--http2-prior-knowledge".into(),
+                "-d".into(),
+                "{}".into(),
+                "-H".into(),
+                authorization.clone(),
+                format!("http://{}/{method}", gateway.addr),
+            ],
+        };
+        let (ok, stdout, stderr) = run(client, &args).await;
+        assert_eq!(
+            ok,
+            !authorization.ends_with("wrong"),
+            "{client:?}: {stdout}{stderr}"
+        );
+        let ids = request_ids(&format!("{stdout}\n{stderr}"), method);
+        assert_eq!(ids.len(), 1, "{client:?}: {stdout}{stderr}");
+        assert!(
+            ulid::Ulid::from_string(&ids[0]).is_ok(),
+            "{client:?}: not a ULID: {}",
+            ids[0]
+        );
+        seen.extend(ids);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4, "each call has its own id: {seen:?}");
     gateway.stop().await;
 }
 
@@ -951,6 +1039,15 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
         .expect("import");
     let server_id = server["serverId"].as_str().expect("server id").to_owned();
     assert_eq!(server["key"], "everything");
+    assert_eq!(
+        server["mcpUrl"],
+        format!(
+            "http://{host_id}.localhost:{}/mcp/everything",
+            gateway.addr.port()
+        )
+        .as_str(),
+        "{server}"
+    );
     assert!(server["upstreamAuth"]["none"].is_object(), "{server}");
     let overridden = server["tools"]
         .as_array()
@@ -989,6 +1086,7 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
         .await
         .expect("update server");
     assert_eq!(renamed["name"], "Everything!");
+    assert_eq!(renamed["mcpUrl"], server["mcpUrl"]);
 
     let added = gateway
         .call(

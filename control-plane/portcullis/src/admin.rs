@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use portcullis_api::{ApiState, PublicUrls};
+use portcullis_api::{ApiState, PublicUrls, UpstreamOAuthConfig};
 use portcullis_commands::Context;
 use portcullis_commands::bootstrap::{DEFAULT_ORG_ID, ensure_default_organization};
 use portcullis_commands::control::{
@@ -147,13 +147,22 @@ pub async fn bootstrap_admin(
     Ok(())
 }
 
-/// The API router over `control`, reading audit records from `audit`.
+/// The API router over `control`, reading audit records from `audit`; `key_ring` seals the
+/// upstream OAuth flow's state (without it, OAuth-protected upstreams cannot be connected).
 pub fn router(
     control: Arc<Control>,
     audit: Arc<dyn portcullis_store::AuditLog>,
+    key_ring: Option<KeyRing>,
     public_urls: PublicUrls,
     allow_private: bool,
 ) -> axum::Router {
+    // The browser comes back to the control plane: `dev` serves it at its listen address, a
+    // deployment at its --public-url; without either the flow says it cannot start.
+    let upstream_oauth = UpstreamOAuthConfig {
+        key_ring: key_ring.map(Arc::new),
+        callback_base: public_urls.control_base(),
+        ..UpstreamOAuthConfig::default()
+    };
     portcullis_api::router(ApiState {
         control,
         audit: Some(audit),
@@ -164,6 +173,7 @@ pub fn router(
         },
         discover: DiscoverOptions::default(),
         public_urls,
+        upstream_oauth,
     })
 }
 

@@ -83,6 +83,11 @@ pub struct DevArgs {
     /// (by default `dev` allows them, so local servers can be imported).
     #[arg(long, env = "PORTCULLIS_REFUSE_PRIVATE_UPSTREAMS")]
     pub refuse_private_upstreams: bool,
+
+    /// How long audit records are kept (e.g. `90d`, `1y`; 1 day to 10 years): older ones are
+    /// removed at start and then hourly. On the cluster the audit stream's `max_age` does this.
+    #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION", default_value = "90d")]
+    pub audit_retention: String,
 }
 
 /// What the admin API needs: the bootstrap token and the master keys that seal secrets.

@@ -106,6 +106,19 @@ pub fn parse_max_staleness(value: &str) -> Result<Duration, ConfigError> {
     )
 }
 
+/// How long `dev` keeps audit records: at least a day (shorter would erase an incident before
+/// anyone looked), at most 10 years (`humantime`'s years of 365.25 days, so `10y` fits).
+pub fn parse_audit_retention(value: &str) -> Result<Duration, ConfigError> {
+    const DAY: u64 = 24 * 60 * 60;
+    const YEAR: u64 = 31_557_600;
+    parse_duration(
+        "audit-retention",
+        "PORTCULLIS_AUDIT_RETENTION",
+        value,
+        Duration::from_secs(DAY)..=Duration::from_secs(10 * YEAR),
+    )
+}
+
 /// Validated NATS settings.
 #[derive(Clone, Debug)]
 pub struct NatsSettings {
@@ -207,6 +220,8 @@ pub struct DevSettings {
     pub data_dir: PathBuf,
     /// Data-plane staleness bound.
     pub max_staleness: Duration,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
 }
 
 impl DevSettings {
@@ -214,6 +229,7 @@ impl DevSettings {
     pub fn from_args(args: &crate::cli::DevArgs) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_args(&args.common)?;
         let max_staleness = parse_max_staleness(&args.max_staleness)?;
+        let audit_retention = parse_audit_retention(&args.audit_retention)?;
         let shown = args.data_dir.display().to_string();
         let data_dir_error =
             |reason: String| ConfigError::new("data-dir", "PORTCULLIS_DATA_DIR", &shown, reason);
@@ -240,6 +256,7 @@ impl DevSettings {
             allow_private_upstreams: !args.refuse_private_upstreams,
             data_dir,
             max_staleness,
+            audit_retention,
         })
     }
 }

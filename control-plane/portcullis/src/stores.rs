@@ -30,8 +30,9 @@ impl std::fmt::Debug for Stores {
     }
 }
 
-/// Opens the embedded store at `<data_dir>/portcullis.db`.
-pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Stores> {
+/// Opens the embedded store at `<data_dir>/portcullis.db`; also returns the store itself, for
+/// what only it has (audit retention).
+pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<(Stores, Arc<SqliteStore>)> {
     let path = data_dir.join("portcullis.db");
     let shown = path.display().to_string();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
@@ -40,11 +41,12 @@ pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Stores> {
         .with_context(|| format!("cannot open the embedded store {shown}"))?;
     let store = Arc::new(store);
     tracing::info!(path = %shown, "Opened the embedded store.");
-    Ok(Stores {
+    let stores = Stores {
         log: store.clone(),
         kv: store.clone(),
-        audit: store,
-    })
+        audit: store.clone(),
+    };
+    Ok((stores, store))
 }
 
 /// Whether a failed connection is worth retrying: the cluster may come up later, but a server

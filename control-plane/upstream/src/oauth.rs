@@ -544,26 +544,30 @@ pub async fn complete_authorization(
 
     let token_url = checked(policy, "token endpoint", &pending.token_endpoint)?;
     let egress = egress(policy, options)?;
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "authorization_code")
-        .append_pair("code", code.expose())
-        .append_pair("redirect_uri", &pending.redirect_uri)
-        .append_pair("code_verifier", pending.code_verifier.expose())
-        .append_pair("resource", &pending.resource);
     let client = &pending.client;
     let mut basic = None;
-    match (client.auth_method, &client.client_secret) {
-        (TokenAuthMethod::ClientSecretBasic, Some(secret)) => {
-            basic = Some(basic_credentials(&client.client_id, secret));
+    // In a block: the serializer is not `Sync`, so it must be gone before any await.
+    let form_body = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "authorization_code")
+            .append_pair("code", code.expose())
+            .append_pair("redirect_uri", &pending.redirect_uri)
+            .append_pair("code_verifier", pending.code_verifier.expose())
+            .append_pair("resource", &pending.resource);
+        match (client.auth_method, &client.client_secret) {
+            (TokenAuthMethod::ClientSecretBasic, Some(secret)) => {
+                basic = Some(basic_credentials(&client.client_id, secret));
+            }
+            (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
+                form.append_pair("client_id", &client.client_id)
+                    .append_pair("client_secret", secret.expose());
+            }
+            _ => {
+                form.append_pair("client_id", &client.client_id);
+            }
         }
-        (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
-            form.append_pair("client_id", &client.client_id)
-                .append_pair("client_secret", secret.expose());
-        }
-        _ => {
-            form.append_pair("client_id", &client.client_id);
-        }
-    }
+        form.finish()
+    };
     let fetch = |source| OAuthError::Fetch {
         what: "tokens",
         url: pending.token_endpoint.clone(),
@@ -574,7 +578,7 @@ pub async fn complete_authorization(
         .map_err(fetch)?
         .header(ACCEPT, "application/json")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form.finish());
+        .body(form_body);
     if let Some(basic) = basic {
         request = request.header(AUTHORIZATION, basic);
     }

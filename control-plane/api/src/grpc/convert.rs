@@ -100,8 +100,10 @@ pub(super) fn settings_patch(settings: pb::HostSettings) -> Result<HostSettingsP
     })
 }
 
-pub(super) fn server(view: ServerView) -> api::Server {
+/// The message of a server whose MCP URL at the gateway is `mcp_url`.
+pub(super) fn server(view: ServerView, mcp_url: String) -> api::Server {
     api::Server {
+        mcp_url,
         server_id: view.server_id,
         host_id: view.host_id,
         key: view.key,

@@ -2,7 +2,8 @@
 //! `grpc.health.v1.Health` and server reflection (v1, and v1alpha for grpcurl 1.8).
 //!
 //! Every rpc authenticates from the `authorization` metadata entry (`Bearer <token>`, exactly
-//! as the REST header), builds an admin `Context` with a fresh request id, honours an
+//! as the REST header), builds an admin `Context` with the call's request id (a fresh ULID,
+//! returned as `x-request-id` response metadata on every rpc, as REST does), honours an
 //! `idempotency-key` metadata entry on writes, calls `Control` (or `flows`), and converts the
 //! view (`convert`). Every failure goes through `ApiError` → `tonic::Status`, the one mapping
 //! shared with REST: a wrong or missing token is UNAUTHENTICATED, another organization's host
@@ -32,6 +33,7 @@ use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::rest::extract::RequestId;
 use crate::{ApiError, ApiState};
 
 mod agents;
@@ -87,13 +89,16 @@ pub fn router(state: ApiState) -> Router {
             router
         }
     };
-    match reflection().build_v1alpha() {
+    let router = match reflection().build_v1alpha() {
         Ok(v1alpha) => mount(router, v1alpha),
         Err(error) => {
             tracing::error!(%error, "gRPC reflection v1alpha unavailable.");
             router
         }
-    }
+    };
+    // As on REST: a fresh request id per call, returned in `x-request-id` (response metadata,
+    // also on failures) and recorded as the correlation id of the events a write records.
+    router.layer(axum::middleware::from_fn(crate::rest::extract::request_id))
 }
 
 /// Routes `/<S::NAME>/*` to `service`, as `tonic::service::Routes` does, but without its
@@ -175,7 +180,10 @@ impl Api {
                 Some(IdempotencyKey::parse(text).map_err(control_status)?)
             }
         };
-        let request_id = ulid::Ulid::new().to_string();
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map_or_else(|| ulid::Ulid::new().to_string(), |id| id.0.clone());
         let context = Context::admin(&principal, &request_id);
         Ok(Write {
             principal,

@@ -1,7 +1,7 @@
 //! `ServerService`: discover, import (both through `flows`, like REST), list, get, change,
 //! delete, tools by hand, and refresh.
 
-use portcullis_commands::control::{NewTool, UpstreamOAuthInput};
+use portcullis_commands::control::{HostView, NewTool, Principal, ServerView, UpstreamOAuthInput};
 use portcullis_domain::server::ToolOverride;
 use portcullis_domain::validate::{derive_server_key, numbered_server_key};
 use portcullis_proto::control::v1 as api;
@@ -17,11 +17,29 @@ use crate::flows::{self, DiscoverOutcome, ImportRequest};
 const MAX_SUGGESTED_KEYS: u32 = 20;
 
 impl Api {
+    /// The host the servers of a request belong to, for their MCP URLs.
+    async fn host(&self, principal: &Principal, host_id: &str) -> Result<HostView, Status> {
+        self.state
+            .control
+            .get_host(principal, host_id)
+            .await
+            .map_err(control_status)
+    }
+
+    /// The message of a server of `host`, with its MCP URL at the gateway (as REST has it).
+    fn server(&self, host: &HostView, view: ServerView) -> api::Server {
+        let mcp_url =
+            self.state
+                .public_urls
+                .server_mcp_url(&host.host_id, host.is_default, &view.key);
+        convert::server(view, mcp_url)
+    }
+
     /// The first of the derived key and its numbered alternatives that no server of the host
     /// holds; empty when all are taken.
     async fn suggested_key(
         &self,
-        principal: &portcullis_commands::control::Principal,
+        principal: &Principal,
         host_id: &str,
         name: Option<&str>,
         url: &str,
@@ -123,6 +141,7 @@ impl ServerService for Api {
             DiscoverOutcome::AuthorizationRequired {
                 url,
                 resource_metadata,
+                ..
             } => {
                 let suggested_key = self.suggested_key(&principal, &host_id, None, &url).await?;
                 api::DiscoverServerResponse {
@@ -142,6 +161,9 @@ impl ServerService for Api {
         request: Request<api::ImportServerRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.into_inner();
         let import = ImportRequest {
             url: message.url,
@@ -153,6 +175,7 @@ impl ServerService for Api {
                 client_id: oauth.client_id,
                 client_secret: oauth.client_secret,
             }),
+            access_token: None,
         };
         let view = flows::import(
             &self.state,
@@ -164,7 +187,7 @@ impl ServerService for Api {
         )
         .await
         .map_err(status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn list_servers(
@@ -172,6 +195,7 @@ impl ServerService for Api {
         request: Request<api::ListServersRequest>,
     ) -> Result<Response<api::ListServersResponse>, Status> {
         let principal = self.principal(&request).await?;
+        let host = self.host(&principal, &request.get_ref().host_id).await?;
         let servers = self
             .state
             .control
@@ -179,7 +203,10 @@ impl ServerService for Api {
             .await
             .map_err(control_status)?;
         Ok(Response::new(api::ListServersResponse {
-            servers: servers.into_iter().map(convert::server).collect(),
+            servers: servers
+                .into_iter()
+                .map(|view| self.server(&host, view))
+                .collect(),
         }))
     }
 
@@ -188,6 +215,7 @@ impl ServerService for Api {
         request: Request<api::GetServerRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let principal = self.principal(&request).await?;
+        let host = self.host(&principal, &request.get_ref().host_id).await?;
         let message = request.get_ref();
         let view = self
             .state
@@ -195,7 +223,7 @@ impl ServerService for Api {
             .get_server(&principal, &message.host_id, &message.server_id)
             .await
             .map_err(control_status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn update_server(
@@ -203,6 +231,9 @@ impl ServerService for Api {
         request: Request<api::UpdateServerRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.into_inner();
         let view = self
             .state
@@ -218,7 +249,7 @@ impl ServerService for Api {
             )
             .await
             .map_err(control_status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn delete_server(
@@ -246,6 +277,9 @@ impl ServerService for Api {
         request: Request<api::AddToolRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.get_ref();
         let tool = new_tool(message)?;
         let view = self
@@ -261,7 +295,7 @@ impl ServerService for Api {
             )
             .await
             .map_err(control_status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn update_tool(
@@ -269,6 +303,9 @@ impl ServerService for Api {
         request: Request<api::UpdateToolRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.get_ref();
         let trust_level = convert::optional_trust_level("trust_level", message.trust_level)?;
         let view = self
@@ -286,7 +323,7 @@ impl ServerService for Api {
             )
             .await
             .map_err(control_status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn remove_tool(
@@ -294,6 +331,9 @@ impl ServerService for Api {
         request: Request<api::RemoveToolRequest>,
     ) -> Result<Response<api::Server>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.get_ref();
         let view = self
             .state
@@ -308,7 +348,7 @@ impl ServerService for Api {
             )
             .await
             .map_err(control_status)?;
-        Ok(Response::new(convert::server(view)))
+        Ok(Response::new(self.server(&host, view)))
     }
 
     async fn refresh_server(
@@ -316,6 +356,9 @@ impl ServerService for Api {
         request: Request<api::RefreshServerRequest>,
     ) -> Result<Response<api::RefreshServerResponse>, Status> {
         let call = self.write(&request).await?;
+        let host = self
+            .host(&call.principal, &request.get_ref().host_id)
+            .await?;
         let message = request.get_ref();
         let server = self
             .state
@@ -334,7 +377,7 @@ impl ServerService for Api {
         .await
         .map_err(status)?;
         Ok(Response::new(api::RefreshServerResponse {
-            server: Some(convert::server(report.server)),
+            server: Some(self.server(&host, report.server)),
             added_tools: report.added,
             changed_tools: report.changed,
             removed_tools: report.removed,

@@ -49,3 +49,26 @@ fn snippets_run_mcp_remote_and_claude_code_gets_a_safe_command() {
         "claude mcp add my-server--rm--rf-- --transport http http://h/mcp"
     );
 }
+
+#[test]
+fn the_control_plane_is_at_the_listen_address_in_dev_and_at_the_base_domain_otherwise() {
+    let dev = PublicUrls::dev("127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(dev.control_base().as_deref(), Some("http://127.0.0.1:8080"));
+    let deployed = PublicUrls {
+        scheme: "https".into(),
+        base_domain: Some("gw.example.com".into()),
+        port: None,
+        default_host_base: None,
+    };
+    assert_eq!(
+        deployed.control_base().as_deref(),
+        Some("https://gw.example.com")
+    );
+    let unset = PublicUrls {
+        scheme: "http".into(),
+        base_domain: None,
+        port: Some(8080),
+        default_host_base: None,
+    };
+    assert_eq!(unset.control_base(), None);
+}

@@ -22,6 +22,7 @@ pub mod humans;
 pub mod organizations;
 pub mod servers;
 pub mod types;
+pub mod upstream_oauth;
 
 /// Largest request body accepted (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -50,6 +51,7 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(servers::refresh))
         .routes(routes!(servers::add_tool))
         .routes(routes!(servers::update_tool, servers::remove_tool))
+        .routes(routes!(upstream_oauth::callback))
         .routes(routes!(humans::list, humans::add))
         .routes(routes!(humans::get, humans::delete))
         .routes(routes!(humans::put_grant, humans::delete_grant))

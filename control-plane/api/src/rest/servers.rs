@@ -9,13 +9,14 @@ use portcullis_commands::control::{
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_projector::models;
-use portcullis_upstream::{DiscoveredTool, Discovery};
+use portcullis_upstream::{DiscoveredTool, Discovery, PreRegisteredClient, Secret};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Admin, ApiJson, ApiPath};
 use super::types::{Created, TrustLevel, no_content};
 use crate::flows::{self, DiscoverOutcome, ImportRequest};
+use crate::upstream_oauth::{self, Start};
 use crate::{ApiError, ApiState};
 
 // ---------------------------------------------------------------------------------------------
@@ -202,6 +203,9 @@ pub struct DiscoverRequest {
     /// The upstream's MCP (Streamable HTTP) URL.
     #[schema(example = "https://mcp.example.com/mcp")]
     pub url: String,
+    /// A client registered by hand at the upstream's authorization server, for an upstream
+    /// that wants OAuth and offers no dynamic client registration.
+    pub oauth: Option<OAuthClient>,
 }
 
 /// What discovery found: the upstream's tools, or that it wants OAuth first.
@@ -221,12 +225,19 @@ pub enum DiscoverResult {
         /// Every tool, in the upstream's order.
         tools: Vec<DiscoveredToolInfo>,
     },
-    /// The upstream wants an OAuth access token: connect it with OAuth.
+    /// The upstream wants an OAuth access token: open `authorization_url` in a browser; the
+    /// authorization server sends it back to `/api/v1/upstream-oauth/callback`, which answers
+    /// with the `authorization` to import with.
     AuthorizationRequired {
         /// The URL discovered.
         url: String,
         /// Its RFC 9728 protected-resource metadata URL, if it gave one.
         resource_metadata: Option<String>,
+        /// Where the admin authorizes the gateway (absent when the deployment cannot run the
+        /// browser flow; `message` says why).
+        authorization_url: Option<String>,
+        /// Why there is no `authorization_url`.
+        message: Option<String>,
     },
 }
 
@@ -337,6 +348,11 @@ pub struct ImportServerRequest {
     pub tools: Option<Vec<ToolChoice>>,
     /// A pre-registered OAuth client for the upstream.
     pub oauth: Option<OAuthClient>,
+    /// The `authorization` the upstream OAuth callback answered with (for this host, URL
+    /// and admin token): the upstream is discovered with its token, and its client (secret
+    /// sealed) is recorded with the server. Excludes `oauth`.
+    #[schema(format = Password)]
+    pub authorization: Option<String>,
 }
 
 /// An admin's choice about one discovered tool.
@@ -424,7 +440,7 @@ pub struct UpdateToolRequest {
     params(("host" = String, Path, description = "The host's id")),
     request_body = DiscoverRequest,
     responses(
-        (status = 200, description = "The upstream's tools, or `authorization_required`", body = DiscoverResult),
+        (status = 200, description = "The upstream's tools, or `authorization_required` with the URL where the admin authorizes the gateway", body = DiscoverResult),
         (status = 422, description = "The upstream cannot be reached, timed out, or is not an MCP server (`details.reason` says which)", body = super::types::ErrorBody),
     )
 )]
@@ -440,10 +456,34 @@ pub async fn discover(
         DiscoverOutcome::AuthorizationRequired {
             url,
             resource_metadata,
-        } => DiscoverResult::AuthorizationRequired {
-            url,
-            resource_metadata,
-        },
+            scope,
+        } => {
+            let host = state.control.get_host(&admin.principal, &host).await?;
+            let client = request.oauth.map(|oauth| PreRegisteredClient {
+                client_id: oauth.client_id,
+                client_secret: Some(Secret::new(oauth.client_secret)),
+            });
+            let start = upstream_oauth::begin(
+                &state,
+                &admin.principal,
+                &host.host_id,
+                &url,
+                resource_metadata.clone(),
+                scope,
+                client,
+            )
+            .await?;
+            let (authorization_url, message) = match start {
+                Start::Browser { authorization_url } => (Some(authorization_url), None),
+                Start::Unavailable { message } => (None, Some(message)),
+            };
+            DiscoverResult::AuthorizationRequired {
+                url,
+                resource_metadata,
+                authorization_url,
+                message,
+            }
+        }
     }))
 }
 
@@ -467,6 +507,32 @@ pub async fn import(
     ApiJson(request): ApiJson<ImportServerRequest>,
 ) -> Result<Created<Server>, ApiError> {
     let host = state.control.get_host(&admin.principal, &host).await?;
+    let authorized = match &request.authorization {
+        Some(_) if request.oauth.is_some() => {
+            return Err(ApiError::invalid(
+                "oauth",
+                "give either oauth or authorization, not both",
+            ));
+        }
+        Some(handle) => Some(upstream_oauth::open_handle(
+            &state,
+            &admin.principal,
+            &host.host_id,
+            &request.url,
+            handle,
+        )?),
+        None => None,
+    };
+    let (oauth, access_token) = match authorized {
+        Some(authorized) => (authorized.oauth, Some(authorized.access_token)),
+        None => (
+            request.oauth.map(|oauth| UpstreamOAuthInput {
+                client_id: oauth.client_id,
+                client_secret: oauth.client_secret,
+            }),
+            None,
+        ),
+    };
     let import = ImportRequest {
         url: request.url,
         key: request.key,
@@ -482,10 +548,8 @@ pub async fn import(
                 enabled: choice.enabled,
             })
             .collect(),
-        oauth: request.oauth.map(|oauth| UpstreamOAuthInput {
-            client_id: oauth.client_id,
-            client_secret: oauth.client_secret,
-        }),
+        oauth,
+        access_token,
     };
     let server = flows::import(
         &state,

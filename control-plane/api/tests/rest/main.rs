@@ -18,3 +18,4 @@ mod organizations;
 mod servers;
 mod support;
 mod upstream;
+mod upstream_oauth;

@@ -55,6 +55,7 @@ const CONTRACT: &[(&str, &str)] = &[
         "/api/v1/hosts/{host}/agents/{agent_id}/servers/{server_key}",
     ),
     ("GET", "/api/v1/hosts/{host}/audit"),
+    ("GET", "/api/v1/upstream-oauth/callback"),
 ];
 
 async fn document(app: &App) -> Value {
@@ -100,7 +101,9 @@ async fn the_document_lists_exactly_the_contract() {
         if path == "/api/v1/openapi.json" {
             continue;
         }
-        assert!(responses.contains_key("401"), "{method} {path}");
+        // A browser redirect carries no token: the sealed state is the proof.
+        let public = path == "/api/v1/upstream-oauth/callback";
+        assert_eq!(responses.contains_key("401"), !public, "{method} {path}");
         assert!(responses.contains_key("400"), "{method} {path}");
         if path.contains('{') {
             assert!(responses.contains_key("404"), "{method} {path}");

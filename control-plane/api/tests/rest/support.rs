@@ -66,6 +66,11 @@ impl App {
     /// A store, a projector, the router; admins `TOKEN` (org "Acme") and `OTHER_TOKEN`
     /// (org "Globex").
     pub async fn start() -> App {
+        App::start_with(|_| {}).await
+    }
+
+    /// `start`, with `change` made to the API state first.
+    pub async fn start_with(change: impl FnOnce(&mut ApiState)) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("open store"));
         let log: Arc<dyn EventLog> = store.clone();
@@ -84,7 +89,7 @@ impl App {
             .expect("control"),
         );
         let audit: Arc<dyn AuditLog> = store.clone();
-        let state = ApiState {
+        let mut state = ApiState {
             control: control.clone(),
             url_policy: UrlPolicy::DEVELOPMENT,
             discover: DiscoverOptions {
@@ -95,7 +100,9 @@ impl App {
             },
             public_urls: PublicUrls::dev("127.0.0.1:8080".parse().expect("addr")),
             audit: Some(audit),
+            upstream_oauth: portcullis_api::UpstreamOAuthConfig::default(),
         };
+        change(&mut state);
         let app = App {
             router: portcullis_api::router(state.clone()),
             state,

@@ -220,6 +220,16 @@ async fn an_upstream_wanting_oauth_is_reported_not_failed() {
         "{}",
         discovered.body
     );
+    // Without a master key there is nothing to seal the flow with: no authorization URL.
+    assert!(discovered.body["authorization_url"].is_null());
+    assert!(
+        discovered.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("master key"),
+        "{}",
+        discovered.body
+    );
     // Importing it without OAuth cannot list its tools.
     app.post(&servers, json!({ "url": url }))
         .send()

@@ -22,7 +22,7 @@ pub async fn control_plane(
     let probe = tokio::spawn(probe_loop(stores.log.clone(), reachable, shutdown.clone()));
 
     let key_ring = crate::admin::key_ring(&admin, None)?;
-    let control = crate::admin::control(&stores, key_ring)?;
+    let control = crate::admin::control(&stores, key_ring.clone())?;
     // The bootstrap token's write waits for the projector, a separate process that may start
     // later: keep trying in the background and say so in readiness.
     let bootstrapped = readiness.add_reported("bootstrap");
@@ -59,6 +59,7 @@ pub async fn control_plane(
     let app = health::router(readiness).merge(crate::admin::router(
         control,
         stores.audit.clone(),
+        key_ring,
         public_urls,
         allow_private_upstreams,
     ));

@@ -1,10 +1,17 @@
 //! `portcullis dev`: the control plane, the projector and the data plane in one process, on
-//! the embedded store under `--data-dir`.
+//! the embedded store under `--data-dir`, and the audit retention the embedded store needs
+//! (`--audit-retention`; on the cluster the audit stream's `max_age` does it).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_commands::Context;
 use portcullis_commands::bootstrap::ensure_default_host;
 use portcullis_data_plane::replica::{Replica, ReplicaConfig};
 use portcullis_projector::Buckets;
+use portcullis_store_sqlite::SqliteStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::DevSettings;
 use crate::health::{self, Readiness};
@@ -12,7 +19,7 @@ use crate::health::{self, Readiness};
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
-    let stores = crate::stores::open_embedded(&settings.data_dir).await?;
+    let (stores, sqlite) = crate::stores::open_embedded(&settings.data_dir).await?;
     let readiness = Readiness::default();
 
     let context = Context::system("dev.bootstrap", &ulid::Ulid::new().to_string());
@@ -31,6 +38,7 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         stores.kv.ensure_bucket(bucket).await?;
     }
     let projector = super::projector::spawn(stores.clone(), &readiness, shutdown.clone());
+    let retention = spawn_audit_retention(sqlite, settings.audit_retention, shutdown.clone());
 
     let replica = Replica::start(
         ReplicaConfig::new(
@@ -47,13 +55,14 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     });
 
     let key_ring = crate::admin::key_ring(&settings.admin, Some(&settings.data_dir))?;
-    let control = crate::admin::control(&stores, key_ring)?;
+    let control = crate::admin::control(&stores, key_ring.clone())?;
     crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir))
         .await?;
     let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
     let api = crate::admin::router(
         control,
         stores.audit.clone(),
+        key_ring,
         public_urls,
         settings.allow_private_upstreams,
     );
@@ -70,7 +79,69 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     .await;
     shutdown.cancel();
     let _ = projector.await;
+    let _ = retention.await;
     served?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// How often audit records older than the retention period are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Removes audit records older than `retention` at once and then every `PRUNE_EVERY`, until
+/// `shutdown`. A failed pass is logged and retried at the next one.
+fn spawn_audit_retention(
+    store: Arc<SqliteStore>,
+    retention: Duration,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let cutoff_ms = prune_cutoff_ms(SystemTime::now(), retention);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                pruned = store.prune_audit_before(cutoff_ms) => match pruned {
+                    Ok(removed) => tracing::info!(
+                        removed,
+                        retention = %humantime::format_duration(retention),
+                        "Pruned audit records older than the retention period."
+                    ),
+                    Err(error) => tracing::warn!(
+                        error = format!("{error:#}"),
+                        "Pruning the audit log failed; retrying in an hour."
+                    ),
+                },
+            }
+        }
+    })
+}
+
+/// Milliseconds since the epoch `retention` before `now` (0 for a clock before then).
+fn prune_cutoff_ms(now: SystemTime, retention: Duration) -> i64 {
+    now.checked_sub(retention)
+        .and_then(|cutoff| cutoff.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cutoff_is_the_retention_before_now() {
+        let now = UNIX_EPOCH + Duration::from_secs(100 * 86_400);
+        assert_eq!(
+            prune_cutoff_ms(now, Duration::from_secs(90 * 86_400)),
+            10 * 86_400 * 1000
+        );
+        assert_eq!(prune_cutoff_ms(now, Duration::from_secs(200 * 86_400)), 0);
+    }
 }

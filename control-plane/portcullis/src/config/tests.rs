@@ -54,6 +54,33 @@ fn durations_are_parsed_and_bounded() {
 }
 
 #[test]
+fn audit_retention_is_a_day_to_ten_years() {
+    const DAY: u64 = 24 * 60 * 60;
+    assert_eq!(
+        parse_audit_retention("90d").expect("the default is valid"),
+        Duration::from_secs(90 * DAY)
+    );
+    assert_eq!(
+        parse_audit_retention("1day").expect("the floor is valid"),
+        Duration::from_secs(DAY)
+    );
+    assert_eq!(
+        parse_audit_retention("10y").expect("the ceiling is valid"),
+        Duration::from_secs(10 * 31_557_600)
+    );
+    for bad in ["23h", "11y", "90", "forever", ""] {
+        let err = parse_audit_retention(bad).expect_err(bad);
+        assert_eq!(err.flag, "audit-retention", "{err}");
+        assert!(
+            err.to_string().contains("PORTCULLIS_AUDIT_RETENTION"),
+            "{err}"
+        );
+    }
+    let err = parse_audit_retention("11y").expect_err("above the ceiling");
+    assert!(err.reason.contains("between 1day and 10years"), "{err}");
+}
+
+#[test]
 fn public_urls_are_a_scheme_a_domain_and_maybe_a_port() {
     assert_eq!(
         parse_public_url("https://GW.example.com/").expect("valid"),
