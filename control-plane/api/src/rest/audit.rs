@@ -336,7 +336,7 @@ fn rfc3339(ms: i64) -> String {
 
 /// The wire form of a stored record: its encoded `AuditRecord`, or (should that not decode)
 /// the fields stored beside it.
-fn record(recorded: RecordedAudit) -> AuditRecord {
+pub(crate) fn record(recorded: RecordedAudit) -> AuditRecord {
     let entry = recorded.entry;
     let decision = match entry.decision {
         AuditDecision::Allowed => Decision::Allowed,

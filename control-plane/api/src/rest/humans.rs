@@ -55,7 +55,12 @@ pub struct HumanDetail {
     pub grants: Vec<Grant>,
     /// Agents they registered or hold a live session with.
     pub agents: Vec<ConnectedAgent>,
+    /// Their latest authorization decisions (at most `RECENT_ACTIVITY`), newest first.
+    pub recent_activity: Vec<super::audit::AuditRecord>,
 }
+
+/// How many audit records a human's detail shows.
+pub const RECENT_ACTIVITY: usize = 10;
 
 /// What a human may delegate on one server.
 #[derive(Debug, Serialize, ToSchema)]
@@ -202,12 +207,30 @@ pub async fn get(
             Err(other) => return Err(other.into()),
         }
     }
+    let recent_activity = match &state.audit {
+        Some(audit) => {
+            let filter = portcullis_store::AuditFilter {
+                human_id: Some(detail.human.human_id.clone()),
+                ..portcullis_store::AuditFilter::host(host.clone())
+            };
+            audit
+                .query(filter, RECENT_ACTIVITY, None)
+                .await
+                .map_err(ControlError::unavailable)?
+                .records
+                .into_iter()
+                .map(super::audit::record)
+                .collect()
+        }
+        None => Vec::new(),
+    };
     Ok(Json(HumanDetail {
         email: detail.human.email,
         id: detail.human.human_id,
         pre_authorized: detail.human.pre_authorized,
         grants,
         agents,
+        recent_activity,
     }))
 }
 

@@ -237,3 +237,63 @@ async fn without_an_audit_log_every_page_is_empty() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body, json!({ "records": [], "next_cursor": null }));
 }
+
+#[tokio::test]
+async fn a_humans_detail_shows_their_recent_decisions_newest_first() {
+    let app = App::start().await;
+    let host = app.host("acme").await;
+    let files = app.seed_server(&host, "files").await;
+    let ada = app
+        .post(
+            &format!("/api/v1/hosts/{host}/humans"),
+            json!({ "email": "ada@example.com" }),
+        )
+        .send()
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let files = (files.server_id.as_str(), "files");
+    let base = 1_767_225_600_000;
+    for i in 0..12 {
+        decide(
+            &app,
+            &host,
+            base + i * 1000,
+            (&ada, "ada@example.com"),
+            files,
+            "read_file",
+            i % 2 == 0,
+        )
+        .await;
+    }
+    // Someone else's decision is not Ada's activity.
+    decide(
+        &app,
+        &host,
+        base + 99_000,
+        ("bob-id", "bob@example.com"),
+        files,
+        "read_file",
+        true,
+    )
+    .await;
+
+    let detail = app
+        .get(&format!("/api/v1/hosts/{host}/humans/ada@example.com"))
+        .send()
+        .await;
+    detail.expect_status(StatusCode::OK);
+    let recent = detail.body["recent_activity"].as_array().unwrap();
+    let times: Vec<i64> = recent
+        .iter()
+        .map(|r| r["time_ms"].as_i64().unwrap() - base)
+        .collect();
+    assert_eq!(
+        times,
+        (2..12).rev().map(|i| i * 1000).collect::<Vec<_>>(),
+        "the 10 newest, newest first"
+    );
+    assert!(recent.iter().all(|r| r["tool"] == "read_file"));
+}

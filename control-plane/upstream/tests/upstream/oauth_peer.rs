@@ -167,6 +167,92 @@ async fn an_unreachable_authorization_server_is_named_in_the_error() {
     );
 }
 
+/// An authorization server without a registration endpoint (a stand-in for the
+/// neighbour; the behaviour proven is the gateway's): the gateway cannot register itself, so
+/// it must say so and ask for a client id and secret, and use them when given.
+#[tokio::test]
+async fn an_authorization_server_without_registration_asks_for_client_credentials() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let resource_metadata = serde_json::json!({
+        "resource": format!("{base}/mcp"),
+        "authorization_servers": [base.clone()],
+    })
+    .to_string();
+    let server_metadata = serde_json::json!({
+        "issuer": base.clone(),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+    })
+    .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (resource_metadata, server_metadata) =
+                (resource_metadata.clone(), server_metadata.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&head);
+                let path = request.split(' ').nth(1).unwrap_or_default().to_owned();
+                let (status, body) = if path.starts_with("/.well-known/oauth-protected-resource") {
+                    ("200 OK", resource_metadata)
+                } else if path == "/.well-known/oauth-authorization-server" {
+                    ("200 OK", server_metadata)
+                } else {
+                    ("404 Not Found", "{}".to_owned())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    let url = format!("{base}/mcp");
+    let prm = Some(format!("{base}/.well-known/oauth-protected-resource/mcp"));
+
+    let error = begin(&url, prm.clone(), None, None).await.unwrap_err();
+    assert!(
+        matches!(error, OAuthError::ClientCredentialsRequired { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("offers no dynamic registration")
+            && message.contains("oauth.client_id")
+            && message.contains("oauth.client_secret"),
+        "{message}"
+    );
+
+    let client = PreRegisteredClient {
+        client_id: "gateway-client".to_owned(),
+        client_secret: Some(portcullis_upstream::Secret::new("s3cret")),
+    };
+    let begun = begin(&url, prm, None, Some(client))
+        .await
+        .expect("begins with the given client");
+    let query = query_of(&begun.authorization_url);
+    assert_eq!(query("client_id").as_deref(), Some("gateway-client"));
+    assert_eq!(query("code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(query("resource").as_deref(), Some(url.as_str()));
+    assert!(
+        !begun.authorization_url.as_str().contains("s3cret"),
+        "no secret in the URL"
+    );
+}
+
 async fn begin(
     url: &str,
     resource_metadata: Option<String>,
