@@ -222,7 +222,7 @@ impl JetStreamStore {
                 StreamState::Missing => return Err(failed("deleted while connecting".into())),
             };
         }
-        let differences = audit_stream_differences(&wanted, &info.config);
+        let differences = crate::connect::stream_differences(&wanted, &info.config);
         if !differences.is_empty() {
             return Err(failed(Box::new(AuditStreamMismatch {
                 stream: stream.to_owned(),
@@ -792,81 +792,6 @@ fn wanted_audit_stream(names: &Names, replicas: usize, audit: &AuditSettings) ->
         duplicate_window: audit.duplicate_window,
         ..Default::default()
     }
-}
-
-/// Every setting of `actual` that breaks what the audit log relies on.
-fn audit_stream_differences(wanted: &StreamConfig, actual: &StreamConfig) -> Vec<String> {
-    let mut differences = Vec::new();
-    let mut check = |name: &str, wanted: String, found: String| {
-        if wanted != found {
-            differences.push(format!("{name}: wanted {wanted}, found {found}"));
-        }
-    };
-    check(
-        "subjects",
-        format!("{:?}", wanted.subjects),
-        format!("{:?}", actual.subjects),
-    );
-    check(
-        "storage",
-        format!("{:?}", wanted.storage),
-        format!("{:?}", actual.storage),
-    );
-    check(
-        "replicas",
-        wanted.num_replicas.to_string(),
-        actual.num_replicas.to_string(),
-    );
-    check(
-        "retention",
-        format!("{:?}", wanted.retention),
-        format!("{:?}", actual.retention),
-    );
-    check(
-        "max_age",
-        format!("{:?}", wanted.max_age),
-        format!("{:?}", actual.max_age),
-    );
-    check(
-        "discard",
-        format!("{:?}", wanted.discard),
-        format!("{:?}", actual.discard),
-    );
-    check(
-        "deny_delete",
-        wanted.deny_delete.to_string(),
-        actual.deny_delete.to_string(),
-    );
-    check(
-        "deny_purge",
-        wanted.deny_purge.to_string(),
-        actual.deny_purge.to_string(),
-    );
-    check(
-        "allow_direct",
-        wanted.allow_direct.to_string(),
-        actual.allow_direct.to_string(),
-    );
-    check(
-        "duplicate_window",
-        format!("{:?}", wanted.duplicate_window),
-        format!("{:?}", actual.duplicate_window),
-    );
-    // Only age may remove records; the server reports "unlimited" as -1 or 0.
-    let unlimited = |value: i64| value <= 0;
-    for (name, value) in [
-        ("max_messages", actual.max_messages),
-        ("max_bytes", actual.max_bytes),
-        ("max_messages_per_subject", actual.max_messages_per_subject),
-    ] {
-        if !unlimited(value) {
-            differences.push(format!("{name}: wanted unlimited, found {value}"));
-        }
-    }
-    if actual.sealed {
-        differences.push("sealed: wanted false, found true".to_owned());
-    }
-    differences
 }
 
 /// Whether a value is used verbatim as a subject token.

@@ -7,6 +7,8 @@
 //! setting, or a stream made by someone else, is refused with the difference named), or
 //! accept a server older than `MINIMUM_SERVER_VERSION`.
 
+use std::time::Duration;
+
 use async_nats::ConnectOptions;
 use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::{
@@ -241,12 +243,23 @@ pub(crate) fn is_transient(error: &CreateStreamError) -> bool {
     }
 }
 
-/// Every setting of `actual` that breaks what the store relies on, as `name: wanted X, found Y`.
-fn stream_differences(wanted: &StreamConfig, actual: &StreamConfig) -> Vec<String> {
+/// Every setting of `actual` that differs from `wanted`, as `name: wanted X, found Y`. Shared
+/// by the event stream and the audit stream: each passes the config it asks the server for, so
+/// `max_age` is compared as asked (none for the event log, the retention for audit), and any
+/// count or size limit is a difference, since it would delete (or, with discard New, refuse)
+/// records. The server reports "unlimited" counts as -1 or 0.
+pub(crate) fn stream_differences(wanted: &StreamConfig, actual: &StreamConfig) -> Vec<String> {
     let mut differences = Vec::new();
     let mut check = |name: &str, wanted: String, found: String| {
         if wanted != found {
             differences.push(format!("{name}: wanted {wanted}, found {found}"));
+        }
+    };
+    let age = |age: Duration| {
+        if age.is_zero() {
+            "unlimited".to_owned()
+        } else {
+            format!("{age:?}")
         }
     };
     check(
@@ -269,6 +282,12 @@ fn stream_differences(wanted: &StreamConfig, actual: &StreamConfig) -> Vec<Strin
         format!("{:?}", wanted.retention),
         format!("{:?}", actual.retention),
     );
+    check("max_age", age(wanted.max_age), age(actual.max_age));
+    check(
+        "discard",
+        format!("{:?}", wanted.discard),
+        format!("{:?}", actual.discard),
+    );
     check(
         "deny_delete",
         wanted.deny_delete.to_string(),
@@ -280,30 +299,22 @@ fn stream_differences(wanted: &StreamConfig, actual: &StreamConfig) -> Vec<Strin
         actual.deny_purge.to_string(),
     );
     check(
-        "discard",
-        format!("{:?}", wanted.discard),
-        format!("{:?}", actual.discard),
+        "allow_direct",
+        wanted.allow_direct.to_string(),
+        actual.allow_direct.to_string(),
     );
     check(
         "duplicate_window",
         format!("{:?}", wanted.duplicate_window),
         format!("{:?}", actual.duplicate_window),
     );
-    // Any limit would delete (or, with discard New, refuse) history; the server reports
-    // "unlimited" as -1 or 0.
-    let unlimited = |value: i64| value <= 0;
-    let limits = [
-        ("max_messages", unlimited(actual.max_messages)),
-        ("max_bytes", unlimited(actual.max_bytes)),
-        (
-            "max_messages_per_subject",
-            unlimited(actual.max_messages_per_subject),
-        ),
-        ("max_age", actual.max_age.is_zero()),
-    ];
-    for (name, is_unlimited) in limits {
-        if !is_unlimited {
-            differences.push(format!("{name}: wanted unlimited, found a limit"));
+    for (name, value) in [
+        ("max_messages", actual.max_messages),
+        ("max_bytes", actual.max_bytes),
+        ("max_messages_per_subject", actual.max_messages_per_subject),
+    ] {
+        if value > 0 {
+            differences.push(format!("{name}: wanted unlimited, found {value}"));
         }
     }
     if actual.sealed {

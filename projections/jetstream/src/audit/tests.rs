@@ -156,7 +156,7 @@ fn audit_stream_settings_that_differ_are_named() {
         actual.max_bytes = -1;
         actual.max_messages_per_subject = -1;
         change(&mut actual);
-        let differences = audit_stream_differences(&wanted(), &actual);
+        let differences = crate::connect::stream_differences(&wanted(), &actual);
         let names: Vec<&str> = differences
             .iter()
             .map(|d| d.split(':').next().unwrap_or_default())

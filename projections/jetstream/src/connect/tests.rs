@@ -42,7 +42,7 @@ fn settings_a_server_dropped_or_someone_changed_are_named() {
             c.deny_purge = false;
             c.discard = DiscardPolicy::Old;
         },
-        &["deny_purge", "discard"],
+        &["discard", "deny_purge"],
     );
     check(
         |c| c.duplicate_window = Duration::from_secs(5),
@@ -53,7 +53,7 @@ fn settings_a_server_dropped_or_someone_changed_are_named() {
             c.max_messages = 10;
             c.max_age = Duration::from_secs(3600);
         },
-        &["max_messages", "max_age"],
+        &["max_age", "max_messages"],
     );
     check(|c| c.sealed = true, &["sealed"]);
 }
