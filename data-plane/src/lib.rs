@@ -10,4 +10,16 @@
 //! `max_staleness`, reports itself stale, and callers must deny.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
+pub mod auth;
+pub mod decide;
+pub mod handle;
+pub mod jsonrpc;
+pub mod metrics;
+pub mod policy;
+pub mod proxy;
+pub mod relay;
 pub mod replica;
+pub mod sse;
+
+pub use proxy::{Config, DataPlane, StartError};

@@ -83,6 +83,9 @@ struct BucketState {
     cache: moka::sync::Cache<Key, Slot>,
     caught_up: AtomicBool,
     watching: AtomicBool,
+    /// Milliseconds after the replica's start when the watch last went down (meaningful only
+    /// while `watching` is false after having caught up).
+    down_since_ms: AtomicU64,
     applied: AtomicU64,
 }
 
@@ -121,6 +124,7 @@ impl Replica {
                     cache: moka::sync::Cache::builder().build(),
                     caught_up: AtomicBool::new(false),
                     watching: AtomicBool::new(false),
+                    down_since_ms: AtomicU64::new(0),
                     applied: AtomicU64::new(0),
                 };
                 (bucket.clone(), Arc::new(state))
@@ -225,8 +229,13 @@ impl Replica {
             if !state.caught_up.load(Ordering::Acquire) {
                 return Err(Staleness::NotCaughtUp(bucket.to_string()));
             }
+            // A watch that broke is re-established with its whole state; in between, the
+            // data it delivered is still within the bound until `max_staleness` has passed.
             if !state.watching.load(Ordering::Acquire) {
-                return Err(Staleness::WatchDown(bucket.to_string()));
+                let down_since = Duration::from_millis(state.down_since_ms.load(Ordering::Acquire));
+                if self.started.elapsed().saturating_sub(down_since) > self.max_staleness {
+                    return Err(Staleness::WatchDown(bucket.to_string()));
+                }
             }
         }
         let silent = self.since_contact();
@@ -345,7 +354,10 @@ async fn watch_bucket(
             }
             Err(error) => tracing::warn!(error = %error, "Cannot watch read model; retrying."),
         }
-        state.watching.store(false, Ordering::Release);
+        if state.watching.swap(false, Ordering::AcqRel) {
+            let now = u64::try_from(replica.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            state.down_since_ms.store(now, Ordering::Release);
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(backoff) => {}

@@ -35,6 +35,7 @@ event_bodies!(
     HostCreated,
     HostSettingsChanged,
     HostDeleted,
+    HostSigningKeyAdded,
     ServerImported,
     ServerDetailsChanged,
     ToolAdded,
@@ -189,6 +190,7 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HostCreated(_)
         | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)
+        | Body::HostSigningKeyAdded(_)
         | Body::ServerDetailsChanged(_)
         | Body::ToolRemoved(_)
         | Body::ServerDeleted(_)

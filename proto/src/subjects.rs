@@ -41,7 +41,10 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         Body::AdminTokenIssued(_)
         | Body::AdminTokenRevoked(_)
         | Body::AdminTokenOrganizationAdded(_) => ADMIN_TOKEN,
-        Body::HostCreated(_) | Body::HostSettingsChanged(_) | Body::HostDeleted(_) => HOST,
+        Body::HostCreated(_)
+        | Body::HostSettingsChanged(_)
+        | Body::HostDeleted(_)
+        | Body::HostSigningKeyAdded(_) => HOST,
         Body::ServerImported(_)
         | Body::ServerDetailsChanged(_)
         | Body::ToolAdded(_)

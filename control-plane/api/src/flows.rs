@@ -1,6 +1,8 @@
 //! What REST and gRPC share beyond single service calls: discovering an upstream (the
-//! tenant check comes first, so no caller reaches the network for a host it cannot see),
-//! importing it with the admin's overrides, and refreshing it.
+//! tenant check comes first, so no caller reaches the network for a host it cannot see) and,
+//! when it wants OAuth, starting the browser flow; importing it with the admin's overrides,
+//! its pre-registered client or the `authorization` handle the browser flow produced; and
+//! refreshing it.
 
 use portcullis_commands::Context;
 use portcullis_commands::control::{
@@ -9,8 +11,9 @@ use portcullis_commands::control::{
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_proto::events::v1 as pb;
-use portcullis_upstream::{DiscoverError, Discovery, Secret};
+use portcullis_upstream::{DiscoverError, Discovery, PreRegisteredClient, Secret};
 
+use crate::upstream_oauth::{self, Start};
 use crate::{ApiError, ApiState};
 
 /// What discovery found, or that the upstream wants OAuth first.
@@ -18,25 +21,28 @@ use crate::{ApiError, ApiState};
 pub enum DiscoverOutcome {
     /// The upstream answered; its tools with suggested trust levels.
     Discovered(Discovery),
-    /// The upstream wants an access token.
+    /// The upstream wants an access token; the browser flow has been started.
     AuthorizationRequired {
         /// The upstream URL.
         url: String,
         /// Its RFC 9728 protected-resource metadata URL, if it gave one.
         resource_metadata: Option<String>,
-        /// The scopes its challenge asked for.
-        scope: Option<String>,
+        /// Where to send the admin's browser, or why the deployment cannot.
+        start: Start,
     },
 }
 
-/// Connects to `url` for `host_id` and lists its tools.
+/// Connects to `url` for `host_id` and lists its tools. When the upstream wants OAuth, starts
+/// the browser flow (with `client` if the admin registered one by hand), bound to the host,
+/// the URL and the calling admin token.
 pub async fn discover(
     state: &ApiState,
     principal: &Principal,
     host_id: &str,
     url: &str,
+    client: Option<UpstreamOAuthInput>,
 ) -> Result<DiscoverOutcome, ApiError> {
-    state.control.get_host(principal, host_id).await?;
+    let host = state.control.get_host(principal, host_id).await?;
     match portcullis_upstream::discover(url, state.url_policy, &state.discover).await {
         Ok(discovery) => Ok(DiscoverOutcome::Discovered(discovery)),
         Err(DiscoverError::AuthorizationRequired {
@@ -44,11 +50,27 @@ pub async fn discover(
             resource_metadata,
             scope,
             ..
-        }) => Ok(DiscoverOutcome::AuthorizationRequired {
-            url,
-            resource_metadata,
-            scope,
-        }),
+        }) => {
+            let client = client.map(|oauth| PreRegisteredClient {
+                client_id: oauth.client_id,
+                client_secret: Some(Secret::new(oauth.client_secret)),
+            });
+            let start = upstream_oauth::begin(
+                state,
+                principal,
+                &host.host_id,
+                &url,
+                resource_metadata.clone(),
+                scope,
+                client,
+            )
+            .await?;
+            Ok(DiscoverOutcome::AuthorizationRequired {
+                url,
+                resource_metadata,
+                start,
+            })
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -97,13 +119,15 @@ pub struct ImportRequest {
     pub description: Option<String>,
     /// Per-tool overrides.
     pub tools: Vec<ToolOverride>,
-    /// Upstream OAuth client.
+    /// A pre-registered upstream OAuth client. Excludes `authorization`.
     pub oauth: Option<UpstreamOAuthInput>,
-    /// An access token for discovering the upstream (from an upstream authorization).
-    pub access_token: Option<Secret>,
+    /// The sealed `authorization` handle the upstream OAuth callback answered with: its token
+    /// discovers the upstream and its client is recorded with the server. Excludes `oauth`.
+    pub authorization: Option<Secret>,
 }
 
-/// Discovers the upstream and imports it with the admin's overrides.
+/// Discovers the upstream (with the token of `request.authorization`, if given) and imports
+/// it with the admin's overrides.
 pub async fn import(
     state: &ApiState,
     principal: &Principal,
@@ -112,8 +136,27 @@ pub async fn import(
     host_id: &str,
     request: ImportRequest,
 ) -> Result<ServerView, ApiError> {
-    state.control.get_host(principal, host_id).await?;
-    let discovery = match &request.access_token {
+    let host = state.control.get_host(principal, host_id).await?;
+    let (oauth, access_token) = match (request.oauth, &request.authorization) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "oauth",
+                "give either oauth or authorization, not both",
+            ));
+        }
+        (None, Some(handle)) => {
+            let authorized = upstream_oauth::open_handle(
+                state,
+                principal,
+                &host.host_id,
+                &request.url,
+                handle.expose(),
+            )?;
+            (authorized.oauth, Some(authorized.access_token))
+        }
+        (oauth, None) => (oauth, None),
+    };
+    let discovery = match &access_token {
         Some(token) => {
             portcullis_upstream::discover_with_token(
                 &request.url,
@@ -148,12 +191,12 @@ pub async fn import(
         name: request.name,
         description: request.description,
         tool_overrides: request.tools,
-        oauth: request.oauth,
+        oauth,
         discovered,
     };
     Ok(state
         .control
-        .import_server(principal, context, idempotency_key, host_id, import)
+        .import_server(principal, context, idempotency_key, &host.host_id, import)
         .await?)
 }
 

@@ -20,7 +20,7 @@ pub mod error;
 pub mod flows;
 pub mod grpc;
 pub mod openapi;
-pub mod public_urls;
+pub use portcullis_tokens::public_urls;
 pub mod rest;
 pub mod upstream_oauth;
 

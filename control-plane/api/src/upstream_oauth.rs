@@ -1,7 +1,7 @@
 //! The browser half of connecting an OAuth-protected upstream, with the gateway as the OAuth
 //! client, stateless across replicas:
 //!
-//! 1. `discover` meets a 401: [`begin`] runs `begin_authorization` (metadata, dynamic
+//! 1. `discover` (REST or gRPC, through `flows::discover`) meets a 401: [`begin`] runs `begin_authorization` (metadata, dynamic
 //!    registration or the admin's client, PKCE S256, `resource`) with the redirect URI
 //!    `<control base>/api/v1/upstream-oauth/callback`, and replaces the OAuth `state` with a
 //!    value sealed under the key ring: the pending authorization, the host, the upstream URL,
@@ -10,9 +10,10 @@
 //!    opens the state (400 if forged, tampered or expired), exchanges the code, lists the
 //!    upstream's tools with the token, and seals the client and tokens into a short-lived
 //!    `authorization` handle bound to the same host, URL and admin.
-//! 3. The admin imports with `"authorization": "<handle>"`: [`open_handle`] gives back the
-//!    client (recorded with the server, its secret sealed by the control service) and the
-//!    token (used for discovery).
+//! 3. The admin imports with `"authorization": "<handle>"` (gRPC: `ImportServerRequest`'s
+//!    `authorization`): `flows::import` calls [`open_handle`], which gives back the client
+//!    (recorded with the server, its secret sealed by the control service) and the token
+//!    (used for discovery).
 //!
 //! Sealed values are `v1.<key id>.<base64url(nonce || ciphertext || tag)>`, each bound by its
 //! associated data to its purpose, so a state cannot be passed off as a handle or vice versa.

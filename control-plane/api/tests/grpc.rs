@@ -3,18 +3,27 @@
 //! the embedded SQLite store and the projector running, as in `portcullis dev`.
 //!
 //! The clients come from `scripts/lib/tools.sh` (`ensure_grpc_clients`), which exports
-//! `PORTCULLIS_GRPCURL` and `PORTCULLIS_BUF`; the import test also runs the MCP peer
-//! `server-everything` (`ensure_mcp_peers`, started by `test_fixtures::McpPeer`).
+//! `PORTCULLIS_GRPCURL` and `PORTCULLIS_BUF`; the import tests also run the MCP peers
+//! `server-everything` and the TS SDK's OAuth example (`ensure_mcp_peers`, started by
+//! `test_fixtures::McpPeer`). The upstream OAuth tests take the REST flow's path through
+//! gRPC: DiscoverServer → the authorization URL → the "browser"
+//! (`test_fixtures::oauth_browser`) → the REST callback on the same port → ImportServer with
+//! the `authorization` it answered.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_api::{ApiState, PublicUrls};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_api::{ApiState, PublicUrls, UpstreamOAuthConfig};
 use portcullis_commands::Context;
-use portcullis_commands::control::{Control, ControlOptions, NoSecretSealer};
+use portcullis_commands::control::{
+    Control, ControlOptions, NoSecretSealer, SealError, SealedSecret, SecretSealer,
+};
 use portcullis_projector::{Projector, ProjectorOptions};
+use portcullis_secrets::{KeyRing, Sealed};
 use portcullis_store::{AuditDecision, AuditEntry, AuditLog, EventLog, ReadModelStore};
 use portcullis_store_sqlite::SqliteStore;
 use portcullis_upstream::DiscoverOptions;
@@ -23,6 +32,7 @@ use serde_json::{Value, json};
 use test_fixtures::{McpPeer, installed_tool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 /// The control services, as reflection must list them.
 const SERVICES: [&str; 6] = [
@@ -33,6 +43,25 @@ const SERVICES: [&str; 6] = [
     "portcullis.control.v1.AgentService",
     "portcullis.control.v1.AuditService",
 ];
+
+/// Where the upstream's authorization server sends the admin's browser back (REST).
+const CALLBACK: &str = "/api/v1/upstream-oauth/callback";
+
+/// Seals with a key ring, as `portcullis` does with the deployment's master key.
+struct KeyRingSealer(Arc<KeyRing>);
+
+impl SecretSealer for KeyRingSealer {
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
+        let sealed = self
+            .0
+            .seal(plaintext, associated_data)
+            .map_err(|e| SealError::Failed(Box::new(e)))?;
+        Ok(SealedSecret {
+            key_id: sealed.key_id,
+            sealed: sealed.bytes,
+        })
+    }
+}
 
 /// A failed call as a client reported it: the gRPC code, normalized to lower case without
 /// separators (`notfound`, `invalidargument`), and the message.
@@ -61,7 +90,18 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// Without a master key: no upstream OAuth browser flow, no secrets sealed.
     async fn start() -> Gateway {
+        Gateway::launch(None).await
+    }
+
+    /// With `key_ring` as the master key: secrets are sealed with it, and the upstream OAuth
+    /// browser flow comes back to this gateway's callback; its handles live `handle_ttl`.
+    async fn with_upstream_oauth(key_ring: Arc<KeyRing>, handle_ttl: Duration) -> Gateway {
+        Gateway::launch(Some((key_ring, handle_ttl))).await
+    }
+
+    async fn launch(upstream_oauth: Option<(Arc<KeyRing>, Duration)>) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("open store"));
         let log: Arc<dyn EventLog> = store.clone();
@@ -70,14 +110,25 @@ impl Gateway {
         let projector = Projector::new(log.clone(), kv.clone(), ProjectorOptions::default())
             .expect("projector");
         let projector = tokio::spawn(projector.run(shutdown.clone()));
-        let control = Arc::new(
-            Control::new(log, kv, Arc::new(NoSecretSealer), ControlOptions::default())
-                .expect("control"),
-        );
+        let sealer: Arc<dyn SecretSealer> = match &upstream_oauth {
+            Some((key_ring, _)) => Arc::new(KeyRingSealer(key_ring.clone())),
+            None => Arc::new(NoSecretSealer),
+        };
+        let control =
+            Arc::new(Control::new(log, kv, sealer, ControlOptions::default()).expect("control"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let upstream_oauth = match upstream_oauth {
+            Some((key_ring, handle_ttl)) => UpstreamOAuthConfig {
+                key_ring: Some(key_ring),
+                callback_base: Some(format!("http://{addr}")),
+                handle_ttl,
+                ..UpstreamOAuthConfig::default()
+            },
+            None => UpstreamOAuthConfig::default(),
+        };
         let audit: Arc<dyn AuditLog> = store.clone();
         let state = ApiState {
             control: control.clone(),
@@ -87,7 +138,7 @@ impl Gateway {
             discover: DiscoverOptions::default(),
             public_urls: PublicUrls::dev(addr),
             audit: Some(audit),
-            upstream_oauth: portcullis_api::UpstreamOAuthConfig::default(),
+            upstream_oauth,
         };
         let router = portcullis_api::router(state);
         let stop = shutdown.clone();
@@ -221,6 +272,21 @@ impl Gateway {
         Err(parse_failure(client, &stderr))
     }
 
+    /// The admin's browser at `authorization_url` (from DiscoverServer): approves, comes back
+    /// to this gateway's callback, and returns what the callback answered.
+    async fn authorize(&self, authorization_url: &str) -> Value {
+        let location = test_fixtures::oauth_browser::approve(authorization_url)
+            .await
+            .expect("the authorization server redirects");
+        let callback = location
+            .strip_prefix(&format!("http://{}", self.addr))
+            .unwrap_or_else(|| panic!("not a redirect to this gateway: {location}"));
+        assert!(callback.starts_with(&format!("{CALLBACK}?")), "{location}");
+        let (status, body) = http_get(self.addr, callback).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("callback JSON")
+    }
+
     /// Stops the server and the projector; the projector must have run cleanly.
     async fn stop(self) {
         self.shutdown.cancel();
@@ -328,6 +394,67 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|code| code.parse().ok())
         .expect("a status code");
     (status, body.to_owned())
+}
+
+/// A fresh master key.
+fn key_ring() -> Arc<KeyRing> {
+    Arc::new(KeyRing::parse(&portcullis_secrets::generate_key_text()).expect("a key ring"))
+}
+
+/// The value of the query parameter `key` of `url`.
+fn query(url: &str, key: &str) -> Option<String> {
+    Url::parse(url)
+        .expect("a URL")
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Opens a sealed value the way the gateway does (to find the secrets it must never show).
+fn unseal(ring: &KeyRing, text: &str, purpose: &[u8]) -> Value {
+    let mut parts = text.split('.');
+    assert_eq!(parts.next(), Some("v1"), "{text}");
+    let sealed = Sealed {
+        key_id: parts.next().expect("a key id").to_owned(),
+        bytes: URL_SAFE_NO_PAD
+            .decode(parts.next().expect("sealed bytes"))
+            .expect("base64url"),
+    };
+    serde_json::from_slice(&ring.open(&sealed, purpose).expect("opens")).expect("JSON")
+}
+
+/// `text` with its last character changed.
+fn tampered(text: &str) -> String {
+    let mut text = text.to_owned();
+    let last = text.pop().expect("not empty");
+    text.push(if last == 'A' { 'B' } else { 'A' });
+    text
+}
+
+/// Discovers the OAuth upstream `url` in `host_id` over gRPC and authorizes it in the
+/// "browser": the discovery and what the callback answered.
+async fn discover_and_authorize(
+    gateway: &Gateway,
+    token: &str,
+    host_id: &str,
+    url: &str,
+) -> (Value, Value) {
+    let discovered = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/DiscoverServer",
+            json!({ "hostId": host_id, "url": url }),
+        )
+        .await
+        .expect("discover");
+    assert_eq!(discovered["requiresOauth"], true, "{discovered}");
+    let authorization_url = discovered["authorizationUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an authorization URL: {discovered}"));
+    let authorized = gateway.authorize(authorization_url).await;
+    assert_eq!(authorized["status"], "authorized", "{authorized}");
+    (discovered, authorized)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1156,4 +1283,261 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
 
     gateway.stop().await;
     drop(everything);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_upstream_is_authorized_in_the_browser_and_imported_over_grpc() {
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let url = peer.url().to_owned();
+    let ring = key_ring();
+    let gateway = Gateway::with_upstream_oauth(ring.clone(), Duration::from_secs(600)).await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+
+    let (discovered, authorized) = discover_and_authorize(&gateway, token, &host_id, &url).await;
+    assert!(discovered.get("message").is_none(), "{discovered}");
+    let authorization_url = discovered["authorizationUrl"].as_str().expect("a URL");
+    assert_eq!(
+        query(authorization_url, "redirect_uri"),
+        Some(format!("http://{}{CALLBACK}", gateway.addr))
+    );
+    assert_eq!(
+        query(authorization_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query(authorization_url, "resource").as_deref(),
+        Some(url.as_str())
+    );
+    let state = query(authorization_url, "state").expect("a state");
+    let pending = unseal(&ring, &state, b"portcullis/upstream-oauth/state/v1");
+    assert_eq!(pending["binding"]["host_id"], host_id.as_str());
+    assert_eq!(pending["binding"]["url"], url.as_str());
+
+    assert_eq!(authorized["host"], host_id.as_str());
+    let handle = authorized["authorization"]
+        .as_str()
+        .expect("an authorization")
+        .to_owned();
+    let secrets = unseal(
+        &ring,
+        &handle,
+        b"portcullis/upstream-oauth/authorization/v1",
+    );
+    let access_token = secrets["tokens"]["access_token"].as_str().expect("a token");
+    let client_id = secrets["client"]["client_id"].as_str().expect("a client");
+    let client_secret = secrets["client"]["client_secret"]
+        .as_str()
+        .expect("a confidential client");
+
+    let server = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/ImportServer",
+            json!({ "hostId": host_id, "url": url, "key": "demo", "authorization": handle }),
+        )
+        .await
+        .expect("import with the authorization");
+    assert_eq!(server["key"], "demo");
+    assert_eq!(server["upstreamAuth"]["oauth"]["clientId"], client_id);
+    assert_eq!(server["upstreamAuth"]["oauth"]["hasClientSecret"], true);
+    let tools: Vec<&str> = server["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"greet"), "{server}");
+    let fetched = gateway
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/GetServer",
+            json!({ "hostId": host_id, "serverId": server["serverId"] }),
+        )
+        .await
+        .expect("get server");
+    assert_eq!(fetched, server);
+
+    for answer in [&discovered, &server] {
+        let text = answer.to_string();
+        assert!(!text.contains(access_token), "token leaked: {text}");
+        assert!(!text.contains(client_secret), "secret leaked: {text}");
+    }
+    gateway.stop().await;
+    drop(peer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_tampered_misused_or_expired_authorization_is_invalid_argument_and_imports_nothing()
+ {
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let url = peer.url().to_owned();
+    let gateway = Gateway::with_upstream_oauth(key_ring(), Duration::from_secs(600)).await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+    let other_host = gateway.host(token, "other").await;
+    let (discovered, authorized) = discover_and_authorize(&gateway, token, &host_id, &url).await;
+    let handle = authorized["authorization"]
+        .as_str()
+        .expect("an authorization");
+    let state = query(
+        discovered["authorizationUrl"].as_str().expect("a URL"),
+        "state",
+    )
+    .expect("a state");
+
+    let import = |host: &str, url: &str, authorization: &str| json!({ "hostId": host, "url": url, "authorization": authorization });
+    let mut with_client = import(&host_id, &url, handle);
+    with_client["oauth"] = json!({ "clientId": "c", "clientSecret": "s" });
+    for (client, body, needle) in [
+        (
+            Client::Grpcurl,
+            import(
+                &host_id,
+                &url,
+                "v1.k00000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+            "not an authorization this gateway issued",
+        ),
+        (
+            Client::Buf,
+            import(&host_id, &url, &tampered(handle)),
+            "not an authorization this gateway issued",
+        ),
+        // A state is sealed for another purpose: it is not a handle.
+        (
+            Client::Grpcurl,
+            import(&host_id, &url, &state),
+            "not an authorization this gateway issued",
+        ),
+        (
+            Client::Buf,
+            import(&host_id, &format!("{url}?other"), handle),
+            "was issued for another host, upstream URL or admin token (field authorization)",
+        ),
+        (
+            Client::Grpcurl,
+            import(&other_host, &url, handle),
+            "was issued for another host, upstream URL or admin token (field authorization)",
+        ),
+        (
+            Client::Buf,
+            with_client,
+            "give either oauth or authorization, not both",
+        ),
+    ] {
+        let result = gateway
+            .call(client, Some(token), "ServerService/ImportServer", body)
+            .await;
+        assert_failed(result, "invalidargument", needle);
+    }
+    for host in [&host_id, &other_host] {
+        let servers = gateway
+            .call(
+                Client::Buf,
+                Some(token),
+                "ServerService/ListServers",
+                json!({ "hostId": host }),
+            )
+            .await
+            .expect("list servers");
+        assert_eq!(servers, json!({}), "nothing imported into {host}");
+    }
+    // The refusals consumed nothing: the genuine handle still imports.
+    gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/ImportServer",
+            import(&host_id, &url, handle),
+        )
+        .await
+        .expect("import with the authorization");
+    gateway.stop().await;
+
+    // A handle that outlived its lifetime is refused too.
+    let expiring = Gateway::with_upstream_oauth(key_ring(), Duration::ZERO).await;
+    let token = expiring.admin("acme").await;
+    let token = token.as_str();
+    let host_id = expiring.host(token, "acme").await;
+    let (_, authorized) = discover_and_authorize(&expiring, token, &host_id, &url).await;
+    let handle = authorized["authorization"]
+        .as_str()
+        .expect("an authorization");
+    let expired = expiring
+        .call(
+            Client::Buf,
+            Some(token),
+            "ServerService/ImportServer",
+            import(&host_id, &url, handle),
+        )
+        .await;
+    assert_failed(
+        expired,
+        "invalidargument",
+        "expired; connect the upstream again (field authorization)",
+    );
+    let servers = expiring
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "ServerService/ListServers",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list servers");
+    assert_eq!(servers, json!({}), "nothing imported");
+    expiring.stop().await;
+    drop(peer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_master_key_discover_says_why_there_is_no_authorization_url() {
+    let peer = McpPeer::sdk_oauth_example()
+        .await
+        .expect("sdk oauth example");
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let host_id = gateway.host(&token, "acme").await;
+
+    let discovered = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "ServerService/DiscoverServer",
+            json!({ "hostId": host_id, "url": peer.url() }),
+        )
+        .await
+        .expect("discover");
+    assert_eq!(discovered["requiresOauth"], true, "{discovered}");
+    assert!(discovered.get("authorizationUrl").is_none(), "{discovered}");
+    assert!(
+        discovered["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("master key")),
+        "{discovered}"
+    );
+    let import = gateway
+        .call(
+            Client::Buf,
+            Some(&token),
+            "ServerService/ImportServer",
+            json!({ "hostId": host_id, "url": peer.url(), "authorization": "v1.k0.AAAA" }),
+        )
+        .await;
+    assert_failed(
+        import,
+        "invalidargument",
+        "no master key is configured to open it (field authorization)",
+    );
+    gateway.stop().await;
+    drop(peer);
 }

@@ -40,6 +40,7 @@ mod idempotency;
 mod organizations;
 mod secrets;
 mod servers;
+mod signing_keys;
 #[cfg(any(test, feature = "test-support"))]
 mod test_support;
 mod tokens;

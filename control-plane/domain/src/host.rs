@@ -3,7 +3,9 @@
 //! Its subject is keyed by the host id, so creating it with expected version 0 is also what
 //! makes the id unique across the deployment.
 
-use portcullis_proto::events::v1::{HostCreated, HostDeleted, HostSettings, HostSettingsChanged};
+use portcullis_proto::events::v1::{
+    HostCreated, HostDeleted, HostSettings, HostSettingsChanged, HostSigningKeyAdded,
+};
 
 use crate::validate::{InvalidSettings, normalize_host_settings};
 use crate::{Aggregate, Decision, EventBody};
@@ -22,6 +24,8 @@ pub enum Host {
         is_default: bool,
         /// Its settings.
         settings: HostSettings,
+        /// Its token-signing keys, oldest first; the newest signs.
+        signing_keys: Vec<HostSigningKeyAdded>,
     },
     /// Deleted; its id is never reused.
     Deleted,
@@ -52,6 +56,9 @@ pub enum HostCommand {
     PatchSettings(SettingsPatch),
     /// Deletes it; its id is never reused.
     Delete,
+    /// Adds a token-signing key (generated and sealed by the caller); adding a key id that is
+    /// already there changes nothing.
+    AddSigningKey(HostSigningKeyAdded),
 }
 
 /// Settings to change; `None` keeps the current value.
@@ -104,6 +111,9 @@ pub enum HostRejected {
     /// The settings break a rule.
     #[error("invalid host settings: {0}")]
     InvalidSettings(#[from] InvalidSettings),
+    /// A signing key is malformed.
+    #[error("invalid signing key: {0}")]
+    InvalidSigningKey(&'static str),
 }
 
 impl Aggregate for Host {
@@ -116,17 +126,41 @@ impl Aggregate for Host {
                 org_id: e.org_id.clone(),
                 is_default: e.is_default,
                 settings: e.settings.clone().unwrap_or_default(),
+                signing_keys: Vec::new(),
             },
             (
                 Host::Live {
-                    org_id, is_default, ..
+                    org_id,
+                    is_default,
+                    signing_keys,
+                    ..
                 },
                 EventBody::HostSettingsChanged(e),
             ) => Host::Live {
                 org_id,
                 is_default,
                 settings: e.settings.clone().unwrap_or_default(),
+                signing_keys,
             },
+            (
+                Host::Live {
+                    org_id,
+                    is_default,
+                    settings,
+                    mut signing_keys,
+                },
+                EventBody::HostSigningKeyAdded(e),
+            ) => {
+                if !signing_keys.iter().any(|key| key.kid == e.kid) {
+                    signing_keys.push(e.clone());
+                }
+                Host::Live {
+                    org_id,
+                    is_default,
+                    settings,
+                    signing_keys,
+                }
+            }
             (Host::Live { .. }, EventBody::HostDeleted(_)) => Host::Deleted,
             (state, _) => state,
         }
@@ -168,14 +202,56 @@ impl Aggregate for Host {
             (Host::Live { .. }, HostCommand::Delete) => {
                 Ok(Decision::Append(EventBody::HostDeleted(HostDeleted {})))
             }
+            (Host::Live { signing_keys, .. }, HostCommand::AddSigningKey(key)) => {
+                check_signing_key(key)?;
+                if signing_keys.iter().any(|existing| existing.kid == key.kid) {
+                    Ok(Decision::Unchanged)
+                } else {
+                    Ok(Decision::Append(EventBody::HostSigningKeyAdded(
+                        key.clone(),
+                    )))
+                }
+            }
             (
                 Host::Absent | Host::Deleted,
                 HostCommand::ChangeSettings { .. }
                 | HostCommand::PatchSettings(_)
-                | HostCommand::Delete,
+                | HostCommand::Delete
+                | HostCommand::AddSigningKey(_),
             ) => Err(HostRejected::NotFound),
         }
     }
+}
+
+/// ES256 keys only: a 65-byte uncompressed P-256 point, a sealed private key, a key id.
+fn check_signing_key(key: &HostSigningKeyAdded) -> Result<(), HostRejected> {
+    if key.algorithm != "ES256" {
+        return Err(HostRejected::InvalidSigningKey(
+            "the algorithm must be ES256",
+        ));
+    }
+    if key.public_key.len() != 65 || key.public_key.first() != Some(&0x04) {
+        return Err(HostRejected::InvalidSigningKey(
+            "the public key must be an uncompressed P-256 point",
+        ));
+    }
+    let kid_ok = !key.kid.is_empty()
+        && key.kid.len() <= 64
+        && key
+            .kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !kid_ok {
+        return Err(HostRejected::InvalidSigningKey(
+            "the key id must be 1-64 characters of [A-Za-z0-9_-]",
+        ));
+    }
+    if key.sealed_private_key.is_empty() || key.key_id.is_empty() {
+        return Err(HostRejected::InvalidSigningKey(
+            "the private key must be sealed under a named master key",
+        ));
+    }
+    Ok(())
 }
 
 fn change_settings(

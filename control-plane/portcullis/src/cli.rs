@@ -79,6 +79,9 @@ pub struct DevArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
 
+    #[command(flatten)]
+    pub mcp: McpArgs,
+
     /// Refuse upstream MCP servers on private and loopback addresses, as a deployment does
     /// (by default `dev` allows them, so local servers can be imported).
     #[arg(long, env = "PORTCULLIS_REFUSE_PRIVATE_UPSTREAMS")]
@@ -178,6 +181,51 @@ pub struct DataPlaneArgs {
     /// refuses requests with 503 (e.g. `10s`).
     #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
     pub max_staleness: String,
+
+    /// Master keys, as given to the control plane (`id:base64[,…]`): they seal MCP session
+    /// handles so any replica can open them. Required (or --master-key-file).
+    #[arg(
+        long,
+        env = "PORTCULLIS_MASTER_KEY",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_key: Option<String>,
+
+    /// File holding the master keys in the --master-key format.
+    #[arg(long, env = "PORTCULLIS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Public base URL of the gateway, as given to the control plane (e.g.
+    /// `https://gw.example.com`): host `h` answers at `https://h.gw.example.com`, and tokens
+    /// must be issued for it. Required.
+    #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Allow upstream MCP servers on private and loopback addresses (as the control plane's
+    /// flag of the same name; refused by default).
+    #[arg(long, env = "PORTCULLIS_ALLOW_PRIVATE_UPSTREAMS")]
+    pub allow_private_upstreams: bool,
+
+    #[command(flatten)]
+    pub mcp: McpArgs,
+}
+
+/// Limits of the MCP proxy.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Longest wait for an upstream MCP server's response head (e.g. `60s`).
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value = "60s")]
+    pub upstream_timeout: String,
+
+    /// Longest silence inside an upstream's answer or event stream before the call fails
+    /// with an error (e.g. `5m`).
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_IDLE_TIMEOUT", default_value = "5m")]
+    pub upstream_idle_timeout: String,
+
+    /// Largest MCP request body accepted from a client, bytes.
+    #[arg(long, env = "PORTCULLIS_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_bytes: usize,
 }
 
 /// How logs are written.

@@ -106,6 +106,123 @@ pub fn parse_max_staleness(value: &str) -> Result<Duration, ConfigError> {
     )
 }
 
+/// Validated MCP proxy limits.
+#[derive(Clone, Copy, Debug)]
+pub struct McpSettings {
+    /// Longest wait for an upstream's response head.
+    pub upstream_timeout: Duration,
+    /// Longest silence inside an upstream answer.
+    pub upstream_idle_timeout: Duration,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+}
+
+impl McpSettings {
+    /// Validates the MCP proxy flags.
+    pub fn from_args(args: &crate::cli::McpArgs) -> Result<Self, ConfigError> {
+        let upstream_timeout = parse_duration(
+            "upstream-timeout",
+            "PORTCULLIS_UPSTREAM_TIMEOUT",
+            &args.upstream_timeout,
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+        )?;
+        let upstream_idle_timeout = parse_duration(
+            "upstream-idle-timeout",
+            "PORTCULLIS_UPSTREAM_IDLE_TIMEOUT",
+            &args.upstream_idle_timeout,
+            Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+        )?;
+        if !(1024..=256 * 1024 * 1024).contains(&args.max_request_bytes) {
+            return Err(ConfigError::new(
+                "max-request-bytes",
+                "PORTCULLIS_MAX_REQUEST_BYTES",
+                &args.max_request_bytes.to_string(),
+                "must be between 1024 and 268435456",
+            ));
+        }
+        Ok(Self {
+            upstream_timeout,
+            upstream_idle_timeout,
+            max_request_bytes: args.max_request_bytes,
+        })
+    }
+
+    /// The proxy configuration for `public_urls`.
+    pub fn proxy_config(
+        &self,
+        public_urls: portcullis_tokens::PublicUrls,
+        allow_private_upstreams: bool,
+    ) -> portcullis_data_plane::Config {
+        let mut config = portcullis_data_plane::Config::new(
+            public_urls,
+            portcullis_commands::bootstrap::DEFAULT_ORG_ID,
+            portcullis_upstream::UrlPolicy {
+                allow_private: allow_private_upstreams,
+            },
+        );
+        config.upstream_timeout = self.upstream_timeout;
+        config.sse_idle_timeout = self.upstream_idle_timeout;
+        config.limits.max_body_bytes = self.max_request_bytes;
+        config
+    }
+}
+
+/// Validated `data-plane` settings.
+#[derive(Clone, Debug)]
+pub struct DataPlaneSettings {
+    /// Shared settings.
+    pub common: CommonSettings,
+    /// NATS.
+    pub nats: NatsSettings,
+    /// Freshness bound.
+    pub max_staleness: Duration,
+    /// Master keys and public URL (no admin token).
+    pub admin: AdminSettings,
+    /// Proxy limits.
+    pub mcp: McpSettings,
+    /// Whether private upstream addresses may be reached.
+    pub allow_private_upstreams: bool,
+}
+
+impl DataPlaneSettings {
+    /// Validates the `data-plane` flags: a master key and a public URL are required.
+    pub fn from_args(args: &crate::cli::DataPlaneArgs) -> Result<Self, ConfigError> {
+        let common = CommonSettings::from_args(&args.common)?;
+        let nats = NatsSettings::from_args(&args.nats)?;
+        let max_staleness = parse_max_staleness(&args.max_staleness)?;
+        let admin = AdminSettings::from_args(&crate::cli::AdminArgs {
+            admin_token: None,
+            master_key: args.master_key.clone(),
+            master_key_file: args.master_key_file.clone(),
+            public_url: args.public_url.clone(),
+        })?;
+        if admin.key_ring.is_none() {
+            return Err(ConfigError::new(
+                "master-key",
+                "PORTCULLIS_MASTER_KEY",
+                "<unset>",
+                "is required: give the control plane's master keys (or --master-key-file)",
+            ));
+        }
+        if admin.public_url.is_none() {
+            return Err(ConfigError::new(
+                "public-url",
+                "PORTCULLIS_PUBLIC_URL",
+                "<unset>",
+                "is required: give the control plane's public URL, e.g. https://gw.example.com",
+            ));
+        }
+        Ok(Self {
+            common,
+            nats,
+            max_staleness,
+            admin,
+            mcp: McpSettings::from_args(&args.mcp)?,
+            allow_private_upstreams: args.allow_private_upstreams,
+        })
+    }
+}
+
 /// How long `dev` keeps audit records: at least a day (shorter would erase an incident before
 /// anyone looked), at most 10 years (`humantime`'s years of 365.25 days, so `10y` fits).
 pub fn parse_audit_retention(value: &str) -> Result<Duration, ConfigError> {
@@ -220,6 +337,8 @@ pub struct DevSettings {
     pub data_dir: PathBuf,
     /// Data-plane staleness bound.
     pub max_staleness: Duration,
+    /// MCP proxy limits.
+    pub mcp: McpSettings,
     /// How long audit records are kept.
     pub audit_retention: Duration,
 }
@@ -256,6 +375,7 @@ impl DevSettings {
             allow_private_upstreams: !args.refuse_private_upstreams,
             data_dir,
             max_staleness,
+            mcp: McpSettings::from_args(&args.mcp)?,
             audit_retention,
         })
     }

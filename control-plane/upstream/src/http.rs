@@ -248,6 +248,30 @@ fn innermost_cause(error: &reqwest::Error) -> String {
 
 /// rustls on `ring` with the platform verifier, built per client: it is cheap next to an
 /// import, and keeps the process-wide default provider untouched.
+/// The data plane's pooled client for forwarding MCP traffic: the same guarantees as every
+/// client here (guarded resolver, no redirects, no proxy variables, rustls with the platform
+/// trust store), with a connect timeout but no whole-request timeout, since SSE streams may
+/// run for as long as the client keeps them open (the caller bounds the wait for the
+/// response head and the gaps between events). Callers must also run
+/// `UrlPolicy::check_parsed` on each URL, which refuses forbidden IP literals.
+pub fn forwarding_client(
+    policy: UrlPolicy,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, HttpFailure> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config().map_err(|e| HttpFailure::ClientSetup(e.into()))?)
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| HttpFailure::ClientSetup(e.into()))
+}
+
 fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

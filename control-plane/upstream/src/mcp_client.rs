@@ -68,9 +68,13 @@ impl<'a> McpSession<'a> {
         client_name: &str,
         client_version: &str,
     ) -> Result<Value, DiscoverError> {
+        // Every client capability is declared, so servers that list some tools only to
+        // capable clients (elicitation, sampling, roots) show the whole catalog; discovery
+        // never calls a tool, so no server request should follow, and any that does is
+        // skipped unanswered.
         let params = json!({
             "protocolVersion": REQUESTED_PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": {"elicitation": {}, "sampling": {}, "roots": {}},
             "clientInfo": {"name": client_name, "version": client_version},
         });
         let result = self.request("initialize", params).await?;
@@ -249,7 +253,7 @@ impl<'a> McpSession<'a> {
     }
 
     /// Reads SSE events until the response to `id`; notifications and server requests on the
-    /// way are skipped (the gateway declared no client capabilities).
+    /// way are skipped (discovery calls no tool, so none should come).
     async fn read_event_stream(
         &self,
         mut response: Response,

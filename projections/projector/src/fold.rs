@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 
 use crate::models::{
     AdminToken, Agent, Classification, Grant, Host, HostSettings, Human, HumanEmailOwner,
-    Organization, Server, ServerKeyOwner, Session, SessionRevocation, State, Tool, ToolVisibility,
-    UpstreamAuth, Versioned,
+    Organization, PublicSigningKey, Server, ServerKeyOwner, Session, SessionRevocation, State,
+    Tool, ToolVisibility, UpstreamAuth, Versioned,
 };
 use crate::targets::ModelKind;
 
@@ -282,11 +282,21 @@ impl ReadModel for Host {
                 prefix: e.prefix.clone(),
                 is_default: e.is_default,
                 settings: host_settings(e.settings.as_ref()),
+                signing_keys: Vec::new(),
             })),
             Some(Body::HostSettingsChanged(e)) => update(current, |host| {
                 host.settings = host_settings(e.settings.as_ref());
             }),
             Some(Body::HostDeleted(_)) => delete(current),
+            Some(Body::HostSigningKeyAdded(e)) => update(current, |host| {
+                if !host.signing_keys.iter().any(|key| key.kid == e.kid) {
+                    host.signing_keys.push(PublicSigningKey {
+                        kid: e.kid.clone(),
+                        algorithm: e.algorithm.clone(),
+                        public_key: hex(&e.public_key),
+                    });
+                }
+            }),
             _ => None,
         })
     }

@@ -150,6 +150,20 @@ pub struct Host {
     pub is_default: bool,
     /// Its settings, defaults resolved.
     pub settings: HostSettings,
+    /// The public keys its access tokens are verified with, oldest first; the newest signs.
+    #[serde(default)]
+    pub signing_keys: Vec<PublicSigningKey>,
+}
+
+/// A host's public token-signing key (the private half stays sealed in the event log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicSigningKey {
+    /// Key id (the JWT header's `kid`).
+    pub kid: String,
+    /// JWS algorithm, `ES256`.
+    pub algorithm: String,
+    /// Lower-case hex of the uncompressed SEC1 public point.
+    pub public_key: String,
 }
 
 /// A host's settings with every default resolved, so readers need no defaults of their own.

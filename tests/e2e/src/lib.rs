@@ -5,6 +5,8 @@
 //! it first); set `PORTCULLIS_BIN` to test another build.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is the report
 
+pub mod gateway;
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -52,7 +54,11 @@ pub struct Process {
 impl Process {
     /// Starts `portcullis <args> --listen <free addr>`, logging to a file under `log_dir`.
     pub fn start(args: &[&str], log_dir: &Path) -> Process {
-        let addr = free_addr();
+        Process::start_at(args, log_dir, free_addr())
+    }
+
+    /// Starts `portcullis <args> --listen <addr>` (for a restart on the same address).
+    pub fn start_at(args: &[&str], log_dir: &Path, addr: SocketAddr) -> Process {
         let log = log_dir.join(format!("portcullis-{}.log", addr.port()));
         let out = log_dir.join(format!("portcullis-{}.out", addr.port()));
         let file = std::fs::File::create(&log).expect("log file");

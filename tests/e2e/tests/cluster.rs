@@ -58,7 +58,17 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     };
     let mut projector = start(with("projector", &[]));
     let mut control = start(with("control-plane", &[]));
-    let mut data = start(with("data-plane", &["--max-staleness", "2s"]));
+    let mut data = start(with(
+        "data-plane",
+        &[
+            "--max-staleness",
+            "2s",
+            "--master-key",
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "--public-url",
+            "http://127.0.0.1",
+        ],
+    ));
     projector.wait_ready(READY_WITHIN);
     control.wait_ready(READY_WITHIN);
     data.wait_ready(READY_WITHIN);
@@ -101,6 +111,13 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     control.wait_readyz(503, Duration::from_secs(10));
     let (_, body) = data.get("/readyz").expect("still answering");
     assert!(body.contains("no word from the store"), "{body}");
+    // The MCP endpoint refuses too, with a JSON-RPC error that says why.
+    let (status, body) = data.get("/mcp").expect("still answering");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("-32012") && body.contains("not current"),
+        "{body}"
+    );
 
     // NATS returns: everything recovers by itself, and the replica follows new changes.
     nats.restart().await.expect("restart nats");
@@ -127,6 +144,13 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         "data plane follows after the outage",
         Duration::from_secs(20),
         || keys(&data) == Some(2.0),
+    )
+    .await;
+    // Caught up again: the MCP endpoint asks for a token instead of refusing.
+    eventually(
+        "the MCP endpoint asks for a token again",
+        Duration::from_secs(20),
+        || data.get("/mcp").is_some_and(|(status, _)| status == 401),
     )
     .await;
     for process in [&mut projector, &mut control, &mut data] {
@@ -161,10 +185,16 @@ fn a_nats_server_older_than_2_12_is_refused_with_the_reason() {
     }
     let url = format!("nats://{addr}");
     for sub in ["projector", "control-plane", "data-plane"] {
-        let (status, stderr) = portcullis_e2e::run(
-            &[sub, "--nats", &url, "--listen", "127.0.0.1:0"],
-            Duration::from_secs(20),
-        );
+        let mut args = vec![sub, "--nats", &url, "--listen", "127.0.0.1:0"];
+        if sub == "data-plane" {
+            args.extend([
+                "--master-key",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                "--public-url",
+                "http://127.0.0.1",
+            ]);
+        }
+        let (status, stderr) = portcullis_e2e::run(&args, Duration::from_secs(20));
         assert!(!status.success(), "{sub} must refuse the old server");
         assert!(
             stderr.contains("2.9.10") && stderr.contains("2.12"),

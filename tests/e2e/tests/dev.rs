@@ -45,12 +45,20 @@ async fn dev_keeps_its_state_across_a_sigkill_and_a_restart() {
     first.wait_ready(READY_WITHIN);
     first.kill();
     let (head, hosts) = stored_state(&data).await;
-    // Organization, default host assignment, host, bootstrap admin token.
-    assert_eq!(head, 4, "events after the first start");
+    // Organization, default host assignment, host, bootstrap admin token, the host's
+    // token-signing key.
+    assert_eq!(head, 5, "events after the first start");
     assert_eq!(hosts.len(), 1, "{hosts:?}");
     let (key, model) = &hosts[0];
     assert!(key.starts_with("host.default-"), "{key}");
     assert_eq!(model["is_default"], true, "{model}");
+    let keys = model["signing_keys"].as_array().expect("signing keys");
+    assert_eq!(keys.len(), 1, "{model}");
+    assert_eq!(keys[0]["algorithm"], "ES256");
+    assert!(
+        !model.to_string().contains("sealed"),
+        "no private key material in the read model: {model}"
+    );
 
     // Restart on the same data: the same host, no new events, and ready again.
     let mut second = Process::start(&["dev", "--data-dir", data_arg], dir.path());
@@ -170,6 +178,24 @@ fn bad_settings_are_refused_naming_the_flag_and_its_variable() {
             vec!["projector", "--nats", "nats://x", "--replicas", "2"],
             "--replicas",
         ),
+        (
+            vec!["data-plane", "--nats", "nats://x:4222"],
+            "--master-key (env PORTCULLIS_MASTER_KEY)",
+        ),
+        (
+            vec![
+                "data-plane",
+                "--nats",
+                "nats://x:4222",
+                "--master-key",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ],
+            "--public-url (env PORTCULLIS_PUBLIC_URL)",
+        ),
+        (
+            vec!["dev", "--upstream-timeout", "0s"],
+            "--upstream-timeout",
+        ),
         (vec!["control-plane"], "--nats"),
     ] {
         let (status, stderr) = run(&args, Duration::from_secs(10));
@@ -198,6 +224,13 @@ fn every_subcommand_documents_every_flag() {
         "--log-format",
         "--log ",
         "--shutdown-grace",
+        "--master-key",
+        "--master-key-file",
+        "--public-url",
+        "--allow-private-upstreams",
+        "--upstream-timeout",
+        "--upstream-idle-timeout",
+        "--max-request-bytes",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
@@ -207,6 +240,10 @@ fn every_subcommand_documents_every_flag() {
         "PORTCULLIS_REPLICAS",
         "PORTCULLIS_MAX_STALENESS",
         "PORTCULLIS_LISTEN",
+        "PORTCULLIS_MASTER_KEY",
+        "PORTCULLIS_PUBLIC_URL",
+        "PORTCULLIS_UPSTREAM_TIMEOUT",
+        "PORTCULLIS_MAX_REQUEST_BYTES",
     ] {
         assert!(help.contains(variable), "{variable} missing");
     }

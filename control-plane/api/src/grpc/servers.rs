@@ -1,16 +1,20 @@
-//! `ServerService`: discover, import (both through `flows`, like REST), list, get, change,
-//! delete, tools by hand, and refresh.
+//! `ServerService`: discover, import (both through `flows`, like REST, including the upstream
+//! OAuth browser flow: discover answers with its `authorization_url`, import takes the
+//! `authorization` handle the callback answered with), list, get, change, delete, tools by
+//! hand, and refresh.
 
 use portcullis_commands::control::{HostView, NewTool, Principal, ServerView, UpstreamOAuthInput};
 use portcullis_domain::server::ToolOverride;
 use portcullis_domain::validate::{derive_server_key, numbered_server_key};
 use portcullis_proto::control::v1 as api;
 use portcullis_proto::control::v1::server_service_server::ServerService;
+use portcullis_upstream::Secret;
 use portcullis_upstream::schema_hash::schema_sha256;
 use tonic::{Request, Response, Status};
 
 use super::{Api, control_status, convert, invalid, non_empty, status};
 use crate::flows::{self, DiscoverOutcome, ImportRequest};
+use crate::upstream_oauth::Start;
 
 /// How many numbered alternatives of a derived key discovery tries (`key-2` … `key-20`), as
 /// import does.
@@ -81,6 +85,14 @@ fn overrides(tools: Vec<api::ToolOverride>) -> Result<Vec<ToolOverride>, Status>
         .collect()
 }
 
+/// The upstream OAuth client of a request, as the control service takes it.
+fn oauth_input(oauth: Option<api::UpstreamOAuthInput>) -> Option<UpstreamOAuthInput> {
+    oauth.map(|oauth| UpstreamOAuthInput {
+        client_id: oauth.client_id,
+        client_secret: oauth.client_secret,
+    })
+}
+
 /// A tool added by hand: the admin's level (required), its schema hashed canonically.
 fn new_tool(message: &api::AddToolRequest) -> Result<NewTool, Status> {
     let trust_level = convert::trust_level("trust_level", message.trust_level)?;
@@ -107,8 +119,12 @@ impl ServerService for Api {
         request: Request<api::DiscoverServerRequest>,
     ) -> Result<Response<api::DiscoverServerResponse>, Status> {
         let principal = self.principal(&request).await?;
-        let api::DiscoverServerRequest { host_id, url } = request.into_inner();
-        let outcome = flows::discover(&self.state, &principal, &host_id, &url)
+        let api::DiscoverServerRequest {
+            host_id,
+            url,
+            oauth,
+        } = request.into_inner();
+        let outcome = flows::discover(&self.state, &principal, &host_id, &url, oauth_input(oauth))
             .await
             .map_err(status)?;
         let response = match outcome {
@@ -136,19 +152,27 @@ impl ServerService for Api {
                     tools,
                     suggested_key,
                     resource_metadata: String::new(),
+                    authorization_url: String::new(),
+                    message: String::new(),
                 }
             }
             DiscoverOutcome::AuthorizationRequired {
                 url,
                 resource_metadata,
-                ..
+                start,
             } => {
                 let suggested_key = self.suggested_key(&principal, &host_id, None, &url).await?;
+                let (authorization_url, message) = match start {
+                    Start::Browser { authorization_url } => (authorization_url, String::new()),
+                    Start::Unavailable { message } => (String::new(), message),
+                };
                 api::DiscoverServerResponse {
                     url,
                     requires_oauth: true,
                     suggested_key,
                     resource_metadata: resource_metadata.unwrap_or_default(),
+                    authorization_url,
+                    message,
                     ..api::DiscoverServerResponse::default()
                 }
             }
@@ -171,11 +195,8 @@ impl ServerService for Api {
             name: non_empty(message.name),
             description: non_empty(message.description),
             tools: overrides(message.tools)?,
-            oauth: message.oauth.map(|oauth| UpstreamOAuthInput {
-                client_id: oauth.client_id,
-                client_secret: oauth.client_secret,
-            }),
-            access_token: None,
+            oauth: oauth_input(message.oauth),
+            authorization: non_empty(message.authorization).map(Secret::new),
         };
         let view = flows::import(
             &self.state,

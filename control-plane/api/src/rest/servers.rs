@@ -9,14 +9,14 @@ use portcullis_commands::control::{
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_projector::models;
-use portcullis_upstream::{DiscoveredTool, Discovery, PreRegisteredClient, Secret};
+use portcullis_upstream::{DiscoveredTool, Discovery, Secret};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Admin, ApiJson, ApiPath};
 use super::types::{Created, TrustLevel, no_content};
 use crate::flows::{self, DiscoverOutcome, ImportRequest};
-use crate::upstream_oauth::{self, Start};
+use crate::upstream_oauth::Start;
 use crate::{ApiError, ApiState};
 
 // ---------------------------------------------------------------------------------------------
@@ -450,29 +450,18 @@ pub async fn discover(
     ApiPath(host): ApiPath<String>,
     ApiJson(request): ApiJson<DiscoverRequest>,
 ) -> Result<Json<DiscoverResult>, ApiError> {
-    let outcome = flows::discover(&state, &admin.principal, &host, &request.url).await?;
+    let oauth = request.oauth.map(|oauth| UpstreamOAuthInput {
+        client_id: oauth.client_id,
+        client_secret: oauth.client_secret,
+    });
+    let outcome = flows::discover(&state, &admin.principal, &host, &request.url, oauth).await?;
     Ok(Json(match outcome {
         DiscoverOutcome::Discovered(discovery) => discovery.into(),
         DiscoverOutcome::AuthorizationRequired {
             url,
             resource_metadata,
-            scope,
+            start,
         } => {
-            let host = state.control.get_host(&admin.principal, &host).await?;
-            let client = request.oauth.map(|oauth| PreRegisteredClient {
-                client_id: oauth.client_id,
-                client_secret: Some(Secret::new(oauth.client_secret)),
-            });
-            let start = upstream_oauth::begin(
-                &state,
-                &admin.principal,
-                &host.host_id,
-                &url,
-                resource_metadata.clone(),
-                scope,
-                client,
-            )
-            .await?;
             let (authorization_url, message) = match start {
                 Start::Browser { authorization_url } => (Some(authorization_url), None),
                 Start::Unavailable { message } => (None, Some(message)),
@@ -507,32 +496,6 @@ pub async fn import(
     ApiJson(request): ApiJson<ImportServerRequest>,
 ) -> Result<Created<Server>, ApiError> {
     let host = state.control.get_host(&admin.principal, &host).await?;
-    let authorized = match &request.authorization {
-        Some(_) if request.oauth.is_some() => {
-            return Err(ApiError::invalid(
-                "oauth",
-                "give either oauth or authorization, not both",
-            ));
-        }
-        Some(handle) => Some(upstream_oauth::open_handle(
-            &state,
-            &admin.principal,
-            &host.host_id,
-            &request.url,
-            handle,
-        )?),
-        None => None,
-    };
-    let (oauth, access_token) = match authorized {
-        Some(authorized) => (authorized.oauth, Some(authorized.access_token)),
-        None => (
-            request.oauth.map(|oauth| UpstreamOAuthInput {
-                client_id: oauth.client_id,
-                client_secret: oauth.client_secret,
-            }),
-            None,
-        ),
-    };
     let import = ImportRequest {
         url: request.url,
         key: request.key,
@@ -548,8 +511,11 @@ pub async fn import(
                 enabled: choice.enabled,
             })
             .collect(),
-        oauth,
-        access_token,
+        oauth: request.oauth.map(|oauth| UpstreamOAuthInput {
+            client_id: oauth.client_id,
+            client_secret: oauth.client_secret,
+        }),
+        authorization: request.authorization.map(Secret::new),
     };
     let server = flows::import(
         &state,

@@ -14,7 +14,6 @@ use portcullis_api::UpstreamOAuthConfig;
 use portcullis_secrets::{KeyRing, Sealed};
 use serde_json::{Value, json};
 use test_fixtures::McpPeer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use crate::support::App;
@@ -63,31 +62,12 @@ fn query(url: &Url, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// GETs the authorization URL with a plain HTTP/1.1 client: the callback path and query of
+/// The admin's browser: approves at the authorization URL; the callback path and query of
 /// the redirect.
 async fn follow(url: &Url) -> String {
-    let port = url.port_or_known_default().unwrap();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let location = test_fixtures::oauth_browser::approve(url.as_str())
         .await
         .unwrap();
-    let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {}:{port}\r\nConnection: close\r\n\r\n",
-        url.host_str().unwrap()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response);
-    let location = response
-        .lines()
-        .take_while(|line| !line.is_empty())
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("location")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no redirect from the authorization endpoint:\n{response}"));
     let location = Url::parse(&location).unwrap();
     assert!(
         location

@@ -34,6 +34,7 @@ fn host_rejected(host_id: &str, rejected: HostRejected) -> ControlError {
         HostRejected::InvalidSettings(e) => ControlError::invalid(e.field(), e),
         HostRejected::NotFound => ControlError::not_found("host", host_id),
         HostRejected::AlreadyExists => ControlError::conflict("host", host_id, rejected),
+        HostRejected::InvalidSigningKey(_) => ControlError::unavailable(rejected),
     }
 }
 
@@ -100,6 +101,9 @@ impl Control {
             {
                 Ok(_) => {
                     self.settle(&writes).await?;
+                    if let Err(error) = self.ensure_signing_key(context, &host_id).await {
+                        tracing::warn!(%host_id, %error, "The host has no token-signing key yet; its MCP endpoint refuses every token until it has one.");
+                    }
                     return self.get_host(principal, &host_id).await;
                 }
                 Err(ExecuteError::Rejected(HostRejected::AlreadyExists)) => {

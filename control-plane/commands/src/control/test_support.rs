@@ -3,13 +3,17 @@
 //! crate's tests and, with the `test-support` feature, for other crates' tests.
 
 use portcullis_domain::agent::{Agent, AgentCommand};
+use portcullis_domain::host::Host;
 use portcullis_domain::session::{Session, SessionCommand};
 use portcullis_proto::events::v1::{AgentRegistered, SessionStarted};
 use portcullis_proto::{TrustLevel, subjects};
 
+use portcullis_secrets::KeyRing;
+use portcullis_tokens::{AccessClaims, SigningKey};
+
 use super::idempotency::Writes;
-use super::{Control, ControlError, Principal, new_id, on_reject, subject};
-use crate::Context;
+use super::{Control, ControlError, Principal, infra, new_id, on_reject, subject};
+use crate::{Context, load_state};
 
 impl Principal {
     /// A principal for token `token_id` acting for `org_ids`, as `authenticate` would build.
@@ -96,5 +100,49 @@ impl Control {
         )?;
         self.settle(&writes).await?;
         Ok(session_id)
+    }
+
+    /// An access token for `session_id` signed with the host's newest key (which `ring` must
+    /// open), as the authorization server will issue: `iss` = `issuer`, `aud` = `audience`,
+    /// valid from `iat_seconds` for `ttl_seconds`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn test_access_token(
+        &self,
+        ring: &KeyRing,
+        host_id: &str,
+        session_id: &str,
+        issuer: &str,
+        audience: &str,
+        iat_seconds: u64,
+        ttl_seconds: u64,
+    ) -> Result<String, ControlError> {
+        let session = self
+            .live::<portcullis_projector::models::Session>(
+                portcullis_projector::ModelKind::Session,
+                &[host_id, session_id],
+            )
+            .await?
+            .ok_or_else(|| ControlError::not_found("session", session_id))?;
+        let (host, _) = load_state::<Host>(self.log.as_ref(), &subject(subjects::host(host_id))?)
+            .await
+            .map_err(infra)?;
+        let Host::Live { signing_keys, .. } = host else {
+            return Err(ControlError::not_found("host", host_id));
+        };
+        let newest = signing_keys
+            .last()
+            .ok_or_else(|| ControlError::not_found("signing key of host", host_id))?;
+        let key = SigningKey::open(ring, host_id, newest).map_err(ControlError::unavailable)?;
+        let claims = AccessClaims {
+            iss: issuer.to_owned(),
+            aud: audience.to_owned(),
+            sub: session.human_id,
+            client_id: session.client_id,
+            sid: session_id.to_owned(),
+            iat: iat_seconds,
+            exp: iat_seconds + ttl_seconds,
+            jti: new_id(),
+        };
+        portcullis_tokens::access::mint(&key, &claims).map_err(ControlError::unavailable)
     }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use portcullis_data_plane::DataPlane;
 use portcullis_data_plane::replica::{Replica, ReplicaConfig};
 use portcullis_projector::Buckets;
 
-use crate::config::{AdminSettings, CommonSettings, NatsSettings};
+use crate::config::{AdminSettings, CommonSettings, DataPlaneSettings, NatsSettings};
 use crate::health::{self, Readiness};
 
 /// `portcullis control-plane`.
@@ -91,11 +92,15 @@ pub async fn projector(common: CommonSettings, nats: NatsSettings) -> anyhow::Re
 }
 
 /// `portcullis data-plane`.
-pub async fn data_plane(
-    common: CommonSettings,
-    nats: NatsSettings,
-    max_staleness: Duration,
-) -> anyhow::Result<()> {
+pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
+    let DataPlaneSettings {
+        common,
+        nats,
+        max_staleness,
+        admin,
+        mcp,
+        allow_private_upstreams,
+    } = settings;
     let shutdown = crate::shutdown::on_signal()?;
     let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
     let readiness = Readiness::default();
@@ -110,8 +115,22 @@ pub async fn data_plane(
     readiness.add("read_models", move || {
         mirror.freshness().map_err(|e| e.to_string())
     });
-    let app =
-        health::router(readiness).merge(health::metrics_router(move || replica.metrics_text()));
+    let key_ring = admin
+        .key_ring
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("a master key is required"))?;
+    let public_urls = crate::admin::public_urls(&admin, common.listen, false);
+    let proxy = DataPlane::new(
+        mcp.proxy_config(public_urls, allow_private_upstreams),
+        replica,
+        buckets,
+        key_ring,
+        stores.audit.clone(),
+    )?;
+    let metrics = proxy.clone();
+    let app = health::router(readiness)
+        .merge(health::metrics_router(move || metrics.metrics_text()))
+        .merge(proxy.router());
     let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     served?;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_commands::Context;
 use portcullis_commands::bootstrap::ensure_default_host;
+use portcullis_data_plane::DataPlane;
 use portcullis_data_plane::replica::{Replica, ReplicaConfig};
 use portcullis_projector::Buckets;
 use portcullis_store_sqlite::SqliteStore;
@@ -54,22 +55,37 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         mirror.freshness().map_err(|e| e.to_string())
     });
 
-    let key_ring = crate::admin::key_ring(&settings.admin, Some(&settings.data_dir))?;
-    let control = crate::admin::control(&stores, key_ring.clone())?;
+    let key_ring = crate::admin::key_ring(&settings.admin, Some(&settings.data_dir))?
+        .ok_or_else(|| anyhow::anyhow!("dev always has a master key"))?;
+    let control = crate::admin::control(&stores, Some(key_ring.clone()))?;
     crate::admin::bootstrap_admin(&control, &stores, &settings.admin, Some(&settings.data_dir))
         .await?;
+    control
+        .ensure_signing_key(&context, &default_host.host_id)
+        .await?;
     let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
+    let proxy = DataPlane::new(
+        settings
+            .mcp
+            .proxy_config(public_urls.clone(), settings.allow_private_upstreams),
+        replica,
+        buckets,
+        key_ring.clone(),
+        stores.audit.clone(),
+    )?;
     let api = crate::admin::router(
         control,
         stores.audit.clone(),
-        key_ring,
+        Some(key_ring),
         public_urls,
         settings.allow_private_upstreams,
     );
 
+    let metrics = proxy.clone();
     let app = health::router(readiness)
-        .merge(health::metrics_router(move || replica.metrics_text()))
-        .merge(api);
+        .merge(health::metrics_router(move || metrics.metrics_text()))
+        .merge(api)
+        .merge(proxy.router());
     let served = health::serve(
         settings.common.listen,
         app,

@@ -6,9 +6,7 @@ mod dev;
 mod projector;
 
 use crate::cli::Command;
-use crate::config::{
-    AdminSettings, CommonSettings, DevSettings, NatsSettings, parse_max_staleness,
-};
+use crate::config::{AdminSettings, CommonSettings, DataPlaneSettings, DevSettings, NatsSettings};
 
 /// Runs `command` to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -26,11 +24,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             cluster::control_plane(common, nats, admin, args.allow_private_upstreams).await
         }
         Command::DataPlane(args) => {
-            let common = CommonSettings::from_args(&args.common)?;
-            let nats = NatsSettings::from_args(&args.nats)?;
-            let max_staleness = parse_max_staleness(&args.max_staleness)?;
-            crate::telemetry::init(&common);
-            cluster::data_plane(common, nats, max_staleness).await
+            let settings = DataPlaneSettings::from_args(&args)?;
+            crate::telemetry::init(&settings.common);
+            cluster::data_plane(settings).await
         }
         Command::Projector(args) => {
             let common = CommonSettings::from_args(&args.common)?;

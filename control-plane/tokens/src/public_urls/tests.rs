@@ -1,4 +1,5 @@
 //! Tests of public URLs and snippets.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the failure report
 
 use super::*;
 
@@ -71,4 +72,43 @@ fn the_control_plane_is_at_the_listen_address_in_dev_and_at_the_base_domain_othe
         default_host_base: None,
     };
     assert_eq!(unset.control_base(), None);
+}
+
+#[test]
+fn the_host_header_names_the_default_host_a_named_host_or_nothing() {
+    let dev = PublicUrls::dev("127.0.0.1:8080".parse().unwrap());
+    assert_eq!(dev.resolve_host("127.0.0.1:8080"), Some(HostRef::Default));
+    assert_eq!(dev.resolve_host("127.0.0.1:9999"), Some(HostRef::Default));
+    assert_eq!(dev.resolve_host("localhost"), Some(HostRef::Default));
+    assert_eq!(dev.resolve_host("[::1]:8080"), Some(HostRef::Default));
+    assert_eq!(
+        dev.resolve_host("acme-pink-panda-6942.localhost:8080"),
+        Some(HostRef::Named("acme-pink-panda-6942".to_owned()))
+    );
+    for foreign in [
+        "evil.example",
+        "evil.example:8080",
+        "",
+        "a:b:c",
+        "x.localhost.evil",
+        "UP_per.localhost",
+    ] {
+        assert_eq!(dev.resolve_host(foreign), None, "{foreign:?}");
+    }
+    let deployed = PublicUrls {
+        scheme: "https".to_owned(),
+        base_domain: Some("gw.example.com".to_owned()),
+        port: None,
+        default_host_base: None,
+    };
+    assert_eq!(
+        deployed.resolve_host("gw.example.com"),
+        Some(HostRef::Default)
+    );
+    assert_eq!(
+        deployed.resolve_host("Acme-a-b-1.GW.example.com:443"),
+        Some(HostRef::Named("acme-a-b-1".to_owned()))
+    );
+    assert_eq!(deployed.resolve_host("localhost"), None);
+    assert_eq!(deployed.resolve_host("a.b.gw.example.com"), None);
 }

@@ -86,6 +86,71 @@ impl PublicUrls {
     }
 }
 
+/// Which host a request's `Host` header names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostRef {
+    /// The organization's default host (the deployment's own name, or loopback in `dev`).
+    Default,
+    /// A host by id (`<host_id>.<base domain>`).
+    Named(String),
+}
+
+impl PublicUrls {
+    /// The host a `Host` header (`name[:port]`) names, or `None` for a name this deployment
+    /// does not answer to (so DNS-rebinding requests never reach a host). The port is not
+    /// compared: load balancers and port forwards change it.
+    pub fn resolve_host(&self, authority: &str) -> Option<HostRef> {
+        let name = strip_port(authority)?.to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name);
+        let default_name = self
+            .default_host_base
+            .as_deref()
+            .and_then(|base| base.split_once("://"))
+            .and_then(|(_, rest)| strip_port(rest.split('/').next().unwrap_or(rest)))
+            .map(str::to_ascii_lowercase);
+        let base = self
+            .base_domain
+            .as_deref()
+            .unwrap_or("localhost")
+            .to_ascii_lowercase();
+        let is_loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
+        if default_name.as_deref() == Some(name)
+            || (self.base_domain.is_none() && is_loopback)
+            || (self.base_domain.is_some() && name == base)
+        {
+            return Some(HostRef::Default);
+        }
+        let label = name.strip_suffix(&base)?.strip_suffix('.')?;
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        valid.then(|| HostRef::Named(label.to_owned()))
+    }
+}
+
+/// `name` of `name[:port]` (IPv6 literals keep their brackets); `None` if malformed.
+fn strip_port(authority: &str) -> Option<&str> {
+    if authority.is_empty() {
+        return None;
+    }
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (name, rest) = authority.split_at(end + 1);
+        return (rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)).then_some(name);
+    }
+    match authority.rsplit_once(':') {
+        Some((name, port)) if is_port(port) && !name.contains(':') => Some(name),
+        Some(_) => None,
+        None => Some(authority),
+    }
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Client configuration snippets for one MCP URL, by client.
 pub fn client_snippets(name: &str, mcp_url: &str) -> Value {
     let remote = json!({ "command": "npx", "args": ["-y", "mcp-remote", mcp_url] });
