@@ -908,6 +908,7 @@ async fn forward(
         protocol_version: Some(version),
         upstream_session: handle.upstream_session.as_deref(),
         last_event_id,
+        timeout: server_timeout(&admitted.server),
     };
     let upstream = match relay::send(inner, exchange).await {
         Ok(upstream) => upstream,
@@ -932,6 +933,11 @@ async fn forward(
         }
     };
     Ok(relay::respond(inner.clone(), upstream, handle, None, pending, transform).await)
+}
+
+/// The admin's timeout for a server, if set.
+fn server_timeout(server: &Server) -> Option<Duration> {
+    server.timeout_seconds.map(Duration::from_secs)
 }
 
 /// Servers that need the human's own upstream sign-in are refused until the consent flow has
@@ -977,6 +983,7 @@ async fn initialize(
         protocol_version: None,
         upstream_session: None,
         last_event_id: None,
+        timeout: server_timeout(&admitted.server),
     };
     let upstream = relay::send(inner, exchange)
         .await
@@ -1301,6 +1308,7 @@ async fn delete(
         protocol_version: Some(&version),
         upstream_session: Some(upstream_session),
         last_event_id: None,
+        timeout: server_timeout(&admitted.server),
     };
     let upstream = relay::send(inner, exchange).await.map_err(|failure| {
         Reject::rpc(

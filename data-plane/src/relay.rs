@@ -75,6 +75,9 @@ pub struct Exchange<'a> {
     pub upstream_session: Option<&'a str>,
     /// `Last-Event-ID` to send (already opened).
     pub last_event_id: Option<String>,
+    /// The server's own wait for a response head, when an admin set one (else the
+    /// data plane's `--upstream-timeout`).
+    pub timeout: Option<Duration>,
 }
 
 /// Why an upstream exchange failed.
@@ -123,7 +126,8 @@ pub async fn send(
         request = request.header("last-event-id", last);
     }
     let started = Instant::now();
-    let sent = tokio::time::timeout(inner.config.upstream_timeout, request.send()).await;
+    let limit = exchange.timeout.unwrap_or(inner.config.upstream_timeout);
+    let sent = tokio::time::timeout(limit, request.send()).await;
     inner
         .metrics
         .upstream_seconds
@@ -139,10 +143,7 @@ pub async fn send(
     match sent {
         Err(_) => Err(failure(
             "timeout",
-            format!(
-                "no answer within {}",
-                humantime::format_duration(inner.config.upstream_timeout)
-            ),
+            format!("no answer within {}", humantime::format_duration(limit)),
         )),
         Ok(Err(error)) => Err(failure("connect", innermost(&error))),
         Ok(Ok(response)) => Ok(response),
@@ -541,6 +542,7 @@ fn refuse_server_request(
             protocol_version: Some(&version),
             upstream_session: session.as_deref(),
             last_event_id: None,
+            timeout: None,
         };
         if let Err(failure) = send(&inner, exchange).await {
             tracing::warn!(server = %key, detail = %failure.detail, "Could not tell the upstream that a request was refused.");

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use portcullis_store::{NewEvent, RecordedEvent};
 use prost::Message;
 
-use crate::TrustLevel;
-use crate::events::v1::{Event, Tool, event::Body};
+use crate::events::v1::{Event, Tool, event::Body, server_details_changed};
+use crate::{MAX_UPSTREAM_TIMEOUT_SECONDS, MIN_UPSTREAM_TIMEOUT_SECONDS, TrustLevel};
 
 /// One list of every body variant, so `event_type` and `EVENT_TYPES` cannot drift apart.
 macro_rules! event_bodies {
@@ -160,7 +160,7 @@ pub fn decode_event(record: &RecordedEvent) -> Result<Event, DecodeError> {
 }
 
 /// The domain rules protobuf cannot express: metadata present, every trust level a real
-/// level, required sub-messages present.
+/// level, required sub-messages present, upstream timeouts within their bounds.
 fn validate(event: &Event) -> Result<(), String> {
     if event.meta.is_none() {
         return Err("metadata is missing".to_owned());
@@ -169,7 +169,18 @@ fn validate(event: &Event) -> Result<(), String> {
         return Err("body is missing".to_owned());
     };
     match body {
-        Body::ServerImported(e) => e.tools.iter().try_for_each(check_tool),
+        Body::ServerImported(e) => {
+            if let Some(seconds) = e.timeout_seconds {
+                check_timeout(seconds)?;
+            }
+            e.tools.iter().try_for_each(check_tool)
+        }
+        Body::ServerDetailsChanged(e) => match e.timeout {
+            Some(server_details_changed::Timeout::TimeoutSeconds(seconds)) => {
+                check_timeout(seconds)
+            }
+            Some(server_details_changed::Timeout::ClearTimeout(_)) | None => Ok(()),
+        },
         Body::ToolAdded(e) => match &e.tool {
             Some(tool) => check_tool(tool),
             None => Err("tool is missing".to_owned()),
@@ -191,7 +202,6 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)
         | Body::HostSigningKeyAdded(_)
-        | Body::ServerDetailsChanged(_)
         | Body::ToolRemoved(_)
         | Body::ServerDeleted(_)
         | Body::ServerKeyClaimed(_)
@@ -214,6 +224,17 @@ fn check_trust(field: &str, value: i32) -> Result<(), String> {
     TrustLevel::try_from(value)
         .map(|_| ())
         .map_err(|e| format!("{field}: {e}"))
+}
+
+fn check_timeout(seconds: u64) -> Result<(), String> {
+    if (MIN_UPSTREAM_TIMEOUT_SECONDS..=MAX_UPSTREAM_TIMEOUT_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(format!(
+            "timeout_seconds: {seconds} is not {MIN_UPSTREAM_TIMEOUT_SECONDS} to \
+             {MAX_UPSTREAM_TIMEOUT_SECONDS}"
+        ))
+    }
 }
 
 fn check_tool(tool: &Tool) -> Result<(), String> {

@@ -9,8 +9,9 @@
 //! backend beyond the `portcullis-store` record types.
 //!
 //! Invariant: an event read back from the log is either fully valid (one known body whose
-//! type agrees with the stored type name, every trust level LOW, MEDIUM or HIGH) or a typed
-//! `DecodeError`; decoding never panics and never yields a half-understood event.
+//! type agrees with the stored type name, every trust level LOW, MEDIUM or HIGH, every
+//! upstream timeout within its bounds) or a typed `DecodeError`; decoding never panics and
+//! never yields a half-understood event.
 
 mod codec;
 pub mod subjects;
@@ -57,6 +58,15 @@ pub const DEFAULT_SESSION_IDLE_SECONDS: u64 = 30 * 24 * 60 * 60;
 
 /// Session absolute lifetime when a host's settings leave it unset: 90 days.
 pub const DEFAULT_SESSION_ABSOLUTE_SECONDS: u64 = 90 * 24 * 60 * 60;
+
+/// Shortest per-server upstream timeout an event may carry: 1 second (zero would fail every
+/// call at once).
+pub const MIN_UPSTREAM_TIMEOUT_SECONDS: u64 = 1;
+
+/// Longest per-server upstream timeout an event may carry: 1 hour. `decode_event` refuses
+/// events outside these bounds, so readers of the read models can rely on them; raising the
+/// limit means upgrading every reader before the first writer.
+pub const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 60 * 60;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use portcullis_commands::control::{
     UpstreamOAuthInput,
 };
 use portcullis_domain::server::ToolOverride;
+use portcullis_domain::validate::validate_upstream_timeout;
 use portcullis_proto::events::v1 as pb;
 use portcullis_upstream::{DiscoverError, Discovery, PreRegisteredClient, Secret};
 
@@ -124,6 +125,8 @@ pub struct ImportRequest {
     /// The sealed `authorization` handle the upstream OAuth callback answered with: its token
     /// discovers the upstream and its client is recorded with the server. Excludes `oauth`.
     pub authorization: Option<Secret>,
+    /// Upstream timeout, seconds (1 to 3600); the data plane's default when absent.
+    pub timeout_seconds: Option<u64>,
 }
 
 /// Discovers the upstream (with the token of `request.authorization`, if given) and imports
@@ -137,6 +140,12 @@ pub async fn import(
     request: ImportRequest,
 ) -> Result<ServerView, ApiError> {
     let host = state.control.get_host(principal, host_id).await?;
+    // Checked before the upstream is contacted: a request that cannot succeed costs no
+    // network round trip (the control service checks it again before recording).
+    if let Some(seconds) = request.timeout_seconds {
+        validate_upstream_timeout(seconds)
+            .map_err(|e| ApiError::invalid("timeout_seconds", e.to_string()))?;
+    }
     let (oauth, access_token) = match (request.oauth, &request.authorization) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
@@ -192,6 +201,7 @@ pub async fn import(
         description: request.description,
         tool_overrides: request.tools,
         oauth,
+        timeout_seconds: request.timeout_seconds,
         discovered,
     };
     Ok(state

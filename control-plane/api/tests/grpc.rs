@@ -592,6 +592,7 @@ async fn an_admin_creates_a_host_adds_a_human_grants_and_lists_over_grpc() {
                 description: None,
                 tool_overrides: Vec::new(),
                 oauth: None,
+                timeout_seconds: None,
                 discovered: portcullis_commands::control::DiscoveredServer::default(),
             },
         )
@@ -1160,12 +1161,15 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
             json!({
                 "hostId": host_id, "url": everything.url(), "key": "everything",
                 "tools": [{ "name": first_tool, "trustLevel": "TRUST_LEVEL_HIGH", "enabled": false }],
+                "timeoutSeconds": 120,
             }),
         )
         .await
         .expect("import");
     let server_id = server["serverId"].as_str().expect("server id").to_owned();
     assert_eq!(server["key"], "everything");
+    // uint64 is a JSON string in proto3's JSON mapping.
+    assert_eq!(server["timeoutSeconds"], "120", "{server}");
     assert_eq!(
         server["mcpUrl"],
         format!(
@@ -1214,6 +1218,7 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
         .expect("update server");
     assert_eq!(renamed["name"], "Everything!");
     assert_eq!(renamed["mcpUrl"], server["mcpUrl"]);
+    assert_eq!(renamed["timeoutSeconds"], "120", "kept by a rename");
 
     let added = gateway
         .call(
@@ -1283,6 +1288,128 @@ async fn servers_are_discovered_imported_changed_and_refreshed_over_grpc() {
 
     gateway.stop().await;
     drop(everything);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_timeout_is_set_shown_changed_and_cleared_over_grpc() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+    // A server to change (imported through the service: no upstream needed here).
+    let principal = gateway.control.authenticate(token).await.expect("auth");
+    let server = gateway
+        .control
+        .import_server(
+            &principal,
+            &Context::admin(&principal, "test-import"),
+            None,
+            &host_id,
+            portcullis_commands::control::ImportServer {
+                url: "https://mcp.github.example/mcp".to_owned(),
+                key: Some("github".to_owned()),
+                name: None,
+                description: None,
+                tool_overrides: Vec::new(),
+                oauth: None,
+                timeout_seconds: None,
+                discovered: portcullis_commands::control::DiscoveredServer::default(),
+            },
+        )
+        .await
+        .expect("import");
+    let server_id = server.server_id.as_str();
+    // Shared by the helpers below (each call moves copies of these references).
+    let (api, host_id) = (&gateway, host_id.as_str());
+    let get = |client| async move {
+        api.call(
+            client,
+            Some(token),
+            "ServerService/GetServer",
+            json!({ "hostId": host_id, "serverId": server_id }),
+        )
+        .await
+        .expect("get server")
+    };
+    let listed = |client| async move {
+        api.call(
+            client,
+            Some(token),
+            "ServerService/ListServers",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list servers")["servers"][0]
+            .clone()
+    };
+    let update = |client, change: Value| async move {
+        let mut body = json!({ "hostId": host_id, "serverId": server_id });
+        body.as_object_mut()
+            .expect("an object")
+            .extend(change.as_object().expect("an object").clone());
+        api.call(client, Some(token), "ServerService/UpdateServer", body)
+            .await
+    };
+
+    // Unset (the data plane's global default): absent from the message.
+    for client in [Client::Grpcurl, Client::Buf] {
+        assert!(get(client).await.get("timeoutSeconds").is_none());
+    }
+    let set = update(Client::Buf, json!({ "timeoutSeconds": 300 }))
+        .await
+        .expect("set");
+    assert_eq!(set["timeoutSeconds"], "300", "{set}");
+    assert_eq!(get(Client::Grpcurl).await["timeoutSeconds"], "300");
+    assert_eq!(listed(Client::Buf).await["timeoutSeconds"], "300");
+    let renamed = update(Client::Grpcurl, json!({ "name": "GitHub" }))
+        .await
+        .expect("rename");
+    assert_eq!(renamed["timeoutSeconds"], "300", "kept by a rename");
+    let changed = update(Client::Grpcurl, json!({ "timeoutSeconds": "3600" }))
+        .await
+        .expect("change");
+    assert_eq!(changed["timeoutSeconds"], "3600", "{changed}");
+    let cleared = update(Client::Buf, json!({ "clearTimeout": true }))
+        .await
+        .expect("clear");
+    assert!(cleared.get("timeoutSeconds").is_none(), "{cleared}");
+    assert!(get(Client::Buf).await.get("timeoutSeconds").is_none());
+    assert!(
+        listed(Client::Grpcurl)
+            .await
+            .get("timeoutSeconds")
+            .is_none()
+    );
+
+    // Out of bounds (0 included: the field is optional, so 0 is given, not absent), or set
+    // and cleared at once: INVALID_ARGUMENT naming the field; nothing changes.
+    for client in [Client::Grpcurl, Client::Buf] {
+        for bad in [0, 3601] {
+            let refused = update(client, json!({ "timeoutSeconds": bad })).await;
+            assert_failed(refused, "invalidargument", "timeout_seconds");
+        }
+        let both = update(
+            client,
+            json!({ "timeoutSeconds": 30, "clearTimeout": true }),
+        )
+        .await;
+        assert_failed(both, "invalidargument", "clear_timeout");
+        // Refused before the upstream is contacted (nothing listens at this URL).
+        let import = api
+            .call(
+                client,
+                Some(token),
+                "ServerService/ImportServer",
+                json!({
+                    "hostId": host_id, "url": "http://127.0.0.1:9/mcp", "key": "slow",
+                    "timeoutSeconds": 0,
+                }),
+            )
+            .await;
+        assert_failed(import, "invalidargument", "timeout_seconds");
+    }
+    assert!(get(Client::Grpcurl).await.get("timeoutSeconds").is_none());
+    gateway.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,9 @@ pub use hosts::{CreateHost, HostSettingsPatch};
 pub use humans::email_sha256_hex;
 pub use idempotency::IdempotencyKey;
 pub use secrets::{NoSecretSealer, SealError, SealedSecret, SecretSealer, oauth_client_secret_aad};
-pub use servers::{DiscoveredServer, ImportServer, NewTool, UpstreamOAuthInput};
+pub use servers::{
+    DiscoveredServer, ImportServer, NewTool, ServerDetailsPatch, UpstreamOAuthInput,
+};
 pub use tokens::{ADMIN_TOKEN_PREFIX, admin_token_id, generate_admin_token};
 pub use views::{
     AgentServerView, AgentView, GrantView, HostView, HumanDetail, HumanView, OrganizationView,

@@ -3,21 +3,23 @@
 //!
 //! Trust levels arrive as given (the classifier lives elsewhere); this module only keeps the
 //! rules: tools are valid and uniquely named, a level set by an admin is an override that a
-//! refresh keeps, and a deleted server is gone for good (its id is never reused). The key's
+//! refresh keeps, an upstream timeout is 1 to 3600 seconds or unset (the data plane's global
+//! default), and a deleted server is gone for good (its id is never reused). The key's
 //! uniqueness is the `server_key` reservation's job, not this aggregate's.
 
 use std::collections::BTreeMap;
 
 use portcullis_proto::TrustLevel;
 use portcullis_proto::events::v1::{
-    self as pb, AdminOverride, Classification, ServerDeleted, ServerDetailsChanged, ServerImported,
-    ToolAdded, ToolChanged, ToolRemoved, classification,
+    self as pb, AdminOverride, Classification, ClearTimeout, ServerDeleted, ServerDetailsChanged,
+    ServerImported, ToolAdded, ToolChanged, ToolRemoved, classification, server_details_changed,
 };
 
 use crate::validate::{
-    InvalidServerKey, InvalidText, InvalidToolName, InvalidUrl, MAX_DESCRIPTION_CHARS,
-    MAX_TOOL_DESCRIPTION_CHARS, MAX_TOOLS, validate_description, validate_name,
-    validate_server_key, validate_server_url, validate_tool_name,
+    InvalidServerKey, InvalidText, InvalidTimeout, InvalidToolName, InvalidUrl,
+    MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS, MAX_TOOLS, validate_description,
+    validate_name, validate_server_key, validate_server_url, validate_tool_name,
+    validate_upstream_timeout,
 };
 use crate::{Aggregate, Decision, EventBody};
 
@@ -46,8 +48,20 @@ pub struct LiveServer {
     pub name: String,
     /// Description.
     pub description: String,
+    /// How long the data plane waits for the upstream's response head, in seconds; `None`
+    /// for its global default.
+    pub timeout_seconds: Option<u64>,
     /// Tools by name.
     pub tools: BTreeMap<String, pb::Tool>,
+}
+
+/// An admin's change to a server's upstream timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutChange {
+    /// Wait this many seconds (1 to 3600) for the upstream's response head.
+    Set(u64),
+    /// Back to the data plane's global default.
+    Clear,
 }
 
 /// What can be done to a server.
@@ -67,15 +81,19 @@ pub enum ServerCommand {
         description: String,
         /// How the gateway authenticates upstream; `None` for no authentication.
         upstream_auth: Option<pb::UpstreamAuth>,
+        /// Upstream timeout in seconds (1 to 3600); `None` for the data plane's default.
+        timeout_seconds: Option<u64>,
         /// Its tools.
         tools: Vec<pb::Tool>,
     },
-    /// Changes its name and/or description.
+    /// Changes its name, description and/or upstream timeout.
     ChangeDetails {
         /// New name.
         name: Option<String>,
         /// New description.
         description: Option<String>,
+        /// New upstream timeout, or back to the default; `None` leaves it as it is.
+        timeout: Option<TimeoutChange>,
     },
     /// Adds a tool an admin describes.
     AddTool {
@@ -163,6 +181,9 @@ pub enum ServerRejected {
     /// The description is invalid.
     #[error("description {0}")]
     InvalidDescription(InvalidText),
+    /// The upstream timeout is out of bounds.
+    #[error("upstream timeout {0}")]
+    InvalidTimeout(InvalidTimeout),
     /// A tool is invalid; `index` is its position in the command's list (0 for one tool).
     #[error("tool {index}: {problem}")]
     InvalidTool {
@@ -376,6 +397,7 @@ impl Aggregate for Server {
                 url: e.url.clone(),
                 name: e.name.clone(),
                 description: e.description.clone(),
+                timeout_seconds: e.timeout_seconds,
                 tools: e
                     .tools
                     .iter()
@@ -388,6 +410,15 @@ impl Aggregate for Server {
                 }
                 if let Some(description) = &e.description {
                     server.description.clone_from(description);
+                }
+                match e.timeout {
+                    Some(server_details_changed::Timeout::TimeoutSeconds(seconds)) => {
+                        server.timeout_seconds = Some(seconds);
+                    }
+                    Some(server_details_changed::Timeout::ClearTimeout(_)) => {
+                        server.timeout_seconds = None;
+                    }
+                    None => {}
                 }
                 Server::Live(server)
             }
@@ -433,7 +464,11 @@ impl Aggregate for Server {
         let append = |body| Ok(Decision::Append(body));
         match command {
             ServerCommand::Import { .. } => Err(ServerRejected::AlreadyExists),
-            ServerCommand::ChangeDetails { name, description } => {
+            ServerCommand::ChangeDetails {
+                name,
+                description,
+                timeout,
+            } => {
                 let name = name
                     .as_deref()
                     .map(validate_name)
@@ -446,12 +481,25 @@ impl Aggregate for Server {
                     .transpose()
                     .map_err(ServerRejected::InvalidDescription)?
                     .filter(|d| d != &server.description);
-                if name.is_none() && description.is_none() {
+                let timeout = match *timeout {
+                    Some(TimeoutChange::Set(seconds)) => {
+                        validate_upstream_timeout(seconds)
+                            .map_err(ServerRejected::InvalidTimeout)?;
+                        (server.timeout_seconds != Some(seconds))
+                            .then_some(server_details_changed::Timeout::TimeoutSeconds(seconds))
+                    }
+                    Some(TimeoutChange::Clear) => server.timeout_seconds.is_some().then_some(
+                        server_details_changed::Timeout::ClearTimeout(ClearTimeout {}),
+                    ),
+                    None => None,
+                };
+                if name.is_none() && description.is_none() && timeout.is_none() {
                     return Ok(Decision::Unchanged);
                 }
                 append(EventBody::ServerDetailsChanged(ServerDetailsChanged {
                     name,
                     description,
+                    timeout,
                 }))
             }
             ServerCommand::AddTool { tool } => {
@@ -532,6 +580,7 @@ fn import(command: &ServerCommand) -> Result<Decision<EventBody>, ServerRejected
         name,
         description,
         upstream_auth,
+        timeout_seconds,
         tools,
     } = command
     else {
@@ -542,6 +591,9 @@ fn import(command: &ServerCommand) -> Result<Decision<EventBody>, ServerRejected
     let name = validate_name(name).map_err(ServerRejected::InvalidName)?;
     let description = validate_description(description, MAX_DESCRIPTION_CHARS)
         .map_err(ServerRejected::InvalidDescription)?;
+    if let Some(seconds) = *timeout_seconds {
+        validate_upstream_timeout(seconds).map_err(ServerRejected::InvalidTimeout)?;
+    }
     let tools = check_tools(tools)?;
     Ok(Decision::Append(EventBody::ServerImported(
         ServerImported {
@@ -554,6 +606,7 @@ fn import(command: &ServerCommand) -> Result<Decision<EventBody>, ServerRejected
                 mode: Some(pb::upstream_auth::Mode::None(pb::NoUpstreamAuth {})),
             })),
             tools,
+            timeout_seconds: *timeout_seconds,
         },
     )))
 }

@@ -1,11 +1,15 @@
 //! Value rules of the domain: emails, server keys, names, descriptions, URLs, origins, tool
-//! names and session lifetimes, each a pure function with its own typed error.
+//! names, session lifetimes and upstream timeouts, each a pure function with its own typed
+//! error.
 //!
 //! Must not: do IO (no DNS, no connection: the SSRF guard on URLs belongs to whoever connects),
 //! or know which API field a value came from (callers name the field when they report it).
 
 use portcullis_proto::events::v1 as pb;
 use portcullis_proto::{DEFAULT_SESSION_ABSOLUTE_SECONDS, DEFAULT_SESSION_IDLE_SECONDS};
+// The bounds are part of the event contract (`decode_event` enforces them too), so they live
+// beside it in `portcullis-proto`.
+pub use portcullis_proto::{MAX_UPSTREAM_TIMEOUT_SECONDS, MIN_UPSTREAM_TIMEOUT_SECONDS};
 
 /// Longest display name (server), in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -320,6 +324,24 @@ pub fn validate_tool_name(name: &str) -> Result<(), InvalidToolName> {
         return Err(InvalidToolName::Characters);
     }
     Ok(())
+}
+
+/// Why a server's upstream timeout is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTimeout {
+    /// Zero, or longer than an hour.
+    #[error("must be {MIN_UPSTREAM_TIMEOUT_SECONDS} to {MAX_UPSTREAM_TIMEOUT_SECONDS} seconds")]
+    OutOfRange,
+}
+
+/// Checks a server's upstream timeout (how long the data plane waits for the upstream's
+/// response head): `MIN_UPSTREAM_TIMEOUT_SECONDS` to `MAX_UPSTREAM_TIMEOUT_SECONDS`.
+pub fn validate_upstream_timeout(seconds: u64) -> Result<(), InvalidTimeout> {
+    if (MIN_UPSTREAM_TIMEOUT_SECONDS..=MAX_UPSTREAM_TIMEOUT_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(InvalidTimeout::OutOfRange)
+    }
 }
 
 /// Why host settings are not acceptable; each variant names the setting.

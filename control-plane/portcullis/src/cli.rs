@@ -214,7 +214,8 @@ pub struct DataPlaneArgs {
 /// Limits of the MCP proxy.
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// Longest wait for an upstream MCP server's response head (e.g. `60s`).
+    /// Longest wait for an upstream MCP server's response head (e.g. `60s`), for servers
+    /// whose admin set no timeout of their own (`timeout_seconds` on the server).
     #[arg(long, env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value = "60s")]
     pub upstream_timeout: String,
 

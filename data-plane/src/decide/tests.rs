@@ -64,6 +64,7 @@ fn server() -> Server {
         name: "n".into(),
         description: String::new(),
         upstream_auth: portcullis_projector::models::UpstreamAuth::None,
+        timeout_seconds: None,
         tools: [
             ("read_low".to_owned(), tool(TrustLevel::Low, true)),
             ("write_medium".to_owned(), tool(TrustLevel::Medium, true)),

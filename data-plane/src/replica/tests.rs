@@ -109,6 +109,7 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
         cache: moka::sync::Cache::builder().build(),
         caught_up: AtomicBool::new(true),
         watching: AtomicBool::new(true),
+        down_since_ms: AtomicU64::new(0),
         applied: AtomicU64::new(0),
     };
     let live = |v: &str, revision| {

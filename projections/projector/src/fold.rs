@@ -355,6 +355,7 @@ impl ReadModel for Server {
                 name: e.name.clone(),
                 description: e.description.clone(),
                 upstream_auth: upstream_auth(e.upstream_auth.as_ref()),
+                timeout_seconds: e.timeout_seconds,
                 tools: e
                     .tools
                     .iter()
@@ -367,6 +368,15 @@ impl ReadModel for Server {
                 }
                 if let Some(description) = &e.description {
                     server.description.clone_from(description);
+                }
+                match e.timeout {
+                    Some(pb::server_details_changed::Timeout::TimeoutSeconds(seconds)) => {
+                        server.timeout_seconds = Some(seconds);
+                    }
+                    Some(pb::server_details_changed::Timeout::ClearTimeout(_)) => {
+                        server.timeout_seconds = None;
+                    }
+                    None => {}
                 }
             }),
             Some(Body::ToolAdded(e)) => {

@@ -204,6 +204,11 @@ pub struct Server {
     pub description: String,
     /// How the gateway authenticates upstream (never the secret).
     pub upstream_auth: UpstreamAuth,
+    /// How long the data plane waits for the upstream's response head, in seconds (1 to
+    /// 3600, as the event codec guarantees); absent means the data plane's global
+    /// `--upstream-timeout`. Absent from values written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
     /// Tools by name.
     pub tools: BTreeMap<String, Tool>,
 }

@@ -65,6 +65,7 @@ pub fn server_imported() -> Event {
             tool("list_issues", TrustLevel::Low, ""),
             tool("delete_repo", TrustLevel::High, "delete"),
         ],
+        timeout_seconds: None,
     }))
 }
 

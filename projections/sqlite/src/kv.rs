@@ -87,6 +87,23 @@ impl ReadModelStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(name = "store.sqlite.put_many", level = "debug", skip_all, fields(%bucket, count = entries.len()))]
+    async fn put_many(&self, bucket: &Bucket, entries: Vec<(Key, Bytes)>) -> Result<u64, KvError> {
+        if let Some((key, value)) = entries.iter().find(|(_, v)| v.len() > MAX_VALUE_BYTES) {
+            return Err(KvError::TooLarge {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size: value.len(),
+            });
+        }
+        let bucket = bucket.clone();
+        self.blocking(
+            move |inner| inner.put_many(&bucket, entries),
+            unavailable("writing keys"),
+        )
+        .await
+    }
+
     #[tracing::instrument(name = "store.sqlite.delete", level = "debug", skip_all, fields(%bucket, %key, ?expect))]
     async fn delete(&self, bucket: &Bucket, key: &Key, expect: Expect) -> Result<(), KvError> {
         let (bucket, key) = (bucket.clone(), key.clone());
@@ -247,6 +264,53 @@ impl Inner {
         });
         notify(watchers, bucket, Change { revision, event });
         Ok(revision)
+    }
+
+    /// All of `entries` in one transaction (one fsync), each with its own revision.
+    fn put_many(&self, bucket: &Bucket, entries: Vec<(Key, Bytes)>) -> Result<u64, KvError> {
+        let mut writer = self.lock_writer();
+        let Writer { conn, watchers } = &mut *writer;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable("starting a write"))?;
+        let mut last = bucket_revision(&tx, bucket)?;
+        let mut changes = Vec::with_capacity(entries.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO kv (bucket, key, value, revision) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (bucket, key) DO UPDATE
+                     SET value = excluded.value, revision = excluded.revision",
+                )
+                .map_err(unavailable("writing keys"))?;
+            for (key, value) in entries {
+                let (revision, stored) = next_revision(bucket, last)?;
+                insert
+                    .execute(params![bucket.as_str(), key.as_str(), &value[..], stored])
+                    .map_err(unavailable("writing keys"))?;
+                last = revision;
+                changes.push(Change {
+                    revision,
+                    event: WatchEvent::Put(Entry {
+                        key,
+                        value,
+                        revision,
+                    }),
+                });
+            }
+        }
+        let stored =
+            i64::try_from(last).map_err(|_| corrupt(bucket, "revision overflow".to_owned()))?;
+        tx.execute(
+            "UPDATE buckets SET revision = ?2 WHERE name = ?1",
+            params![bucket.as_str(), stored],
+        )
+        .map_err(unavailable("writing keys"))?;
+        tx.commit().map_err(unavailable("committing a write"))?;
+        for change in changes {
+            notify(watchers, bucket, change);
+        }
+        Ok(last)
     }
 
     /// Deleting a key with no live value writes nothing under `Any` and `Absent` (the

@@ -130,6 +130,18 @@ pub trait ReadModelStore: Send + Sync + 'static {
         expect: Expect,
     ) -> Result<u64, KvError>;
 
+    /// Writes several values unconditionally (`Expect::Any` each), in order; returns the
+    /// revision of the last. A backend may make them durable together (one transaction)
+    /// rather than one by one; watchers see each as its own `Put`. The default writes them
+    /// one at a time. Fails on the first refused value; earlier ones may be written.
+    async fn put_many(&self, bucket: &Bucket, entries: Vec<(Key, Bytes)>) -> Result<u64, KvError> {
+        let mut last = 0;
+        for (key, value) in entries {
+            last = self.put(bucket, &key, value, Expect::Any).await?;
+        }
+        Ok(last)
+    }
+
     /// Deletes a key.
     async fn delete(&self, bucket: &Bucket, key: &Key, expect: Expect) -> Result<(), KvError>;
 

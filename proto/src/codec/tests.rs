@@ -6,7 +6,8 @@ use prost::Message;
 
 use super::*;
 use crate::events::v1::{
-    Actor, EventMeta, GrantIssued, GrantRevoked, ToolAdded, ToolChanged, actor,
+    Actor, ClearTimeout, EventMeta, GrantIssued, GrantRevoked, ServerDetailsChanged,
+    ServerImported, ToolAdded, ToolChanged, actor, server_details_changed,
 };
 use portcullis_store::{CommandId, Subject};
 
@@ -167,4 +168,49 @@ fn required_parts_must_be_present() {
         decode_event(&recorded(no_meta)),
         Err(DecodeError::Invalid { .. })
     ));
+}
+
+#[test]
+fn an_upstream_timeout_outside_1_to_3600_seconds_is_rejected() {
+    let imported = |timeout_seconds| Event {
+        meta: meta(),
+        body: Some(Body::ServerImported(ServerImported {
+            server_id: "S1".to_owned(),
+            key: "github".to_owned(),
+            timeout_seconds,
+            ..ServerImported::default()
+        })),
+    };
+    let changed = |timeout| Event {
+        meta: meta(),
+        body: Some(Body::ServerDetailsChanged(ServerDetailsChanged {
+            name: None,
+            description: None,
+            timeout,
+        })),
+    };
+    let seconds = server_details_changed::Timeout::TimeoutSeconds;
+    let cleared = server_details_changed::Timeout::ClearTimeout(ClearTimeout {});
+    for valid in [
+        imported(None),
+        imported(Some(1)),
+        imported(Some(3600)),
+        changed(None),
+        changed(Some(seconds(30))),
+        changed(Some(cleared)),
+    ] {
+        assert_eq!(decode_event(&recorded(valid.clone())).unwrap(), valid);
+    }
+    for invalid in [
+        imported(Some(0)),
+        imported(Some(3601)),
+        changed(Some(seconds(0))),
+        changed(Some(seconds(u64::MAX))),
+    ] {
+        let err = decode_event(&recorded(invalid)).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::Invalid { reason, .. } if reason.contains("timeout_seconds")),
+            "{err:?}"
+        );
+    }
 }

@@ -628,6 +628,62 @@ pub async fn keys_are_listed_by_prefix(backend: &mut dyn Backend) {
     );
 }
 
+/// A batch write lands every value, in order, each with its own revision, and a watcher sees
+/// each as its own change.
+pub async fn a_batch_write_lands_every_value_in_order(backend: &mut dyn Backend) {
+    let stores = backend.connect().await;
+    let b = bucket("sessions");
+    stores.kv.ensure_bucket(&b).await.unwrap();
+    let before = stores
+        .kv
+        .put(&b, &key("session.h.s0"), Bytes::from("v0"), Expect::Any)
+        .await
+        .unwrap();
+    let mut watch = stores.kv.watch(&b).await.unwrap();
+    assert!(matches!(next_change(&mut watch).await, WatchEvent::Put(_)));
+    assert_eq!(next_change(&mut watch).await, WatchEvent::CaughtUp);
+    let entries: Vec<(Key, Bytes)> = (1..=50)
+        .map(|i| {
+            (
+                key(&format!("session.h.s{i}")),
+                Bytes::from(format!("v{i}")),
+            )
+        })
+        .chain([(key("session.h.s0"), Bytes::from("v0-again"))])
+        .collect();
+    let last = stores.kv.put_many(&b, entries.clone()).await.unwrap();
+    assert!(last > before);
+    let mut previous = before;
+    for (expected_key, expected_value) in &entries {
+        match next_change(&mut watch).await {
+            WatchEvent::Put(entry) => {
+                assert_eq!(&entry.key, expected_key);
+                assert_eq!(&entry.value, expected_value);
+                assert!(entry.revision > previous, "revisions grow");
+                previous = entry.revision;
+            }
+            other => panic!("expected a put, got {other:?}"),
+        }
+    }
+    assert_eq!(previous, last);
+    let entry = stores
+        .kv
+        .get(&b, &key("session.h.s0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.value, Bytes::from("v0-again"));
+    assert_eq!(
+        stores
+            .kv
+            .keys(&b, Some(&key("session.h")))
+            .await
+            .unwrap()
+            .len(),
+        51
+    );
+}
+
 /// A watcher sees the current value of every key, then `CaughtUp`, then every change in order;
 /// a second watcher on another client sees the same history.
 pub async fn a_watcher_sees_every_change_in_order(backend: &mut dyn Backend) {
@@ -824,6 +880,7 @@ macro_rules! contract_tests {
             read_model_writes_honour_preconditions,
             concurrent_read_model_writers_have_exactly_one_winner,
             keys_are_listed_by_prefix,
+            a_batch_write_lands_every_value_in_order,
             a_watcher_sees_every_change_in_order,
             a_restart_keeps_events_and_read_models,
             the_projector_catches_up_then_follows_live,

@@ -155,6 +155,7 @@ pub async fn append_history(log: &dyn EventLog) -> u64 {
             upstream_auth: Some(pb::UpstreamAuth {
                 mode: Some(pb::upstream_auth::Mode::None(pb::NoUpstreamAuth {})),
             }),
+            timeout_seconds: None,
             tools: vec![
                 tool("list_issues", TrustLevel::Low, ""),
                 tool("create_issue", TrustLevel::Medium, "create"),

@@ -238,6 +238,7 @@ impl Gateway {
                     description: None,
                     tool_overrides: Vec::new(),
                     oauth: None,
+                    timeout_seconds: None,
                     discovered: DiscoveredServer {
                         name: Some(discovery.server.name.clone()),
                         description: None,
@@ -472,6 +473,7 @@ pub async fn seed_dev_data_dir(
                 description: None,
                 tool_overrides: Vec::new(),
                 oauth: None,
+                timeout_seconds: None,
                 discovered: DiscoveredServer {
                     name: Some(discovery.server.name.clone()),
                     description: None,

@@ -122,6 +122,7 @@ pub(super) fn server(view: ServerView, mcp_url: String) -> api::Server {
             }),
         }),
         tools: tools(view.tools),
+        timeout_seconds: view.timeout_seconds,
     }
 }
 

@@ -3,7 +3,9 @@
 //! `authorization` handle the callback answered with), list, get, change, delete, tools by
 //! hand, and refresh.
 
-use portcullis_commands::control::{HostView, NewTool, Principal, ServerView, UpstreamOAuthInput};
+use portcullis_commands::control::{
+    HostView, NewTool, Principal, ServerDetailsPatch, ServerView, UpstreamOAuthInput,
+};
 use portcullis_domain::server::ToolOverride;
 use portcullis_domain::validate::{derive_server_key, numbered_server_key};
 use portcullis_proto::control::v1 as api;
@@ -197,6 +199,7 @@ impl ServerService for Api {
             tools: overrides(message.tools)?,
             oauth: oauth_input(message.oauth),
             authorization: non_empty(message.authorization).map(Secret::new),
+            timeout_seconds: message.timeout_seconds,
         };
         let view = flows::import(
             &self.state,
@@ -265,8 +268,12 @@ impl ServerService for Api {
                 call.key(),
                 &message.host_id,
                 &message.server_id,
-                message.name,
-                message.description,
+                ServerDetailsPatch {
+                    name: message.name,
+                    description: message.description,
+                    timeout_seconds: message.timeout_seconds,
+                    clear_timeout: message.clear_timeout,
+                },
             )
             .await
             .map_err(control_status)?;

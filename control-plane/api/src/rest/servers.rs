@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_commands::control::{
-    HostView, NewTool, RefreshReport, ServerView, UpstreamOAuthInput,
+    HostView, NewTool, RefreshReport, ServerDetailsPatch, ServerView, UpstreamOAuthInput,
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_projector::models;
@@ -40,6 +40,10 @@ pub struct Server {
     pub mcp_url: String,
     /// How the gateway authenticates upstream (never the secret).
     pub upstream_auth: UpstreamAuth,
+    /// How long the data plane waits for the upstream's response head, in seconds; `null`
+    /// means the data plane's global default (`--upstream-timeout`).
+    #[schema(minimum = 1, maximum = 3600)]
+    pub timeout_seconds: Option<u64>,
     /// Its tools, sorted by name.
     pub tools: Vec<Tool>,
 }
@@ -57,6 +61,7 @@ impl Server {
             name: view.name,
             description: view.description,
             upstream_auth: view.upstream_auth.into(),
+            timeout_seconds: view.timeout_seconds,
             tools: view
                 .tools
                 .into_iter()
@@ -353,6 +358,10 @@ pub struct ImportServerRequest {
     /// sealed) is recorded with the server. Excludes `oauth`.
     #[schema(format = Password)]
     pub authorization: Option<String>,
+    /// How long the data plane waits for the upstream's response head, in seconds (1 to
+    /// 3600); the data plane's global default (`--upstream-timeout`) when absent.
+    #[schema(minimum = 1, maximum = 3600, example = 120)]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// An admin's choice about one discovered tool.
@@ -387,7 +396,7 @@ impl std::fmt::Debug for OAuthClient {
     }
 }
 
-/// A change to a server's details.
+/// A change to a server's details; absent fields keep their values.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
@@ -397,6 +406,13 @@ pub struct UpdateServerRequest {
     /// New description (at most 2000 characters).
     #[schema(max_length = 2000)]
     pub description: Option<String>,
+    /// New upstream timeout: how long the data plane waits for the upstream's response
+    /// head, in seconds (1 to 3600).
+    #[schema(minimum = 1, maximum = 3600, example = 120)]
+    pub timeout_seconds: Option<u64>,
+    /// `true`: back to the data plane's global default timeout. Refused together with
+    /// `timeout_seconds`.
+    pub clear_timeout: Option<bool>,
 }
 
 /// A tool added by hand.
@@ -516,6 +532,7 @@ pub async fn import(
             client_secret: oauth.client_secret,
         }),
         authorization: request.authorization.map(Secret::new),
+        timeout_seconds: request.timeout_seconds,
     };
     let server = flows::import(
         &state,
@@ -593,7 +610,7 @@ pub async fn get(
     Ok(Json(Server::new(server, &host, &state)))
 }
 
-/// Changes a server's name and/or description.
+/// Changes a server's name, description and/or upstream timeout.
 #[utoipa::path(
     patch,
     path = "/api/v1/hosts/{host}/servers/{key}",
@@ -621,8 +638,12 @@ pub async fn update(
             admin.key(),
             &host.host_id,
             &server.server_id,
-            request.name,
-            request.description,
+            ServerDetailsPatch {
+                name: request.name,
+                description: request.description,
+                timeout_seconds: request.timeout_seconds,
+                clear_timeout: request.clear_timeout.unwrap_or(false),
+            },
         )
         .await?;
     Ok(Json(Server::new(server, &host, &state)))

@@ -2,9 +2,9 @@
 //! discovery, import and refresh against real upstreams are in `upstream`.
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::App;
+use crate::support::{App, closed_port_url};
 
 #[tokio::test]
 async fn servers_are_listed_read_changed_and_deleted_by_key() {
@@ -92,6 +92,93 @@ async fn servers_are_listed_read_changed_and_deleted_by_key() {
         .send()
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found", None);
+}
+
+#[tokio::test]
+async fn an_upstream_timeout_is_set_shown_changed_and_cleared() {
+    let app = App::start().await;
+    let host = app.host("acme").await;
+    app.seed_server(&host, "files").await;
+    let servers = format!("/api/v1/hosts/{host}/servers");
+    let path = format!("{servers}/files");
+    let shown = |body: &Value| body["timeout_seconds"].clone();
+    let get = || async {
+        let server = app.get(&path).send().await;
+        server.expect_status(StatusCode::OK);
+        shown(&server.body)
+    };
+    let listed = || async {
+        let list = app.get(&servers).send().await;
+        list.expect_status(StatusCode::OK);
+        shown(&list.body["servers"][0])
+    };
+    let patch = |body: Value| async {
+        let changed = app.patch(&path, body).send().await;
+        changed.expect_status(StatusCode::OK);
+        shown(&changed.body)
+    };
+
+    // Unset: the data plane's global default, shown as null.
+    assert_eq!(get().await, Value::Null);
+    assert_eq!(listed().await, Value::Null);
+
+    assert_eq!(patch(json!({ "timeout_seconds": 300 })).await, json!(300));
+    assert_eq!(get().await, json!(300));
+    assert_eq!(listed().await, json!(300));
+    // A change that does not name the timeout keeps it; null is "not given", as for name.
+    assert_eq!(patch(json!({ "name": "Files" })).await, json!(300));
+    assert_eq!(
+        patch(json!({ "timeout_seconds": null, "clear_timeout": false })).await,
+        json!(300)
+    );
+    assert_eq!(patch(json!({ "timeout_seconds": 3600 })).await, json!(3600));
+    assert_eq!(patch(json!({ "timeout_seconds": 1 })).await, json!(1));
+    assert_eq!(get().await, json!(1));
+
+    assert_eq!(patch(json!({ "clear_timeout": true })).await, Value::Null);
+    assert_eq!(get().await, Value::Null);
+    assert_eq!(listed().await, Value::Null);
+    assert_eq!(patch(json!({ "clear_timeout": true })).await, Value::Null);
+
+    // Out of bounds or not a whole number of seconds: 400 naming the field, nothing changed.
+    for bad in [json!(0), json!(3601), json!(-1), json!(1.5), json!("30")] {
+        app.patch(&path, json!({ "timeout_seconds": bad }))
+            .send()
+            .await
+            .expect_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("timeout_seconds"),
+            );
+    }
+    app.patch(
+        &path,
+        json!({ "timeout_seconds": 30, "clear_timeout": true }),
+    )
+    .send()
+    .await
+    .expect_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        Some("clear_timeout"),
+    );
+    assert_eq!(get().await, Value::Null);
+
+    // An import with a bad timeout is refused before its upstream is contacted (nothing
+    // listens there; the valid import is in `upstream`).
+    for bad in [0, 3601] {
+        app.post(
+            &servers,
+            json!({ "url": closed_port_url(), "key": "slow", "timeout_seconds": bad }),
+        )
+        .send()
+        .await
+        .expect_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("timeout_seconds"),
+        );
+    }
 }
 
 #[tokio::test]

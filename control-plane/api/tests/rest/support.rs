@@ -216,6 +216,7 @@ impl App {
             description: None,
             tool_overrides: Vec::new(),
             oauth: None,
+            timeout_seconds: None,
             discovered: DiscoveredServer {
                 name: Some(format!("{key} server")),
                 description: None,

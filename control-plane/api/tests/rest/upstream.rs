@@ -65,6 +65,7 @@ async fn server_everything_is_discovered_imported_and_refreshed() {
                     { "name": "echo", "trust_level": "medium" },
                     { "name": "get-sum", "enabled": false },
                 ],
+                "timeout_seconds": 120,
             }),
         )
         .send()
@@ -73,6 +74,7 @@ async fn server_everything_is_discovered_imported_and_refreshed() {
     let server = &imported.body;
     assert_eq!(server["key"], "everything");
     assert_eq!(server["url"], url.as_str());
+    assert_eq!(server["timeout_seconds"], 120);
     let echo = tool(&server["tools"], "echo");
     assert_eq!(echo["trust_level"], "medium");
     assert_eq!(echo["classification"]["kind"], "admin_override");
@@ -124,6 +126,10 @@ async fn server_everything_is_discovered_imported_and_refreshed() {
     assert_eq!(refreshed.body["changed"], json!([]));
     let echo = tool(&refreshed.body["server"]["tools"], "echo");
     assert_eq!(echo["trust_level"], "medium");
+    assert_eq!(
+        refreshed.body["server"]["timeout_seconds"], 120,
+        "a refresh keeps the admin's timeout"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Servers and their tools: import, list, get, change details, delete, tool add / override /
-//! remove, and refresh.
+//! Servers and their tools: import, list, get, change details (name, description, upstream
+//! timeout), delete, tool add / override / remove, and refresh.
 //!
 //! Import reserves the key first (`server_key`), then records the server; delete records the
 //! deletion first, then revokes every grant and session on the server and releases the key.
@@ -12,13 +12,13 @@ use portcullis_domain::EventBody;
 use portcullis_domain::grant::{Grant, GrantCommand, GrantRejected};
 use portcullis_domain::reservation::{ReservationCommand, ReservationRejected, ServerKey};
 use portcullis_domain::server::{
-    OverrideRejected, Server, ServerCommand, ServerRejected, ToolOverride, admin_override,
-    apply_overrides, check_tools,
+    OverrideRejected, Server, ServerCommand, ServerRejected, TimeoutChange, ToolOverride,
+    admin_override, apply_overrides, check_tools,
 };
 use portcullis_domain::session::{Session, SessionCommand};
 use portcullis_domain::validate::{
     MAX_DESCRIPTION_CHARS, derive_server_key, numbered_server_key, validate_description,
-    validate_name, validate_server_key, validate_server_url,
+    validate_name, validate_server_key, validate_server_url, validate_upstream_timeout,
 };
 use portcullis_projector::ModelKind;
 use portcullis_projector::models;
@@ -85,8 +85,45 @@ pub struct ImportServer {
     pub tool_overrides: Vec<ToolOverride>,
     /// Upstream OAuth client, if the upstream needs one.
     pub oauth: Option<UpstreamOAuthInput>,
+    /// How long the data plane waits for the upstream's response head, in seconds (1 to
+    /// 3600); the data plane's global default when `None`.
+    pub timeout_seconds: Option<u64>,
     /// What discovery found.
     pub discovered: DiscoveredServer,
+}
+
+/// A change to a server's details; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerDetailsPatch {
+    /// New display name (1 to 100 characters, trimmed).
+    pub name: Option<String>,
+    /// New description (at most 2000 characters, trimmed).
+    pub description: Option<String>,
+    /// New upstream timeout, seconds (1 to 3600).
+    pub timeout_seconds: Option<u64>,
+    /// Back to the data plane's default upstream timeout; excludes `timeout_seconds`.
+    pub clear_timeout: bool,
+}
+
+impl ServerDetailsPatch {
+    fn into_command(self) -> Result<ServerCommand, ControlError> {
+        let timeout = match (self.timeout_seconds, self.clear_timeout) {
+            (Some(_), true) => {
+                return Err(ControlError::invalid(
+                    "clear_timeout",
+                    "give either timeout_seconds or clear_timeout, not both",
+                ));
+            }
+            (Some(seconds), false) => Some(TimeoutChange::Set(seconds)),
+            (None, true) => Some(TimeoutChange::Clear),
+            (None, false) => None,
+        };
+        Ok(ServerCommand::ChangeDetails {
+            name: self.name,
+            description: self.description,
+            timeout,
+        })
+    }
 }
 
 /// A tool an admin adds by hand.
@@ -111,6 +148,7 @@ fn server_rejected(server_id: &str, rejected: ServerRejected) -> ControlError {
         ServerRejected::InvalidUrl(e) => ControlError::invalid("url", e),
         ServerRejected::InvalidName(e) => ControlError::invalid("name", e),
         ServerRejected::InvalidDescription(e) => ControlError::invalid("description", e),
+        ServerRejected::InvalidTimeout(e) => ControlError::invalid("timeout_seconds", e),
         ServerRejected::InvalidTool { problem, .. } => {
             ControlError::invalid(problem.field(), problem)
         }
@@ -208,6 +246,10 @@ impl Control {
         if let Some(oauth) = &request.oauth {
             check_oauth(oauth)?;
         }
+        if let Some(seconds) = request.timeout_seconds {
+            validate_upstream_timeout(seconds)
+                .map_err(|e| ControlError::invalid("timeout_seconds", e))?;
+        }
         let candidates: Vec<String> = match &request.key {
             Some(key) => vec![key.clone()],
             None => {
@@ -258,6 +300,7 @@ impl Control {
             name: name.unwrap_or_else(|| key.clone()),
             description,
             upstream_auth,
+            timeout_seconds: request.timeout_seconds,
             tools,
         };
         match self
@@ -483,9 +526,8 @@ impl Control {
         self.get_server(principal, host_id, server_id).await
     }
 
-    /// Changes a server's name and/or description.
+    /// Changes a server's name, description and/or upstream timeout.
     #[tracing::instrument(name = "control.server.update", skip_all, fields(%host_id, %server_id))]
-    #[allow(clippy::too_many_arguments)]
     pub async fn update_server(
         &self,
         principal: &Principal,
@@ -493,10 +535,9 @@ impl Control {
         idempotency_key: Option<&IdempotencyKey>,
         host_id: &str,
         server_id: &str,
-        name: Option<String>,
-        description: Option<String>,
+        patch: ServerDetailsPatch,
     ) -> Result<ServerView, ControlError> {
-        let command = ServerCommand::ChangeDetails { name, description };
+        let command = patch.into_command()?;
         self.server_command(
             principal,
             context,

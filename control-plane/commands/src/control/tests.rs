@@ -167,6 +167,7 @@ fn import(key: Option<&str>) -> ImportServer {
         description: None,
         tool_overrides: Vec::new(),
         oauth: None,
+        timeout_seconds: None,
         discovered: DiscoveredServer {
             name: Some("GitHub".to_owned()),
             description: Some("Issues and pull requests".to_owned()),

@@ -61,6 +61,9 @@ pub struct ServerView {
     pub description: String,
     /// How the gateway authenticates upstream (never the secret).
     pub upstream_auth: UpstreamAuth,
+    /// How long the data plane waits for the upstream's response head, in seconds; `None`
+    /// for the data plane's global default.
+    pub timeout_seconds: Option<u64>,
     /// Tools by name.
     pub tools: BTreeMap<String, models::Tool>,
 }
@@ -75,6 +78,7 @@ impl ServerView {
             name: server.name,
             description: server.description,
             upstream_auth: server.upstream_auth,
+            timeout_seconds: server.timeout_seconds,
             tools: server.tools,
         }
     }

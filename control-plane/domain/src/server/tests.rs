@@ -33,6 +33,7 @@ fn import(tools: Vec<pb::Tool>) -> ServerCommand {
         name: " GitHub ".into(),
         description: "Issues".into(),
         upstream_auth: None,
+        timeout_seconds: None,
         tools,
     }
 }
@@ -48,6 +49,7 @@ fn imported(tools: Vec<pb::Tool>) -> EventBody {
             mode: Some(pb::upstream_auth::Mode::None(pb::NoUpstreamAuth {})),
         }),
         tools,
+        timeout_seconds: None,
     })
 }
 
@@ -172,6 +174,7 @@ fn a_server_id_is_imported_once_and_a_deleted_server_is_gone_for_good() {
         ServerCommand::ChangeDetails {
             name: Some("x".into()),
             description: None,
+            timeout: None,
         },
     ] {
         check(&[live(), deleted()], command, Err(ServerRejected::NotFound));
@@ -186,11 +189,13 @@ fn details_change_only_what_differs() {
         ServerCommand::ChangeDetails {
             name: Some("GitHub".into()),
             description: Some("Pull requests".into()),
+            timeout: None,
         },
         Ok(Decision::Append(EventBody::ServerDetailsChanged(
             ServerDetailsChanged {
                 name: None,
                 description: Some("Pull requests".into()),
+                timeout: None,
             },
         ))),
     );
@@ -199,6 +204,7 @@ fn details_change_only_what_differs() {
         ServerCommand::ChangeDetails {
             name: Some(" GitHub".into()),
             description: None,
+            timeout: None,
         },
         Ok(Decision::Unchanged),
     );
@@ -207,10 +213,155 @@ fn details_change_only_what_differs() {
         ServerCommand::ChangeDetails {
             name: Some("n".repeat(101)),
             description: None,
+            timeout: None,
         },
         Err(ServerRejected::InvalidName(InvalidText::TooLong {
             max: 100,
         })),
+    );
+}
+
+fn change_timeout(timeout: TimeoutChange) -> ServerCommand {
+    ServerCommand::ChangeDetails {
+        name: None,
+        description: None,
+        timeout: Some(timeout),
+    }
+}
+
+fn timeout_changed(timeout: server_details_changed::Timeout) -> EventBody {
+    EventBody::ServerDetailsChanged(ServerDetailsChanged {
+        name: None,
+        description: None,
+        timeout: Some(timeout),
+    })
+}
+
+fn timeout_set(seconds: u64) -> EventBody {
+    timeout_changed(server_details_changed::Timeout::TimeoutSeconds(seconds))
+}
+
+fn timeout_cleared() -> EventBody {
+    timeout_changed(server_details_changed::Timeout::ClearTimeout(
+        ClearTimeout {},
+    ))
+}
+
+fn renamed() -> EventBody {
+    EventBody::ServerDetailsChanged(ServerDetailsChanged {
+        name: Some("Renamed".into()),
+        description: None,
+        timeout: None,
+    })
+}
+
+#[test]
+fn a_server_is_imported_with_an_upstream_timeout_of_1_to_3600_seconds() {
+    let with_timeout = |timeout: Option<u64>| {
+        let mut command = import(vec![]);
+        if let ServerCommand::Import {
+            timeout_seconds, ..
+        } = &mut command
+        {
+            *timeout_seconds = timeout;
+        }
+        command
+    };
+    let imported_with = |timeout: Option<u64>| {
+        let mut body = imported(vec![]);
+        if let EventBody::ServerImported(e) = &mut body {
+            e.timeout_seconds = timeout;
+        }
+        body
+    };
+    for seconds in [1, 600, 3600] {
+        check(
+            &[],
+            with_timeout(Some(seconds)),
+            Ok(Decision::Append(imported_with(Some(seconds)))),
+        );
+    }
+    for seconds in [0, 3601] {
+        check(
+            &[],
+            with_timeout(Some(seconds)),
+            Err(ServerRejected::InvalidTimeout(InvalidTimeout::OutOfRange)),
+        );
+    }
+    let Server::Live(server) = state(&[imported_with(Some(600))]) else {
+        panic!("live")
+    };
+    assert_eq!(server.timeout_seconds, Some(600));
+    let Server::Live(server) = state(&[imported_with(None)]) else {
+        panic!("live")
+    };
+    assert_eq!(server.timeout_seconds, None, "unset: the global default");
+}
+
+#[test]
+fn the_upstream_timeout_is_set_changed_and_cleared_only_when_it_differs() {
+    check(
+        &[live()],
+        change_timeout(TimeoutChange::Set(120)),
+        Ok(Decision::Append(timeout_set(120))),
+    );
+    check(
+        &[live(), timeout_set(120)],
+        change_timeout(TimeoutChange::Set(120)),
+        Ok(Decision::Unchanged),
+    );
+    check(
+        &[live(), timeout_set(120)],
+        change_timeout(TimeoutChange::Set(5)),
+        Ok(Decision::Append(timeout_set(5))),
+    );
+    check(
+        &[live(), timeout_set(120)],
+        change_timeout(TimeoutChange::Clear),
+        Ok(Decision::Append(timeout_cleared())),
+    );
+    check(
+        &[live()],
+        change_timeout(TimeoutChange::Clear),
+        Ok(Decision::Unchanged),
+    );
+    check(
+        &[live(), timeout_set(120), timeout_cleared()],
+        change_timeout(TimeoutChange::Clear),
+        Ok(Decision::Unchanged),
+    );
+    for seconds in [0, 3601, u64::MAX] {
+        check(
+            &[live()],
+            change_timeout(TimeoutChange::Set(seconds)),
+            Err(ServerRejected::InvalidTimeout(InvalidTimeout::OutOfRange)),
+        );
+    }
+    // A name change alongside keeps the timeout as it is.
+    check(
+        &[live(), timeout_set(120)],
+        ServerCommand::ChangeDetails {
+            name: Some("GitHub Enterprise".into()),
+            description: None,
+            timeout: None,
+        },
+        Ok(Decision::Append(EventBody::ServerDetailsChanged(
+            ServerDetailsChanged {
+                name: Some("GitHub Enterprise".into()),
+                description: None,
+                timeout: None,
+            },
+        ))),
+    );
+    let timeouts = |history: &[EventBody]| match state(history) {
+        Server::Live(server) => server.timeout_seconds,
+        other => panic!("live: {other:?}"),
+    };
+    assert_eq!(timeouts(&[live(), timeout_set(120)]), Some(120));
+    assert_eq!(timeouts(&[live(), timeout_set(120), renamed()]), Some(120));
+    assert_eq!(
+        timeouts(&[live(), timeout_set(120), timeout_cleared()]),
+        None
     );
 }
 

@@ -178,6 +178,24 @@ fn tool_names_have_no_whitespace() {
 }
 
 #[test]
+fn upstream_timeouts_are_1_to_3600_seconds() {
+    for ok in [1, 30, 3600] {
+        assert_eq!(validate_upstream_timeout(ok), Ok(()), "{ok}");
+    }
+    for bad in [0, 3601, u64::MAX] {
+        assert_eq!(
+            validate_upstream_timeout(bad),
+            Err(InvalidTimeout::OutOfRange),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        InvalidTimeout::OutOfRange.to_string(),
+        "must be 1 to 3600 seconds"
+    );
+}
+
+#[test]
 fn host_settings_are_normalized_and_bounded() {
     let given = pb::HostSettings {
         dynamic_mcps: true,

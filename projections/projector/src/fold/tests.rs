@@ -204,11 +204,65 @@ fn server_details_change_only_what_is_given() {
     let renamed = event(Body::ServerDetailsChanged(pb::ServerDetailsChanged {
         name: Some("GitHub Enterprise".into()),
         description: None,
+        timeout: None,
     }));
     let value = fold::<Server>(&[server_imported(), renamed]).unwrap();
     let server = value.live().unwrap();
     assert_eq!(server.name, "GitHub Enterprise");
     assert_eq!(server.description, "Issues and pull requests");
+}
+
+#[test]
+fn the_upstream_timeout_is_imported_changed_kept_and_cleared() {
+    let imported = |timeout_seconds: Option<u64>| {
+        let mut imported = server_imported();
+        if let Some(Body::ServerImported(e)) = &mut imported.body {
+            e.timeout_seconds = timeout_seconds;
+        }
+        imported
+    };
+    let changed = |timeout: Option<pb::server_details_changed::Timeout>| {
+        event(Body::ServerDetailsChanged(pb::ServerDetailsChanged {
+            name: Some("GitHub Enterprise".into()),
+            description: None,
+            timeout,
+        }))
+    };
+    let set = |seconds| {
+        changed(Some(pb::server_details_changed::Timeout::TimeoutSeconds(
+            seconds,
+        )))
+    };
+    let cleared = changed(Some(pb::server_details_changed::Timeout::ClearTimeout(
+        pb::ClearTimeout {},
+    )));
+    let renamed = changed(None);
+    let timeout = |history: &[Event]| {
+        fold::<Server>(history)
+            .unwrap()
+            .live()
+            .unwrap()
+            .timeout_seconds
+    };
+
+    assert_eq!(
+        timeout(&[imported(None)]),
+        None,
+        "unset: the global default"
+    );
+    assert_eq!(timeout(&[imported(Some(300))]), Some(300));
+    assert_eq!(timeout(&[imported(None), set(5)]), Some(5));
+    assert_eq!(timeout(&[imported(Some(300)), set(5)]), Some(5));
+    assert_eq!(
+        timeout(&[imported(Some(300)), renamed.clone()]),
+        Some(300),
+        "a change that does not name the timeout keeps it"
+    );
+    assert_eq!(timeout(&[imported(Some(300)), cleared.clone()]), None);
+    assert_eq!(
+        timeout(&[imported(None), cleared, set(60), renamed]),
+        Some(60)
+    );
 }
 
 #[test]

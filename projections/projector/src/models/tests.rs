@@ -64,6 +64,33 @@ fn a_value_without_its_sequence_or_with_a_bad_deleted_flag_is_rejected() {
 }
 
 #[test]
+fn a_server_stores_its_upstream_timeout_only_when_set() {
+    let stored = json!({
+        "applied_through": 3,
+        "key": "github",
+        "url": "https://mcp.example.com/mcp",
+        "name": "GitHub",
+        "description": "",
+        "upstream_auth": {"kind": "none"},
+        "tools": {}
+    });
+    // Values written before the field existed read as "the global default".
+    let value = serde_json::from_value::<Versioned<Server>>(stored.clone()).unwrap();
+    assert_eq!(value.live().unwrap().timeout_seconds, None);
+    assert_eq!(
+        serde_json::to_value(&value).unwrap(),
+        stored,
+        "absent, not null"
+    );
+
+    let mut with_timeout = stored;
+    with_timeout["timeout_seconds"] = json!(300);
+    let value = serde_json::from_value::<Versioned<Server>>(with_timeout.clone()).unwrap();
+    assert_eq!(value.live().unwrap().timeout_seconds, Some(300));
+    assert_eq!(serde_json::to_value(&value).unwrap(), with_timeout);
+}
+
+#[test]
 fn tagged_enums_read_naturally() {
     assert_eq!(
         serde_json::to_value(UpstreamAuth::Oauth {

@@ -272,13 +272,99 @@ async fn tools_are_added_overridden_and_removed_by_name() {
             None,
             &host,
             s,
-            Some("GitHub Enterprise".into()),
-            None,
+            ServerDetailsPatch {
+                name: Some("GitHub Enterprise".into()),
+                ..ServerDetailsPatch::default()
+            },
         )
         .await
         .expect("renamed");
     assert_eq!(renamed.name, "GitHub Enterprise");
     assert_eq!(renamed.description, "Issues and pull requests");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_timeout_is_imported_changed_and_cleared() {
+    let h = Harness::start().await;
+    let alice = h.admin("pcat_alice_secret_0123456789abcdef", "Acme").await;
+    let host = h.host(&alice, "acme").await;
+    let (c, x) = (&h.control, ctx(&alice));
+
+    let default = h.server(&alice, &host, "github").await;
+    assert_eq!(default.timeout_seconds, None, "unset: the global default");
+    let imported = c
+        .import_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            ImportServer {
+                timeout_seconds: Some(900),
+                ..import(Some("slow"))
+            },
+        )
+        .await
+        .expect("imported");
+    assert_eq!(imported.timeout_seconds, Some(900));
+    let s = imported.server_id.as_str();
+
+    let changed = c
+        .update_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                timeout_seconds: Some(5),
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await
+        .expect("changed");
+    assert_eq!(changed.timeout_seconds, Some(5));
+    let renamed = c
+        .update_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                name: Some("Slow".into()),
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await
+        .expect("renamed");
+    assert_eq!(renamed.timeout_seconds, Some(5), "kept by a rename");
+    let listed = c.list_servers(&alice, &host).await.expect("list");
+    let slow = listed.iter().find(|v| v.server_id == s).expect("listed");
+    assert_eq!(slow.timeout_seconds, Some(5));
+
+    let cleared = c
+        .update_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                clear_timeout: true,
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await
+        .expect("cleared");
+    assert_eq!(cleared.timeout_seconds, None);
+    assert_eq!(
+        c.get_server(&alice, &host, s)
+            .await
+            .expect("get")
+            .timeout_seconds,
+        None
+    );
     h.stop().await;
 }
 

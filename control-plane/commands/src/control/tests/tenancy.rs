@@ -43,8 +43,18 @@ async fn another_organizations_host_is_not_found_for_every_operation() {
         "host",
     );
     assert_not_found(
-        c.update_server(&bob, &bob_ctx, None, &host, s, Some("x".into()), None)
-            .await,
+        c.update_server(
+            &bob,
+            &bob_ctx,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                name: Some("x".into()),
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await,
         "host",
     );
     assert_not_found(

@@ -71,6 +71,8 @@ async fn every_invalid_input_names_its_field_and_records_nothing() {
             with(&|r| r.description = Some("d".repeat(2001))),
             "description",
         ),
+        (with(&|r| r.timeout_seconds = Some(0)), "timeout_seconds"),
+        (with(&|r| r.timeout_seconds = Some(3601)), "timeout_seconds"),
         (
             with(&|r| r.discovered.tools.push(tool("bad name", TrustLevel::Low))),
             "discovered.tools[2].name",
@@ -102,9 +104,52 @@ async fn every_invalid_input_names_its_field_and_records_nothing() {
         );
     }
     assert_invalid(
-        c.update_server(&alice, &x, None, &host, s, Some("n".repeat(101)), None)
-            .await,
+        c.update_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                name: Some("n".repeat(101)),
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await,
         "name",
+    );
+    for seconds in [0, 3601] {
+        assert_invalid(
+            c.update_server(
+                &alice,
+                &x,
+                None,
+                &host,
+                s,
+                ServerDetailsPatch {
+                    timeout_seconds: Some(seconds),
+                    ..ServerDetailsPatch::default()
+                },
+            )
+            .await,
+            "timeout_seconds",
+        );
+    }
+    assert_invalid(
+        c.update_server(
+            &alice,
+            &x,
+            None,
+            &host,
+            s,
+            ServerDetailsPatch {
+                timeout_seconds: Some(30),
+                clear_timeout: true,
+                ..ServerDetailsPatch::default()
+            },
+        )
+        .await,
+        "clear_timeout",
     );
     assert_invalid(
         c.add_tool(
