@@ -37,6 +37,7 @@ mod error;
 mod hosts;
 mod humans;
 mod idempotency;
+mod oauth;
 mod organizations;
 mod secrets;
 mod servers;
@@ -51,6 +52,7 @@ pub use error::ControlError;
 pub use hosts::{CreateHost, HostSettingsPatch};
 pub use humans::email_sha256_hex;
 pub use idempotency::IdempotencyKey;
+pub use oauth::{NewOAuthClient, OAuthClientView, OAuthHostView, RefreshOutcome, TokenSession};
 pub use secrets::{NoSecretSealer, SealError, SealedSecret, SecretSealer, oauth_client_secret_aad};
 pub use servers::{
     DiscoveredServer, ImportServer, NewTool, ServerDetailsPatch, UpstreamOAuthInput,

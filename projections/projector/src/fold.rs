@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::models::{
-    AdminToken, Agent, Classification, Grant, Host, HostSettings, Human, HumanEmailOwner,
-    Organization, PublicSigningKey, Server, ServerKeyOwner, Session, SessionRevocation, State,
-    Tool, ToolVisibility, UpstreamAuth, Versioned,
+    AdminToken, Agent, AgentClientOwner, Classification, Grant, Host, HostSettings, Human,
+    HumanEmailOwner, Organization, PublicSigningKey, Server, ServerKeyOwner, Session,
+    SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, Versioned,
 };
 use crate::targets::ModelKind;
 
@@ -154,6 +154,7 @@ pub fn apply_stored(
         ModelKind::HumanEmail => typed::<HumanEmailOwner>(kind, current, sequence, event),
         ModelKind::Grant => typed::<Grant>(kind, current, sequence, event),
         ModelKind::Agent => typed::<Agent>(kind, current, sequence, event),
+        ModelKind::AgentClient => typed::<AgentClientOwner>(kind, current, sequence, event),
         ModelKind::Session => typed::<Session>(kind, current, sequence, event),
     }
 }
@@ -539,6 +540,22 @@ impl ReadModel for Agent {
                 agent.revoked_servers.insert(e.server_id.clone(), sequence);
             }),
             Some(Body::AgentDeleted(_)) => delete(current),
+            _ => None,
+        })
+    }
+}
+
+impl ReadModel for AgentClientOwner {
+    fn evolve(
+        _current: Option<&State<Self>>,
+        _sequence: u64,
+        event: &Event,
+    ) -> Result<Option<State<Self>>, FoldError> {
+        Ok(match &event.body {
+            // The subject names the agent: `keys_for` routes only its registration here.
+            Some(Body::AgentRegistered(e)) => Some(State::Live(AgentClientOwner {
+                agent_id: e.agent_id.clone(),
+            })),
             _ => None,
         })
     }

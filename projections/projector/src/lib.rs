@@ -24,7 +24,7 @@ pub use runner::{
 };
 pub use targets::{
     AGENTS, GRANTS, HOSTS, HUMANS, KeyTarget, ModelKind, ORGANIZATIONS, READ_MODEL_BUCKETS,
-    SERVERS, SESSIONS, Target, keys_for, model_key,
+    SERVERS, SESSIONS, Target, client_id_sha256_hex, keys_for, model_key,
 };
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! - `humans`: `human.<host>.<human_id>` → `Human`; `human_email.<host>.<email_sha256_hex>` →
 //!   `HumanEmailOwner`
 //! - `grants`: `grant.<host>.<human_id>.<server_id>` → `Grant`
-//! - `agents`: `agent.<host>.<agent_id>` → `Agent`
+//! - `agents`: `agent.<host>.<agent_id>` → `Agent`; `agent_client.<host>.<client_id_sha256_hex>`
+//!   → `AgentClientOwner`
 //! - `sessions`: `session.<host>.<session_id>` → `Session`
 //!
 //! The data plane decides a call by joining session → grant → server → agent: four small
@@ -326,6 +327,14 @@ impl Agent {
             .get(server_id)
             .is_none_or(|revoked_at| started_sequence > *revoked_at)
     }
+}
+
+/// Which agent holds an OAuth client id (`agents`:
+/// `agent_client.<host>.<client_id_sha256_hex>`), for the authorization server's lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentClientOwner {
+    /// The agent registered with the client id.
+    pub agent_id: String,
 }
 
 /// A consent session (`sessions`: `session.<host>.<session_id>`).

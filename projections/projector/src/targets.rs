@@ -27,6 +27,9 @@ pub enum ModelKind {
     Grant,
     /// `agent.<host>.<agent_id>` in `agents`.
     Agent,
+    /// `agent_client.<host>.<client_id_sha256_hex>` in `agents`: which agent holds an
+    /// OAuth client id (client ids may be URLs, so the key is their hash).
+    AgentClient,
     /// `session.<host>.<session_id>` in `sessions`.
     Session,
 }
@@ -40,7 +43,7 @@ impl ModelKind {
             ModelKind::Server | ModelKind::ServerKey => SERVERS,
             ModelKind::Human | ModelKind::HumanEmail => HUMANS,
             ModelKind::Grant => GRANTS,
-            ModelKind::Agent => AGENTS,
+            ModelKind::Agent | ModelKind::AgentClient => AGENTS,
             ModelKind::Session => SESSIONS,
         }
     }
@@ -57,6 +60,7 @@ impl ModelKind {
             ModelKind::HumanEmail => "human_email",
             ModelKind::Grant => "grant",
             ModelKind::Agent => "agent",
+            ModelKind::AgentClient => "agent_client",
             ModelKind::Session => "session",
         }
     }
@@ -162,6 +166,13 @@ pub fn keys_for(event: &Event, subject: &Subject) -> Result<Vec<KeyTarget>, Fold
         // organization instead of scanning every tenant's hosts.
         targets.push(key(ModelKind::Organization, &[created.org_id.as_str()])?);
     }
+    if let Body::AgentRegistered(registered) = body {
+        // The authorization server finds a client by its id; the index entry is never
+        // removed (a deleted agent's model is a tombstone, so the lookup ends there), and a
+        // later registration of the same client id takes it over.
+        let client = client_id_sha256_hex(&registered.client_id);
+        targets.push(key(ModelKind::AgentClient, &[host, client.as_str()])?);
+    }
     if let Body::HumanRemoved(_) = body {
         // A removed human keeps no grant: tombstone each one, so the data plane's
         // session → grant join denies at once, with no need to scan sessions.
@@ -171,6 +182,16 @@ pub fn keys_for(event: &Event, subject: &Subject) -> Result<Vec<KeyTarget>, Fold
         });
     }
     Ok(targets)
+}
+
+/// The key token of an OAuth client id in `agent_client.<host>.<token>`: lower-case hex of
+/// its SHA-256.
+pub fn client_id_sha256_hex(client_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(client_id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

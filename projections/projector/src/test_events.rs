@@ -126,7 +126,10 @@ pub fn session_started(level: TrustLevel) -> Event {
 }
 
 pub fn session_refreshed(at_ms: i64) -> Event {
-    event(Body::SessionRefreshed(pb::SessionRefreshed { at_ms }))
+    event(Body::SessionRefreshed(pb::SessionRefreshed {
+        at_ms,
+        ..Default::default()
+    }))
 }
 
 pub fn session_revoked(reason: &str) -> Event {

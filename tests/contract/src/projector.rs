@@ -254,6 +254,7 @@ pub async fn append_history(log: &dyn EventLog) -> u64 {
         &session,
         Body::SessionRefreshed(pb::SessionRefreshed {
             at_ms: STARTED_AT_MS + 60_000,
+            ..Default::default()
         }),
     )
     .await;
@@ -310,6 +311,7 @@ pub async fn append_churn(log: &dyn EventLog, rounds: i64) -> u64 {
             &session,
             Body::SessionRefreshed(pb::SessionRefreshed {
                 at_ms: STARTED_AT_MS + 120_000 + i,
+                ..Default::default()
             }),
         )
         .await;

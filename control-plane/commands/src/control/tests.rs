@@ -19,6 +19,7 @@ mod agents;
 mod hosts;
 mod humans;
 mod idempotency;
+mod oauth;
 mod servers;
 mod tenancy;
 mod tokens;

@@ -572,3 +572,34 @@ fn an_organization_lists_each_host_created_in_it_once() {
     );
     check::<Organization>(&[host("acme-a-b-1000")], None);
 }
+
+#[test]
+fn a_client_id_index_names_the_registered_agent_and_ignores_later_events() {
+    let owner = AgentClientOwner {
+        agent_id: AGENT.into(),
+    };
+    check(&[agent_registered()], live(1, owner.clone()));
+    check(
+        &[
+            agent_registered(),
+            event(Body::AgentDeleted(pb::AgentDeleted {})),
+        ],
+        live(1, owner),
+    );
+    check::<AgentClientOwner>(&[session_refreshed(5)], None);
+}
+
+#[test]
+fn a_token_refresh_moves_last_use_like_any_refresh() {
+    let refreshed = event(Body::SessionRefreshed(pb::SessionRefreshed {
+        at_ms: 1_760_000_000_000 + 5_000,
+        refresh_token_sha256: vec![1; 32],
+        rotated_refresh_token_sha256: vec![2; 32],
+        resource: "https://h.example/mcp".into(),
+    }));
+    let value = fold::<Session>(&[session_started(TrustLevel::Low), refreshed]).unwrap();
+    assert_eq!(
+        value.live().unwrap().last_used_ms,
+        1_760_000_000_000 + 5_000
+    );
+}

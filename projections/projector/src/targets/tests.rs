@@ -135,8 +135,38 @@ fn every_kind_lives_in_a_read_model_bucket() {
         ModelKind::HumanEmail,
         ModelKind::Grant,
         ModelKind::Agent,
+        ModelKind::AgentClient,
         ModelKind::Session,
     ] {
         assert!(READ_MODEL_BUCKETS.contains(&kind.bucket_base()), "{kind:?}");
     }
+}
+
+#[test]
+fn registering_an_agent_also_indexes_its_client_id_by_hash() {
+    let client = client_id_sha256_hex("https://claude.ai/oauth/client.json");
+    assert_eq!(client.len(), 64);
+    check(
+        agent_registered(),
+        subject("agent", AGENT),
+        &[
+            (
+                ModelKind::Agent,
+                Target::Key(key(&format!("agent.{HOST}.{AGENT}"))),
+            ),
+            (
+                ModelKind::AgentClient,
+                Target::Key(key(&format!("agent_client.{HOST}.{client}"))),
+            ),
+        ],
+    );
+    // Later agent events touch only the agent.
+    check(
+        crate::test_events::event(pb::event::Body::AgentDeleted(pb::AgentDeleted {})),
+        subject("agent", AGENT),
+        &[(
+            ModelKind::Agent,
+            Target::Key(key(&format!("agent.{HOST}.{AGENT}"))),
+        )],
+    );
 }
