@@ -1,24 +1,30 @@
-//! Benchmarks of the storage layer, run on each backend in one process so the figures in
-//! `BENCHMARKS.md` are comparable: append throughput with optimistic-concurrency checks
+//! Benchmarks behind `BENCHMARKS.md`, each run in one process so its figures are comparable.
+//!
+//! Storage, on each backend: append throughput with optimistic-concurrency checks
 //! (uncontended and contended), projection lag (append returned → read model visible to a
 //! watcher, the path a data plane sees), and durable audit appends from many concurrent
 //! callers (the data plane's hot path) with the query latency that follows.
 //!
+//! The proxy hop (`proxy`, module `proxy`): MCP `tools/call` latency at a fixed rate and
+//! throughput at saturation, direct to an upstream, through nginx, and through the gateway.
+//!
 //! Run through `scripts/bench`, which builds in release mode and starts nothing by hand: the
-//! JetStream backends start their own nats-server (one node, or a 3-node cluster) on loopback.
+//! JetStream backends start their own nats-server (one node, or a 3-node cluster) on loopback,
+//! and the proxy scenario its own upstream (`bench-upstream`) and nginx.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failing loudly is right
 
 mod backend;
+mod proxy;
 mod scenarios;
 
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Storage benchmarks.
+/// Storage and proxy-hop benchmarks.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Backends to measure, in order.
+    /// Backends to measure, in order (the storage scenarios; `proxy` uses none).
     #[arg(
         long,
         value_enum,
@@ -34,7 +40,7 @@ struct Args {
         default_value = "append,contended,lag"
     )]
     scenarios: Vec<Scenario>,
-    /// Seconds each throughput scenario runs.
+    /// Seconds each throughput scenario runs (in `proxy`: each phase, per target).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Concurrent writers in the throughput scenarios.
@@ -49,6 +55,8 @@ struct Args {
     /// Concurrent callers in the audit scenario (each one a tool call being decided).
     #[arg(long, default_value_t = 64)]
     audit_writers: usize,
+    #[command(flatten)]
+    proxy: proxy::ProxyArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,6 +72,10 @@ enum Scenario {
     /// Admin commands through the control service (add a human), projector running: every
     /// write returns once its read model is updated.
     Control,
+    /// MCP `tools/call` direct to an upstream, through nginx and through the gateway
+    /// (`--gateway-url`): latency at `--rate` calls/s, throughput at `--concurrency`, memory.
+    /// Uses no backend.
+    Proxy,
 }
 
 #[tokio::main]
@@ -77,9 +89,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
+    let storage: Vec<Scenario> = args
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| *s != Scenario::Proxy)
+        .collect();
+    if !storage.is_empty() {
+        println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
+    }
     for kind in &args.backends {
-        for scenario in &args.scenarios {
+        for scenario in &storage {
             // A fresh store for every scenario, so no run measures another's leftovers.
             let backend = backend::open(*kind).await?;
             let duration = Duration::from_secs(args.seconds);
@@ -91,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
                 Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
                 Scenario::Control => scenarios::control(&backend, args.writers, duration).await?,
+                Scenario::Proxy => unreachable!("filtered out above"),
             };
             println!(
                 "| {} | {} | {} |",
@@ -100,6 +121,10 @@ async fn main() -> anyhow::Result<()> {
             );
             drop(backend);
         }
+    }
+    if args.scenarios.contains(&Scenario::Proxy) {
+        // Runs on this (the main) thread: the processes it starts die with it.
+        proxy::run(&args.proxy, args.seconds).await?;
     }
     Ok(())
 }
@@ -111,5 +136,6 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Lag => "projection lag",
         Scenario::Audit => "audit append",
         Scenario::Control => "control commands",
+        Scenario::Proxy => "proxy hop",
     }
 }

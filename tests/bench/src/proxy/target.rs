@@ -1,0 +1,163 @@
+//! What the proxy benchmark sends load to. A `Target` is a name, an MCP endpoint (a loopback
+//! URL plus extra headers such as `Authorization`), the tool to call, and the processes whose
+//! memory the report shows. Targets do not know who started their processes: the harness
+//! (bench-upstream, nginx) or someone else (a gateway given by `--gateway-url`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hyper::header::{HeaderName, HeaderValue};
+
+/// One system under measurement.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Row name in the report, e.g. `direct` or `nginx`.
+    pub name: String,
+    /// Where MCP requests go.
+    pub endpoint: Arc<Endpoint>,
+    /// The tool every `tools/call` names (a gateway may expose the upstream's tools renamed).
+    pub tool: String,
+    /// Processes whose memory (with all their descendants) is this target's; empty when
+    /// unknown, and then the report says so.
+    pub pids: Vec<u32>,
+}
+
+/// An MCP Streamable HTTP endpoint on loopback, resolved once so the hot path never resolves.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The URL as given, for the report.
+    pub url: String,
+    /// The resolved socket address (always loopback).
+    pub addr: SocketAddr,
+    /// The `Host` header: hyper's low-level client connection does not add one.
+    pub authority: HeaderValue,
+    /// Path and query of every request, e.g. `/mcp`.
+    pub path: String,
+    /// Sent with every request, e.g. `Authorization: Bearer …`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Endpoint {
+    /// Parses an `http://` URL and resolves its host, which must be loopback: the benchmark
+    /// sends load nowhere else.
+    pub async fn resolve(
+        url: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> anyhow::Result<Endpoint> {
+        let uri: hyper::Uri = url.parse().with_context(|| format!("parsing URL {url}"))?;
+        anyhow::ensure!(
+            uri.scheme_str() == Some("http"),
+            "{url}: only http:// endpoints can be benchmarked (loopback, no TLS)"
+        );
+        let authority = uri
+            .authority()
+            .with_context(|| format!("{url} has no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolving {url}"))?
+            .next()
+            .with_context(|| format!("{url} resolves to no address"))?;
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "{url} resolves to {addr}, which is not loopback: the benchmark sends load to this machine only"
+        );
+        Ok(Endpoint {
+            url: url.to_owned(),
+            addr,
+            authority: HeaderValue::from_str(authority.as_str())?,
+            path: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            headers,
+        })
+    }
+}
+
+/// Resident memory of a process and all its descendants (nginx's workers are children of
+/// its master), read from `/proc/<pid>/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// How many processes were summed.
+    pub processes: usize,
+    /// Sum of `VmRSS` (resident now), KiB.
+    pub rss_kib: u64,
+    /// Sum of `VmHWM` (each process's peak resident set), KiB: an upper bound of the peak of
+    /// the group, since the processes need not peak together.
+    pub hwm_kib: u64,
+}
+
+/// Memory of `pids` and their descendants; a process that is gone counts as nothing.
+pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
+    let children = children_by_parent()?;
+    let mut stack: Vec<u32> = pids.to_vec();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = Memory::default();
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some((rss, hwm)) = status_memory(pid) {
+            total.processes += 1;
+            total.rss_kib += rss;
+            total.hwm_kib += hwm;
+        }
+        if let Some(kids) = children.get(&pid) {
+            stack.extend(kids);
+        }
+    }
+    Ok(total)
+}
+
+/// `VmRSS` and `VmHWM` in KiB, or `None` if the process is gone.
+fn status_memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    Some((field("VmRSS:"), field("VmHWM:")))
+}
+
+/// Every process's children, from the parent pid in `/proc/<pid>/stat`.
+fn children_by_parent() -> anyhow::Result<HashMap<u32, Vec<u32>>> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue; // exited meanwhile
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses, so split after the
+        // last ')'.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            children.entry(parent).or_default().push(pid);
+        }
+    }
+    Ok(children)
+}
