@@ -32,8 +32,18 @@ async fn server_everything_lists_its_tools_with_the_product_rules_levels() {
             "{expected} missing from {names:?}"
         );
     }
-    // Listed only to clients that declared sampling/elicitation/roots; the gateway declares none.
-    assert!(!names.contains(&"trigger-sampling-request"), "{names:?}");
+    // Listed only to clients that declared sampling/elicitation/roots: discovery declares
+    // every capability, so the catalog also has the tools capable clients will see.
+    for capability_tool in [
+        "trigger-sampling-request",
+        "trigger-elicitation-request",
+        "get-roots-list",
+    ] {
+        assert!(
+            names.contains(&capability_tool),
+            "{capability_tool}: {names:?}"
+        );
+    }
     assert_level(&discovery, "echo", TrustLevel::Low, None);
     assert_level(&discovery, "get-sum", TrustLevel::Low, None);
     assert_level(
