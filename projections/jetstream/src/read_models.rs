@@ -371,6 +371,18 @@ impl JetStreamStore {
         Ok((messages, pending))
     }
 
+    /// The bucket stream's last sequence as its leader sees it: every write acknowledged
+    /// before this call is at or below it.
+    async fn last_sequence(&self, bucket: &Bucket) -> Result<u64, KvError> {
+        let names = self.kv_names(bucket);
+        let stream = self.kv_stream(bucket, &names).await?;
+        let info = stream
+            .get_info()
+            .await
+            .map_err(|err| unavailable(format!("reading bucket {bucket}"), err.into()))?;
+        Ok(info.state.last_sequence)
+    }
+
     #[tracing::instrument(name = "store.jetstream.keys", skip_all, fields(%bucket, prefix = ?prefix))]
     async fn list_keys(&self, bucket: &Bucket, prefix: Option<&Key>) -> Result<Vec<Key>, KvError> {
         let names = self.kv_names(bucket);
@@ -412,10 +424,14 @@ impl JetStreamStore {
     async fn watch_bucket(&self, bucket: &Bucket) -> Result<WatchStream, KvError> {
         let names = self.kv_names(bucket);
         let filter = vec![format!("{}>", names.subject_prefix)];
-        let (messages, pending) = self.last_per_key_consumer(bucket, filter, false).await?;
+        let (messages, _) = self.last_per_key_consumer(bucket, filter, false).await?;
+        // The consumer's own count can trail acknowledged writes on a cluster (its node may
+        // not have applied them yet), so caught up also needs a record at or past the
+        // leader's last sequence, asked after the consumer exists.
+        let target = self.last_sequence(bucket).await?;
         // Nothing to replay: caught up before the first live change. Otherwise caught up right
-        // after the record that left nothing pending.
-        let initially_caught_up = pending == 0;
+        // after the record that left nothing pending and reached the target.
+        let initially_caught_up = target == 0;
         let mut caught_up = initially_caught_up;
         let bucket = bucket.clone();
         let changes = messages.flat_map(move |message| {
@@ -436,7 +452,7 @@ impl JetStreamStore {
                             revision: record.revision,
                         },
                     }));
-                    if !caught_up && record.pending == 0 {
+                    if !caught_up && record.pending == 0 && record.revision >= target {
                         caught_up = true;
                         out.push(Ok(WatchEvent::CaughtUp));
                     }
