@@ -55,6 +55,9 @@ struct Args {
     /// Concurrent callers in the audit scenario (each one a tool call being decided).
     #[arg(long, default_value_t = 64)]
     audit_writers: usize,
+    /// Grants revoked (one per round) in the revocation scenario.
+    #[arg(long, default_value_t = 200)]
+    revocation_rounds: usize,
     #[command(flatten)]
     proxy: proxy::ProxyArgs,
 }
@@ -76,6 +79,9 @@ enum Scenario {
     /// (`--gateway-url`): latency at `--rate` calls/s, throughput at `--concurrency`, memory.
     /// Uses no backend.
     Proxy,
+    /// A grant revoked through the control service: time until both of two in-process
+    /// data-plane replicas deny (embedded store). Uses no backend.
+    Revocation,
 }
 
 #[tokio::main]
@@ -93,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         .scenarios
         .iter()
         .copied()
-        .filter(|s| *s != Scenario::Proxy)
+        .filter(|s| !matches!(s, Scenario::Proxy | Scenario::Revocation))
         .collect();
     if !storage.is_empty() {
         println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
@@ -111,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
                 Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
                 Scenario::Control => scenarios::control(&backend, args.writers, duration).await?,
-                Scenario::Proxy => unreachable!("filtered out above"),
+                Scenario::Proxy | Scenario::Revocation => unreachable!("filtered out above"),
             };
             println!(
                 "| {} | {} | {} |",
@@ -121,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
             );
             drop(backend);
         }
+    }
+    if args.scenarios.contains(&Scenario::Revocation) {
+        proxy::revocation::run(args.proxy.upstream_bin.as_deref(), args.revocation_rounds).await?;
     }
     if args.scenarios.contains(&Scenario::Proxy) {
         // Runs on this (the main) thread: the processes it starts die with it.
@@ -137,5 +146,6 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Audit => "audit append",
         Scenario::Control => "control commands",
         Scenario::Proxy => "proxy hop",
+        Scenario::Revocation => "revocation",
     }
 }

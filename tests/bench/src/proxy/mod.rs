@@ -22,6 +22,7 @@ mod load;
 mod mcp_client;
 mod nginx;
 mod report;
+pub mod revocation;
 mod target;
 mod upstream;
 
