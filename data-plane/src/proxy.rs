@@ -37,9 +37,11 @@ use crate::auth::{TokenCache, bearer};
 use crate::decide::{self, Decision, DenyReason, Facts};
 use crate::handle::{ClientCapabilities, SessionHandle};
 use crate::jsonrpc::{self, Kind, Limits, codes};
-use crate::metrics::{DecisionLabels, Metrics, RequestLabels};
+use crate::metrics::{DecisionLabels, FailureLabels, Metrics, RequestLabels};
 use crate::policy::{Policy, PolicyError};
-use crate::relay::{self, Exchange, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Pending, Transform};
+use crate::relay::{
+    self, Exchange, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Pending, Transform, UpstreamFailure,
+};
 use crate::replica::Replica;
 
 /// Protocol versions of the legacy era this proxy speaks.
@@ -107,6 +109,17 @@ pub struct Inner {
     pub(crate) client: reqwest::Client,
     pub(crate) tokens: TokenCache,
     pub(crate) metrics: Metrics,
+}
+
+impl Inner {
+    /// Counts an upstream failure of `kind` and describes it.
+    pub(crate) fn upstream_failure(&self, kind: &'static str, detail: String) -> UpstreamFailure {
+        self.metrics
+            .upstream_failures
+            .get_or_create(&FailureLabels { kind })
+            .inc();
+        UpstreamFailure { kind, detail }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -913,18 +926,6 @@ async fn forward(
     let upstream = match relay::send(inner, exchange).await {
         Ok(upstream) => upstream,
         Err(failure) => {
-            if pending.id.is_none() {
-                return Err(Reject::rpc(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    codes::UPSTREAM_FAILED,
-                    format!(
-                        "Upstream MCP server `{}` failed: {}",
-                        admitted.server.key, failure.detail
-                    ),
-                    None,
-                ));
-            }
             return Err(relay::upstream_error(
                 &admitted.server.key,
                 pending.id.as_deref(),
@@ -1025,7 +1026,8 @@ async fn initialize(
     .await)
 }
 
-fn facts_parts(
+/// The human's grant on the session's server, if live.
+fn grant_of(
     inner: &Inner,
     admitted: &Admitted,
 ) -> Result<Option<portcullis_projector::models::Grant>, Reject> {
@@ -1047,7 +1049,7 @@ async fn authorize_call(
     request_id: &str,
 ) -> Result<Option<Response>, Reject> {
     let started = Instant::now();
-    let grant = facts_parts(inner, admitted)?;
+    let grant = grant_of(inner, admitted)?;
     let facts = Facts {
         session: &admitted.session,
         grant: grant.as_ref(),
@@ -1198,7 +1200,7 @@ fn list_filter(
     let Some(id) = message.id() else {
         return Ok(Transform::None);
     };
-    let grant = facts_parts(inner, admitted)?;
+    let grant = grant_of(inner, admitted)?;
     let facts = Facts {
         session: &admitted.session,
         grant: grant.as_ref(),
@@ -1310,18 +1312,9 @@ async fn delete(
         last_event_id: None,
         timeout: server_timeout(&admitted.server),
     };
-    let upstream = relay::send(inner, exchange).await.map_err(|failure| {
-        Reject::rpc(
-            StatusCode::BAD_GATEWAY,
-            None,
-            codes::UPSTREAM_FAILED,
-            format!(
-                "Upstream MCP server `{}` failed: {}",
-                admitted.server.key, failure.detail
-            ),
-            None,
-        )
-    })?;
+    let upstream = relay::send(inner, exchange)
+        .await
+        .map_err(|failure| relay::upstream_error(&admitted.server.key, None, &failure))?;
     Ok(match upstream.status() {
         s if s.is_success() => StatusCode::OK.into_response(),
         StatusCode::METHOD_NOT_ALLOWED => StatusCode::METHOD_NOT_ALLOWED.into_response(),

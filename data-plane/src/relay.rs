@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 
 use crate::handle::SessionHandle;
 use crate::jsonrpc::{self, Outbound, codes};
-use crate::metrics::FailureLabels;
 use crate::proxy::{Inner, Reject};
 use crate::sse;
 
@@ -132,20 +131,12 @@ pub async fn send(
         .metrics
         .upstream_seconds
         .observe(started.elapsed().as_secs_f64());
-    let failure = |kind: &'static str, detail: String| {
-        inner
-            .metrics
-            .upstream_failures
-            .get_or_create(&FailureLabels { kind })
-            .inc();
-        UpstreamFailure { kind, detail }
-    };
     match sent {
-        Err(_) => Err(failure(
+        Err(_) => Err(inner.upstream_failure(
             "timeout",
             format!("no answer within {}", humantime::format_duration(limit)),
         )),
-        Ok(Err(error)) => Err(failure("connect", innermost(&error))),
+        Ok(Err(error)) => Err(inner.upstream_failure("connect", innermost(&error))),
         Ok(Ok(response)) => Ok(response),
     }
 }
@@ -158,22 +149,31 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-/// The JSON-RPC error for a failed upstream exchange answering request `id`.
+/// The message and `data` of the JSON-RPC error for a failed upstream exchange.
+fn failure_report(server_key: &str, failure: &UpstreamFailure) -> (String, Value) {
+    (
+        format!(
+            "Upstream MCP server `{server_key}` failed: {}",
+            failure.detail
+        ),
+        serde_json::json!({ "server": server_key, "failure": failure.kind }),
+    )
+}
+
+/// The JSON-RPC error for a failed upstream exchange: HTTP 200 answering request `id`, or
+/// 502 (without an id) when the client sent a notification or response.
 pub fn upstream_error(
     server_key: &str,
     id: Option<&RawValue>,
     failure: &UpstreamFailure,
 ) -> Reject {
-    Reject::rpc(
-        StatusCode::OK,
-        id,
-        codes::UPSTREAM_FAILED,
-        format!(
-            "Upstream MCP server `{server_key}` failed: {}",
-            failure.detail
-        ),
-        Some(serde_json::json!({ "server": server_key, "failure": failure.kind })),
-    )
+    let (message, data) = failure_report(server_key, failure);
+    let status = if id.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Reject::rpc(status, id, codes::UPSTREAM_FAILED, message, Some(data))
 }
 
 fn is_sse(headers: &HeaderMap) -> bool {
@@ -276,46 +276,21 @@ pub async fn respond(
     pending: Pending,
     transform: Transform,
 ) -> Response {
+    let status = upstream.status();
+    let mut headers = HeaderMap::new();
+    if let Some(session) = &session_header
+        && let Ok(value) = HeaderValue::from_str(session)
     {
-        let status = upstream.status();
-        let mut headers = HeaderMap::new();
-        if let Some(session) = &session_header
-            && let Ok(value) = HeaderValue::from_str(session)
-        {
-            headers.insert(MCP_SESSION_ID, value);
-        }
-        if status == StatusCode::ACCEPTED {
-            return (StatusCode::ACCEPTED, headers).into_response();
-        }
-        if status == StatusCode::NOT_FOUND && handle.upstream_session.is_some() {
-            return Reject::session_gone().into_response();
-        }
-        if status == StatusCode::BAD_REQUEST && handle.upstream_session.is_some() {
-            // Some servers (the TS SDK's among them) answer 400 rather than 404 for a session
-            // they no longer know; the client must then initialize again, as after a 404.
-            let body = read_bounded(upstream, 4096, inner.config.sse_idle_timeout)
-                .await
-                .unwrap_or_default();
-            if excerpt(&body).to_ascii_lowercase().contains("session") {
-                return Reject::session_gone().into_response();
-            }
-            let failure = UpstreamFailure {
-                kind: "status",
-                detail: format!("HTTP 400: {}", excerpt(&body)),
-            };
-            inner
-                .metrics
-                .upstream_failures
-                .get_or_create(&FailureLabels { kind: "status" })
-                .inc();
-            if pending.id.is_none() {
-                return (StatusCode::BAD_GATEWAY, headers).into_response();
-            }
-            return upstream_error(&pending.server_key, pending.id.as_deref(), &failure)
-                .into_response();
-        }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Reject::rpc(
+        headers.insert(MCP_SESSION_ID, value);
+    }
+    if status == StatusCode::ACCEPTED {
+        return (StatusCode::ACCEPTED, headers).into_response();
+    }
+    if status == StatusCode::NOT_FOUND && handle.upstream_session.is_some() {
+        return Reject::session_gone().into_response();
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Reject::rpc(
                 StatusCode::OK,
                 pending.id.as_deref(),
                 codes::UPSTREAM_AUTH_REQUIRED,
@@ -327,77 +302,72 @@ pub async fn respond(
                 Some(serde_json::json!({ "server": pending.server_key, "status": status.as_u16() })),
             )
             .into_response();
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        return (StatusCode::METHOD_NOT_ALLOWED, headers).into_response();
+    }
+    if !status.is_success() {
+        let detail = read_bounded(upstream, 4096, inner.config.sse_idle_timeout)
+            .await
+            .map(|body| excerpt(&body))
+            .unwrap_or_default();
+        // Some servers (the TS SDK's among them) answer 400 rather than 404 for a session
+        // they no longer know; the client must then initialize again, as after a 404.
+        if status == StatusCode::BAD_REQUEST
+            && handle.upstream_session.is_some()
+            && detail.to_ascii_lowercase().contains("session")
+        {
+            return Reject::session_gone().into_response();
         }
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            return (StatusCode::METHOD_NOT_ALLOWED, headers).into_response();
-        }
-        if !status.is_success() {
-            let detail = match read_bounded(upstream, 4096, inner.config.sse_idle_timeout).await {
-                Ok(body) => excerpt(&body),
-                Err(_) => String::new(),
-            };
-            let failure = UpstreamFailure {
-                kind: "status",
-                detail: if detail.is_empty() {
-                    format!("HTTP {}", status.as_u16())
-                } else {
-                    format!("HTTP {}: {detail}", status.as_u16())
-                },
-            };
-            inner
-                .metrics
-                .upstream_failures
-                .get_or_create(&FailureLabels { kind: "status" })
-                .inc();
-            if pending.id.is_none() {
-                return (StatusCode::BAD_GATEWAY, headers).into_response();
-            }
+        let failure = inner.upstream_failure(
+            "status",
+            if detail.is_empty() {
+                format!("HTTP {}", status.as_u16())
+            } else {
+                format!("HTTP {}: {detail}", status.as_u16())
+            },
+        );
+        return upstream_error(&pending.server_key, pending.id.as_deref(), &failure)
+            .into_response();
+    }
+    if is_sse(upstream.headers()) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        );
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        let body = relay_sse(inner, upstream, handle, pending, transform);
+        return (status, headers, body).into_response();
+    }
+    if pending.id.is_none() && !is_json(upstream.headers()) {
+        // An empty 200 to a notification or response.
+        return (StatusCode::ACCEPTED, headers).into_response();
+    }
+    let body = match read_bounded(
+        upstream,
+        inner.config.max_response_bytes,
+        inner.config.sse_idle_timeout,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(failure) => {
+            let failure = inner.upstream_failure(failure.kind, failure.detail);
             return upstream_error(&pending.server_key, pending.id.as_deref(), &failure)
                 .into_response();
         }
-        if is_sse(upstream.headers()) {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache, no-store"),
-            );
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            let body = relay_sse(inner, upstream, handle, pending, transform);
-            return (status, headers, body).into_response();
-        }
-        if pending.id.is_none() && !is_json(upstream.headers()) {
-            // An empty 200 to a notification or response.
-            return (StatusCode::ACCEPTED, headers).into_response();
-        }
-        let body = match read_bounded(
-            upstream,
-            inner.config.max_response_bytes,
-            inner.config.sse_idle_timeout,
-        )
-        .await
-        {
-            Ok(body) => body,
-            Err(failure) => {
-                inner
-                    .metrics
-                    .upstream_failures
-                    .get_or_create(&FailureLabels { kind: failure.kind })
-                    .inc();
-                return upstream_error(&pending.server_key, pending.id.as_deref(), &failure)
-                    .into_response();
-            }
-        };
-        let body = transform_message(&transform, &body).map_or(body, Bytes::from);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        (status, headers, body).into_response()
-    }
+    };
+    let body = transform_message(&transform, &body).map_or(body, Bytes::from);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (status, headers, body).into_response()
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -423,65 +393,37 @@ fn relay_sse(
         let mut stream = upstream.bytes_stream();
         let mut answered = pending.id.is_none();
         let pending_id = pending.id.as_ref().map(|id| id.get().to_owned());
-        let end_with = |message: String, kind: &'static str| {
-            inner
-                .metrics
-                .upstream_failures
-                .get_or_create(&FailureLabels { kind })
-                .inc();
-            jsonrpc::error_response(
-                pending.id.as_deref(),
-                codes::UPSTREAM_FAILED,
-                &format!(
-                    "Upstream MCP server `{}` failed: {message}",
-                    pending.server_key
-                ),
-                Some(serde_json::json!({ "server": pending.server_key, "failure": kind })),
-            )
-        };
-        loop {
+        let failure = loop {
             let next = tokio::select! {
                 () = sender.closed() => return,
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             let chunk = match next {
                 Err(_) => {
-                    if !answered {
-                        let body = end_with(
-                            format!(
-                                "its stream was silent for {}",
-                                humantime::format_duration(idle)
-                            ),
-                            "timeout",
-                        );
-                        let _ = sender
-                            .send(Ok(sse::Event::data(String::from_utf8_lossy(&body)).encode()))
-                            .await;
-                    }
-                    return;
+                    break UpstreamFailure {
+                        kind: "timeout",
+                        detail: format!(
+                            "its stream was silent for {}",
+                            humantime::format_duration(idle)
+                        ),
+                    };
                 }
                 Ok(None) => return,
                 Ok(Some(Err(error))) => {
-                    if !answered {
-                        let body = end_with(innermost(&error), "stream");
-                        let _ = sender
-                            .send(Ok(sse::Event::data(String::from_utf8_lossy(&body)).encode()))
-                            .await;
-                    }
-                    return;
+                    break UpstreamFailure {
+                        kind: "stream",
+                        detail: innermost(&error),
+                    };
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
             let events = match parser.feed(&chunk) {
                 Ok(events) => events,
                 Err(too_large) => {
-                    if !answered {
-                        let body = end_with(too_large.to_string(), "too_large");
-                        let _ = sender
-                            .send(Ok(sse::Event::data(String::from_utf8_lossy(&body)).encode()))
-                            .await;
-                    }
-                    return;
+                    break UpstreamFailure {
+                        kind: "too_large",
+                        detail: too_large.to_string(),
+                    };
                 }
             };
             for mut event in events {
@@ -510,6 +452,20 @@ fn relay_sse(
                     return;
                 }
             }
+        };
+        // The request is still unanswered: end its stream with the error, never a hang.
+        if !answered {
+            let failure = inner.upstream_failure(failure.kind, failure.detail);
+            let (message, data) = failure_report(&pending.server_key, &failure);
+            let body = jsonrpc::error_response(
+                pending.id.as_deref(),
+                codes::UPSTREAM_FAILED,
+                &message,
+                Some(data),
+            );
+            let _ = sender
+                .send(Ok(sse::Event::data(String::from_utf8_lossy(&body)).encode()))
+                .await;
         }
     });
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver))
