@@ -520,6 +520,18 @@ async fn transport_rules_are_enforced_with_typed_errors() {
         .await
         .unwrap();
     assert_eq!(only_json.status(), StatusCode::NOT_ACCEPTABLE);
+    let oversized_headers = client
+        .request(reqwest::Method::POST)
+        .header("x-padding", "p".repeat(40 * 1024))
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        oversized_headers.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
     let twice = client
         .request(reqwest::Method::POST)
         .header("mcp-protocol-version", "2025-06-18")
