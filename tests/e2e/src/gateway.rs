@@ -146,35 +146,15 @@ impl Gateway {
     /// Starts everything; replicas refuse requests after `max_staleness` without the store.
     pub async fn start_with(max_staleness: Duration) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("open store"));
-        let log: Arc<dyn EventLog> = store.clone();
-        let kv: Arc<dyn ReadModelStore> = store.clone();
         let shutdown = CancellationToken::new();
-        let buckets = Buckets::new(None).expect("buckets");
-        for bucket in buckets.read_models() {
-            kv.ensure_bucket(bucket).await.expect("bucket");
-        }
-        let projector = Projector::new(log.clone(), kv.clone(), ProjectorOptions::default())
-            .expect("projector");
-        tokio::spawn(projector.run(shutdown.clone()));
-        let ring = KeyRing::parse(TEST_MASTER_KEY).expect("key ring");
-        let control = Arc::new(
-            Control::new(
-                log.clone(),
-                kv,
-                Arc::new(RingSealer(ring.clone())),
-                ControlOptions::default(),
-            )
-            .expect("control"),
-        );
-        let host = ensure_default_host(log.as_ref(), &context())
-            .await
-            .expect("default host");
-        control
-            .ensure_signing_key(&context(), &host.host_id)
-            .await
-            .expect("signing key");
-        let admin = Principal::for_tests("e2e-admin", &[DEFAULT_ORG_ID]);
+        let ControlSide {
+            store,
+            control,
+            ring,
+            host_id,
+            admin,
+            projector: _,
+        } = control_side(&dir.path().join("p.db"), &shutdown).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -191,7 +171,7 @@ impl Gateway {
             store,
             control,
             ring,
-            host_id: host.host_id,
+            host_id,
             admin,
             primary,
             shared,
@@ -215,39 +195,7 @@ impl Gateway {
 
     /// Discovers and imports the upstream at `url` under `key`; every tool auto-classified.
     pub async fn import(&self, url: &str, key: &str) -> ServerView {
-        let discovery = portcullis_upstream::discover(
-            url,
-            UrlPolicy {
-                allow_private: true,
-            },
-            &DiscoverOptions::default(),
-        )
-        .await
-        .expect("discover upstream");
-        let tools = recorded_tools(&discovery).expect("tools");
-        self.control
-            .import_server(
-                &self.admin,
-                &context(),
-                None,
-                &self.host_id,
-                ImportServer {
-                    url: url.to_owned(),
-                    key: Some(key.to_owned()),
-                    name: None,
-                    description: None,
-                    tool_overrides: Vec::new(),
-                    oauth: None,
-                    timeout_seconds: None,
-                    discovered: DiscoveredServer {
-                        name: Some(discovery.server.name.clone()),
-                        description: None,
-                        tools,
-                    },
-                },
-            )
-            .await
-            .expect("import")
+        import_upstream(&self.control, &self.admin, &self.host_id, url, key).await
     }
 
     /// Sets a tool's level and whether it is enabled.
@@ -428,21 +376,104 @@ pub async fn seed_dev_data_dir(
 ) -> Seeded {
     std::fs::create_dir_all(data_dir).expect("data dir");
     std::fs::write(data_dir.join("master-key"), TEST_MASTER_KEY).expect("master key file");
-    let store = Arc::new(SqliteStore::open(&data_dir.join("portcullis.db")).expect("open store"));
+    let shutdown = CancellationToken::new();
+    let ControlSide {
+        store,
+        control,
+        ring,
+        host_id,
+        admin,
+        projector,
+    } = control_side(&data_dir.join("portcullis.db"), &shutdown).await;
+    let server = import_upstream(&control, &admin, &host_id, upstream_url, key).await;
+    let human = control
+        .add_human(&admin, &context(), None, &host_id, "seed@example.com")
+        .await
+        .expect("human")
+        .human_id;
+    control
+        .put_grant(
+            &admin,
+            &context(),
+            None,
+            &host_id,
+            &human,
+            &server.server_id,
+            TrustLevel::High,
+        )
+        .await
+        .expect("grant");
+    let agent = control
+        .test_register_agent(&context(), &host_id, "seeded", Some(&human))
+        .await
+        .expect("agent");
+    let session = control
+        .test_start_session(
+            &context(),
+            &host_id,
+            &human,
+            &agent,
+            &server.server_id,
+            level,
+        )
+        .await
+        .expect("session");
+    let urls = PublicUrls::dev(listen);
+    let token = control
+        .test_access_token(
+            &ring,
+            &host_id,
+            &session,
+            &urls.host_base(&host_id, true),
+            &urls.mcp_url(&host_id, true),
+            now_seconds(),
+            86_400,
+        )
+        .await
+        .expect("token");
+    shutdown.cancel();
+    let _ = projector.await;
+    drop(control);
+    drop(store);
+    Seeded {
+        host_id,
+        server_id: server.server_id,
+        token,
+    }
+}
+
+/// The write side of a gateway over one SQLite file: the store with its projector running,
+/// the control service (sealing with the test key ring), and the default host with its
+/// token-signing key.
+struct ControlSide {
+    store: Arc<SqliteStore>,
+    control: Arc<Control>,
+    ring: KeyRing,
+    host_id: String,
+    admin: Principal,
+    projector: tokio::task::JoinHandle<Result<(), portcullis_projector::ProjectorError>>,
+}
+
+async fn control_side(db: &std::path::Path, shutdown: &CancellationToken) -> ControlSide {
+    let store = Arc::new(SqliteStore::open(db).expect("open store"));
     let log: Arc<dyn EventLog> = store.clone();
     let kv: Arc<dyn ReadModelStore> = store.clone();
-    let shutdown = CancellationToken::new();
+    for bucket in Buckets::new(None).expect("buckets").read_models() {
+        kv.ensure_bucket(bucket).await.expect("bucket");
+    }
     let projector =
         Projector::new(log.clone(), kv.clone(), ProjectorOptions::default()).expect("projector");
     let projector = tokio::spawn(projector.run(shutdown.clone()));
     let ring = KeyRing::parse(TEST_MASTER_KEY).expect("key ring");
-    let control = Control::new(
-        log.clone(),
-        kv,
-        Arc::new(RingSealer(ring.clone())),
-        ControlOptions::default(),
-    )
-    .expect("control");
+    let control = Arc::new(
+        Control::new(
+            log.clone(),
+            kv,
+            Arc::new(RingSealer(ring.clone())),
+            ControlOptions::default(),
+        )
+        .expect("control"),
+    );
     let host = ensure_default_host(log.as_ref(), &context())
         .await
         .expect("default host");
@@ -450,9 +481,26 @@ pub async fn seed_dev_data_dir(
         .ensure_signing_key(&context(), &host.host_id)
         .await
         .expect("signing key");
-    let admin = Principal::for_tests("seed-admin", &[DEFAULT_ORG_ID]);
+    ControlSide {
+        store,
+        control,
+        ring,
+        host_id: host.host_id,
+        admin: Principal::for_tests("e2e-admin", &[DEFAULT_ORG_ID]),
+        projector,
+    }
+}
+
+/// Discovers the upstream at `url` and imports it under `key`, every tool auto-classified.
+async fn import_upstream(
+    control: &Control,
+    admin: &Principal,
+    host_id: &str,
+    url: &str,
+    key: &str,
+) -> ServerView {
     let discovery = portcullis_upstream::discover(
-        upstream_url,
+        url,
         UrlPolicy {
             allow_private: true,
         },
@@ -460,14 +508,14 @@ pub async fn seed_dev_data_dir(
     )
     .await
     .expect("discover upstream");
-    let server = control
+    control
         .import_server(
-            &admin,
+            admin,
             &context(),
             None,
-            &host.host_id,
+            host_id,
             ImportServer {
-                url: upstream_url.to_owned(),
+                url: url.to_owned(),
                 key: Some(key.to_owned()),
                 name: None,
                 description: None,
@@ -482,60 +530,5 @@ pub async fn seed_dev_data_dir(
             },
         )
         .await
-        .expect("import");
-    let human = control
-        .add_human(&admin, &context(), None, &host.host_id, "seed@example.com")
-        .await
-        .expect("human")
-        .human_id;
-    control
-        .put_grant(
-            &admin,
-            &context(),
-            None,
-            &host.host_id,
-            &human,
-            &server.server_id,
-            TrustLevel::High,
-        )
-        .await
-        .expect("grant");
-    let agent = control
-        .test_register_agent(&context(), &host.host_id, "seeded", Some(&human))
-        .await
-        .expect("agent");
-    let session = control
-        .test_start_session(
-            &context(),
-            &host.host_id,
-            &human,
-            &agent,
-            &server.server_id,
-            level,
-        )
-        .await
-        .expect("session");
-    let urls = PublicUrls::dev(listen);
-    let token = control
-        .test_access_token(
-            &ring,
-            &host.host_id,
-            &session,
-            &urls.host_base(&host.host_id, true),
-            &urls.mcp_url(&host.host_id, true),
-            now_seconds(),
-            86_400,
-        )
-        .await
-        .expect("token");
-    shutdown.cancel();
-    let _ = projector.await;
-    drop(control);
-    drop(log);
-    drop(store);
-    Seeded {
-        host_id: host.host_id,
-        server_id: server.server_id,
-        token,
-    }
+        .expect("import")
 }
