@@ -48,6 +48,10 @@ event_bodies!(
     HumanRemoved,
     HumanEmailClaimed,
     HumanEmailReleased,
+    HumanPasswordSet,
+    HumanVerificationCodeIssued,
+    HumanVerificationFailed,
+    HumanEmailVerified,
     GrantIssued,
     GrantChanged,
     GrantRevoked,
@@ -56,6 +60,7 @@ event_bodies!(
     AgentCapCleared,
     AgentServerRevoked,
     AgentDeleted,
+    AgentConnected,
     SessionStarted,
     SessionRefreshed,
     SessionRevoked,
@@ -210,11 +215,16 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HumanRemoved(_)
         | Body::HumanEmailClaimed(_)
         | Body::HumanEmailReleased(_)
+        | Body::HumanPasswordSet(_)
+        | Body::HumanVerificationCodeIssued(_)
+        | Body::HumanVerificationFailed(_)
+        | Body::HumanEmailVerified(_)
         | Body::GrantRevoked(_)
         | Body::AgentRegistered(_)
         | Body::AgentCapCleared(_)
         | Body::AgentServerRevoked(_)
         | Body::AgentDeleted(_)
+        | Body::AgentConnected(_)
         | Body::SessionRefreshed(_)
         | Body::SessionRevoked(_) => Ok(()),
     }

@@ -52,14 +52,20 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::ToolRemoved(_)
         | Body::ServerDeleted(_) => SERVER,
         Body::ServerKeyClaimed(_) | Body::ServerKeyReleased(_) => SERVER_KEY,
-        Body::HumanAdded(_) | Body::HumanRemoved(_) => HUMAN,
+        Body::HumanAdded(_)
+        | Body::HumanRemoved(_)
+        | Body::HumanPasswordSet(_)
+        | Body::HumanVerificationCodeIssued(_)
+        | Body::HumanVerificationFailed(_)
+        | Body::HumanEmailVerified(_) => HUMAN,
         Body::HumanEmailClaimed(_) | Body::HumanEmailReleased(_) => HUMAN_EMAIL,
         Body::GrantIssued(_) | Body::GrantChanged(_) | Body::GrantRevoked(_) => GRANT,
         Body::AgentRegistered(_)
         | Body::AgentCapSet(_)
         | Body::AgentCapCleared(_)
         | Body::AgentServerRevoked(_)
-        | Body::AgentDeleted(_) => AGENT,
+        | Body::AgentDeleted(_)
+        | Body::AgentConnected(_) => AGENT,
         Body::SessionStarted(_) | Body::SessionRefreshed(_) | Body::SessionRevoked(_) => SESSION,
     })
 }

@@ -31,7 +31,9 @@ use serde::de::DeserializeOwned;
 
 use crate::{Context, ExecuteError, Executed, execute};
 
+mod accounts;
 mod agents;
+mod consent;
 mod consistency;
 mod error;
 mod hosts;
@@ -47,6 +49,8 @@ mod test_support;
 mod tokens;
 mod views;
 
+pub use accounts::AccountView;
+pub use consent::{AcceptConsent, ConsentHost, ConsentServer, level_name};
 pub use consistency::wait_for_projection;
 pub use error::ControlError;
 pub use hosts::{CreateHost, HostSettingsPatch};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use portcullis_proto::TrustLevel;
 use portcullis_proto::events::v1::{
-    AgentCapCleared, AgentCapSet, AgentDeleted, AgentRegistered, AgentServerRevoked,
+    AgentCapCleared, AgentCapSet, AgentConnected, AgentDeleted, AgentRegistered, AgentServerRevoked,
 };
 
 use crate::{Aggregate, Decision, EventBody};
@@ -25,6 +25,8 @@ pub enum Agent {
     Live {
         /// Admin caps by server id.
         caps: BTreeMap<String, TrustLevel>,
+        /// The human who connected it, once known.
+        human_id: Option<String>,
     },
     /// Deleted for good.
     Deleted,
@@ -52,6 +54,11 @@ pub enum AgentCommand {
         /// The server.
         server_id: String,
     },
+    /// Records that `human_id` consented for it in the browser; a no-op if already theirs.
+    Connect {
+        /// The human.
+        human_id: String,
+    },
     /// Deletes it.
     Delete,
 }
@@ -73,26 +80,31 @@ impl Aggregate for Agent {
 
     fn evolve(self, event: &EventBody) -> Self {
         match (self, event) {
-            (Agent::Absent, EventBody::AgentRegistered(_)) => Agent::Live {
+            (Agent::Absent, EventBody::AgentRegistered(e)) => Agent::Live {
                 caps: BTreeMap::new(),
+                human_id: e.human_id.clone(),
             },
-            (Agent::Live { mut caps }, EventBody::AgentCapSet(e)) => {
+            (Agent::Live { mut caps, human_id }, EventBody::AgentCapSet(e)) => {
                 if let Ok(level) = TrustLevel::try_from(e.max_trust_level) {
                     caps.insert(e.server_id.clone(), level);
                 }
-                Agent::Live { caps }
+                Agent::Live { caps, human_id }
             }
-            (Agent::Live { mut caps }, EventBody::AgentCapCleared(e)) => {
+            (Agent::Live { mut caps, human_id }, EventBody::AgentCapCleared(e)) => {
                 caps.remove(&e.server_id);
-                Agent::Live { caps }
+                Agent::Live { caps, human_id }
             }
+            (Agent::Live { caps, .. }, EventBody::AgentConnected(e)) => Agent::Live {
+                caps,
+                human_id: Some(e.human_id.clone()),
+            },
             (Agent::Live { .. }, EventBody::AgentDeleted(_)) => Agent::Deleted,
             (state, _) => state,
         }
     }
 
     fn decide(&self, command: &AgentCommand) -> Result<Decision<EventBody>, AgentRejected> {
-        let caps = match (self, command) {
+        let (caps, connected) = match (self, command) {
             (Agent::Absent, AgentCommand::Register(registered)) => {
                 return Ok(Decision::Append(EventBody::AgentRegistered(
                     registered.clone(),
@@ -102,7 +114,7 @@ impl Aggregate for Agent {
                 return Err(AgentRejected::AlreadyExists);
             }
             (Agent::Absent | Agent::Deleted, _) => return Err(AgentRejected::NotFound),
-            (Agent::Live { caps }, _) => caps,
+            (Agent::Live { caps, human_id }, _) => (caps, human_id),
         };
         Ok(match command {
             AgentCommand::Register(_) => return Err(AgentRejected::AlreadyExists),
@@ -132,6 +144,15 @@ impl Aggregate for Agent {
                 Decision::Append(EventBody::AgentServerRevoked(AgentServerRevoked {
                     server_id: server_id.clone(),
                 }))
+            }
+            AgentCommand::Connect { human_id } => {
+                if connected.as_deref() == Some(human_id.as_str()) {
+                    Decision::Unchanged
+                } else {
+                    Decision::Append(EventBody::AgentConnected(AgentConnected {
+                        human_id: human_id.clone(),
+                    }))
+                }
             }
             AgentCommand::Delete => Decision::Append(EventBody::AgentDeleted(AgentDeleted {})),
         })

@@ -1,9 +1,21 @@
-//! The human aggregate (`evt.<host>.human.<human_id>`): a person known by a verified email.
+//! The human aggregate (`evt.<host>.human.<human_id>`): a person known by a verified email,
+//! and their account for the consent flow.
 //!
 //! Email uniqueness within a host is the `human_email` reservation's job; this aggregate
 //! checks the email's form and that a removed human stays removed (ids are never reused).
+//!
+//! Accounts: a sign-up sets a password (sealed by the caller) and mails a 6-digit code
+//! (sealed too); the account can sign in only once a code proved the mailbox. Until then a
+//! later sign-up may replace the password, so whoever first types an admin's pre-authorized
+//! email gains nothing: only the mailbox owner can verify. A code lasts until its deadline,
+//! allows `MAX_CODE_ATTEMPTS` wrong guesses, and a new code voids the old one. The caller
+//! opens sealed values (no keys here); `decide` only compares what it was given with the
+//! current state.
 
-use portcullis_proto::events::v1::{HumanAdded, HumanRemoved};
+use portcullis_proto::events::v1::{
+    HumanAdded, HumanEmailVerified, HumanPasswordSet, HumanRemoved, HumanVerificationCodeIssued,
+    HumanVerificationFailed,
+};
 
 use crate::validate::{InvalidEmail, normalize_email};
 use crate::{Aggregate, Decision, EventBody};
@@ -20,9 +32,36 @@ pub enum Human {
         email: String,
         /// Added by an admin before first sign-in.
         pre_authorized: bool,
+        /// Their account for the consent flow.
+        account: Account,
     },
     /// Removed for good.
     Removed,
+}
+
+/// Wrong codes a verification code tolerates; then a new code must be mailed.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// A human's sign-in account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// The sealed argon2id PHC string, once chosen.
+    pub password_hash_sealed: Option<Vec<u8>>,
+    /// Whether a code proved the email.
+    pub email_verified: bool,
+    /// The current verification code, if one is outstanding.
+    pub code: Option<PendingCode>,
+}
+
+/// An outstanding verification code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCode {
+    /// The sealed code.
+    pub sealed: Vec<u8>,
+    /// Its deadline, milliseconds since the Unix epoch.
+    pub expires_at_ms: i64,
+    /// Wrong guesses so far.
+    pub failed_attempts: u32,
 }
 
 /// What can be done to a human.
@@ -39,6 +78,26 @@ pub enum HumanCommand {
     },
     /// Removes them.
     Remove,
+    /// Sets the account's password at sign-up; refused once the email is verified.
+    SetPassword {
+        /// The sealed argon2id PHC string.
+        password_hash_sealed: Vec<u8>,
+    },
+    /// Mails a new code (voiding the old one); refused once the email is verified.
+    IssueCode {
+        /// The sealed code.
+        code_sealed: Vec<u8>,
+        /// Its deadline, milliseconds since the Unix epoch.
+        expires_at_ms: i64,
+    },
+    /// Records a verification attempt.
+    Verify {
+        /// The sealed code the entered one matched (`None`: it matched none). Verified only
+        /// if this is still the current code.
+        matched_code_sealed: Option<Vec<u8>>,
+        /// Now, milliseconds since the Unix epoch.
+        at_ms: i64,
+    },
 }
 
 /// Why a human command was refused.
@@ -53,6 +112,18 @@ pub enum HumanRejected {
     /// The email is invalid.
     #[error("email: {0}")]
     InvalidEmail(#[from] InvalidEmail),
+    /// The email is verified: the account is claimed.
+    #[error("the account is already verified")]
+    AlreadyVerified,
+    /// No code is outstanding (never mailed, or used up by wrong guesses).
+    #[error("no verification code is outstanding; ask for a new one")]
+    NoCode,
+    /// The code's deadline passed.
+    #[error("the verification code has expired; ask for a new one")]
+    CodeExpired,
+    /// Too many wrong guesses for this code.
+    #[error("too many wrong codes; ask for a new one")]
+    TooManyAttempts,
 }
 
 impl Aggregate for Human {
@@ -64,8 +135,45 @@ impl Aggregate for Human {
             (Human::Absent, EventBody::HumanAdded(e)) => Human::Live {
                 email: e.email.clone(),
                 pre_authorized: e.pre_authorized,
+                account: Account::default(),
             },
             (Human::Live { .. }, EventBody::HumanRemoved(_)) => Human::Removed,
+            (
+                Human::Live {
+                    email,
+                    pre_authorized,
+                    mut account,
+                },
+                body,
+            ) => {
+                match body {
+                    EventBody::HumanPasswordSet(e) => {
+                        account.password_hash_sealed = Some(e.password_hash_sealed.clone());
+                    }
+                    EventBody::HumanVerificationCodeIssued(e) => {
+                        account.code = Some(PendingCode {
+                            sealed: e.code_sealed.clone(),
+                            expires_at_ms: e.expires_at_ms,
+                            failed_attempts: 0,
+                        });
+                    }
+                    EventBody::HumanVerificationFailed(_) => {
+                        if let Some(code) = &mut account.code {
+                            code.failed_attempts = code.failed_attempts.saturating_add(1);
+                        }
+                    }
+                    EventBody::HumanEmailVerified(_) => {
+                        account.email_verified = true;
+                        account.code = None;
+                    }
+                    _ => {}
+                }
+                Human::Live {
+                    email,
+                    pre_authorized,
+                    account,
+                }
+            }
             (state, _) => state,
         }
     }
@@ -91,6 +199,64 @@ impl Aggregate for Human {
                 Ok(Decision::Append(EventBody::HumanRemoved(HumanRemoved {})))
             }
             (Human::Absent | Human::Removed, HumanCommand::Remove) => Err(HumanRejected::NotFound),
+            (Human::Absent | Human::Removed, _) => Err(HumanRejected::NotFound),
+            (Human::Live { account, .. }, HumanCommand::SetPassword { .. })
+            | (Human::Live { account, .. }, HumanCommand::IssueCode { .. })
+                if account.email_verified =>
+            {
+                Err(HumanRejected::AlreadyVerified)
+            }
+            (
+                Human::Live { .. },
+                HumanCommand::SetPassword {
+                    password_hash_sealed,
+                },
+            ) => Ok(Decision::Append(EventBody::HumanPasswordSet(
+                HumanPasswordSet {
+                    password_hash_sealed: password_hash_sealed.clone(),
+                },
+            ))),
+            (
+                Human::Live { .. },
+                HumanCommand::IssueCode {
+                    code_sealed,
+                    expires_at_ms,
+                },
+            ) => Ok(Decision::Append(EventBody::HumanVerificationCodeIssued(
+                HumanVerificationCodeIssued {
+                    code_sealed: code_sealed.clone(),
+                    expires_at_ms: *expires_at_ms,
+                },
+            ))),
+            (
+                Human::Live { account, .. },
+                HumanCommand::Verify {
+                    matched_code_sealed,
+                    at_ms,
+                },
+            ) => {
+                if account.email_verified {
+                    return Err(HumanRejected::AlreadyVerified);
+                }
+                let Some(code) = &account.code else {
+                    return Err(HumanRejected::NoCode);
+                };
+                if code.failed_attempts >= MAX_CODE_ATTEMPTS {
+                    return Err(HumanRejected::TooManyAttempts);
+                }
+                if *at_ms >= code.expires_at_ms {
+                    return Err(HumanRejected::CodeExpired);
+                }
+                if matched_code_sealed.as_deref() == Some(code.sealed.as_slice()) {
+                    Ok(Decision::Append(EventBody::HumanEmailVerified(
+                        HumanEmailVerified {},
+                    )))
+                } else {
+                    Ok(Decision::Append(EventBody::HumanVerificationFailed(
+                        HumanVerificationFailed {},
+                    )))
+                }
+            }
         }
     }
 }

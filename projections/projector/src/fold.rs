@@ -461,7 +461,11 @@ impl ReadModel for Human {
             Some(Body::HumanAdded(e)) => Some(State::Live(Human {
                 email: e.email.clone(),
                 pre_authorized: e.pre_authorized,
+                email_verified: false,
             })),
+            Some(Body::HumanEmailVerified(_)) => update(current, |human| {
+                human.email_verified = true;
+            }),
             Some(Body::HumanRemoved(_)) => delete(current),
             _ => None,
         })
@@ -538,6 +542,9 @@ impl ReadModel for Agent {
             // human may consent again afterwards.
             Some(Body::AgentServerRevoked(e)) => update(current, |agent| {
                 agent.revoked_servers.insert(e.server_id.clone(), sequence);
+            }),
+            Some(Body::AgentConnected(e)) => update(current, |agent| {
+                agent.human_id = Some(e.human_id.clone());
             }),
             Some(Body::AgentDeleted(_)) => delete(current),
             _ => None,

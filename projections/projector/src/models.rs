@@ -274,6 +274,10 @@ pub struct Human {
     pub email: String,
     /// Added by an admin before first sign-in.
     pub pre_authorized: bool,
+    /// Whether they proved the email with a code (they can sign in). Absent from values
+    /// written before accounts existed.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// The reservation of an email (`humans`: `human_email.<host>.<email_sha256_hex>`).

@@ -90,7 +90,7 @@ impl Control {
 
     /// Claims the email for a new human id; `None` if another human holds it. Takes over a
     /// claim whose human is gone.
-    async fn claim_email(
+    pub(super) async fn claim_email(
         &self,
         context: &Context,
         writes: &mut Writes,
@@ -144,7 +144,7 @@ impl Control {
         Ok(None)
     }
 
-    async fn release_email(
+    pub(super) async fn release_email(
         &self,
         context: &Context,
         writes: &mut Writes,

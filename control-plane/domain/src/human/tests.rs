@@ -78,3 +78,147 @@ fn a_human_is_removed_once() {
     );
     check(&[], HumanCommand::Remove, Err(HumanRejected::NotFound));
 }
+
+fn live_unverified() -> Vec<EventBody> {
+    vec![EventBody::HumanAdded(HumanAdded {
+        human_id: "H1".into(),
+        email: "ada@example.com".into(),
+        pre_authorized: false,
+    })]
+}
+
+fn code_issued(sealed: &[u8], expires_at_ms: i64) -> EventBody {
+    EventBody::HumanVerificationCodeIssued(HumanVerificationCodeIssued {
+        code_sealed: sealed.to_vec(),
+        expires_at_ms,
+    })
+}
+
+fn verify(matched: Option<&[u8]>, at_ms: i64) -> HumanCommand {
+    HumanCommand::Verify {
+        matched_code_sealed: matched.map(<[u8]>::to_vec),
+        at_ms,
+    }
+}
+
+#[test]
+fn an_unverified_account_may_be_claimed_again_by_a_later_sign_up() {
+    let mut history = live_unverified();
+    history.push(EventBody::HumanPasswordSet(HumanPasswordSet {
+        password_hash_sealed: b"first".to_vec(),
+    }));
+    check(
+        &history,
+        HumanCommand::SetPassword {
+            password_hash_sealed: b"second".to_vec(),
+        },
+        Ok(Decision::Append(EventBody::HumanPasswordSet(
+            HumanPasswordSet {
+                password_hash_sealed: b"second".to_vec(),
+            },
+        ))),
+    );
+}
+
+#[test]
+fn the_current_code_verifies_the_email_and_a_verified_account_cannot_be_reclaimed() {
+    let mut history = live_unverified();
+    history.push(code_issued(b"c1", 1_000));
+    check(
+        &history,
+        verify(Some(b"c1"), 500),
+        Ok(Decision::Append(EventBody::HumanEmailVerified(
+            HumanEmailVerified {},
+        ))),
+    );
+    history.push(EventBody::HumanEmailVerified(HumanEmailVerified {}));
+    check(
+        &history,
+        HumanCommand::SetPassword {
+            password_hash_sealed: b"attacker".to_vec(),
+        },
+        Err(HumanRejected::AlreadyVerified),
+    );
+    check(
+        &history,
+        HumanCommand::IssueCode {
+            code_sealed: b"c2".to_vec(),
+            expires_at_ms: 2_000,
+        },
+        Err(HumanRejected::AlreadyVerified),
+    );
+}
+
+#[test]
+fn a_new_code_voids_the_old_one() {
+    let mut history = live_unverified();
+    history.push(code_issued(b"c1", 1_000));
+    history.push(code_issued(b"c2", 1_000));
+    check(
+        &history,
+        verify(Some(b"c1"), 500),
+        Ok(Decision::Append(EventBody::HumanVerificationFailed(
+            HumanVerificationFailed {},
+        ))),
+    );
+}
+
+#[test]
+fn an_expired_code_is_refused() {
+    let mut history = live_unverified();
+    history.push(code_issued(b"c1", 1_000));
+    check(
+        &history,
+        verify(Some(b"c1"), 1_000),
+        Err(HumanRejected::CodeExpired),
+    );
+}
+
+#[test]
+fn wrong_guesses_are_counted_and_then_the_code_is_dead() {
+    let mut history = live_unverified();
+    history.push(code_issued(b"c1", 1_000));
+    for _ in 0..MAX_CODE_ATTEMPTS {
+        check(
+            &history,
+            verify(None, 10),
+            Ok(Decision::Append(EventBody::HumanVerificationFailed(
+                HumanVerificationFailed {},
+            ))),
+        );
+        history.push(EventBody::HumanVerificationFailed(
+            HumanVerificationFailed {},
+        ));
+    }
+    // Even the right code no longer works.
+    check(
+        &history,
+        verify(Some(b"c1"), 10),
+        Err(HumanRejected::TooManyAttempts),
+    );
+    // A new code starts over.
+    history.push(code_issued(b"c2", 1_000));
+    check(
+        &history,
+        verify(Some(b"c2"), 10),
+        Ok(Decision::Append(EventBody::HumanEmailVerified(
+            HumanEmailVerified {},
+        ))),
+    );
+}
+
+#[test]
+fn no_code_no_verification() {
+    check(
+        &live_unverified(),
+        verify(Some(b"c1"), 10),
+        Err(HumanRejected::NoCode),
+    );
+    check(
+        &[],
+        HumanCommand::SetPassword {
+            password_hash_sealed: b"x".to_vec(),
+        },
+        Err(HumanRejected::NotFound),
+    );
+}
