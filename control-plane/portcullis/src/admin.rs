@@ -199,3 +199,63 @@ pub fn public_urls(
         },
     }
 }
+
+/// The OAuth authorization server and consent pages of every host, over `control`: codes
+/// are redeemed through the `oauth` bucket, mail goes as `mail` says (with `default_outbox`
+/// when neither SMTP nor an outbox is configured). `None` without a master key (nothing
+/// could be sealed), which is logged.
+pub async fn consent_router(
+    control: Arc<Control>,
+    stores: &Stores,
+    key_ring: Option<KeyRing>,
+    public_urls: PublicUrls,
+    mail: &portcullis_consent::MailSettings,
+    default_outbox: Option<&Path>,
+    allow_private: bool,
+) -> anyhow::Result<Option<axum::Router>> {
+    let Some(key_ring) = key_ring else {
+        tracing::warn!(
+            "No master key configured (--master-key or --master-key-file): the OAuth authorization server and consent pages are off, so MCP clients cannot connect."
+        );
+        return Ok(None);
+    };
+    let mut mail = mail.clone();
+    if mail.smtp_url.is_none() && mail.outbox.is_none() {
+        mail.outbox = default_outbox.map(Path::to_path_buf);
+    }
+    let mailer = portcullis_consent::Mailer::new(&mail).context("cannot set up mail")?;
+    if !mailer.is_configured() {
+        tracing::warn!(
+            "No mail configured (--smtp-url or --mail-outbox): new accounts cannot verify their email, so only existing accounts can sign in."
+        );
+    }
+    let codes = portcullis_oauth::code::KvCodeLedger::new(
+        stores.kv.clone(),
+        portcullis_store::Bucket::new(portcullis_oauth::code::OAUTH_BUCKET)
+            .context("invalid oauth bucket name")?,
+    )
+    .await
+    .context("cannot open the oauth bucket")?;
+    let consent = portcullis_consent::Consent::new(
+        control,
+        Arc::new(codes),
+        portcullis_consent::ConsentConfig {
+            public_urls,
+            default_org_id: DEFAULT_ORG_ID.to_owned(),
+            key_ring,
+            mailer,
+            limits: portcullis_consent::LimitSettings::default(),
+            hash_concurrency: 2,
+            url_policy: if allow_private {
+                UrlPolicy::DEVELOPMENT
+            } else {
+                UrlPolicy::PRODUCTION
+            },
+            discover: DiscoverOptions {
+                total_timeout: std::time::Duration::from_secs(15),
+                ..DiscoverOptions::default()
+            },
+        },
+    )?;
+    Ok(Some(consent.router()))
+}

@@ -120,6 +120,26 @@ pub struct AdminArgs {
     /// at `https://h.gw.example.com` (wildcard DNS). `dev` defaults to its listen address.
     #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// SMTP server for the consent flow's mail (email verification codes):
+    /// `smtp://[user:password@]host[:port]` (STARTTLS required), `smtps://…` (TLS), or
+    /// `smtp://host:port?tls=none` for a local relay. Without it, `dev` writes each message
+    /// to `<data-dir>/outbox/` and the control plane to --mail-outbox, if set.
+    #[arg(long, env = "PORTCULLIS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of the consent flow's mail, `Name <address>`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_MAIL_FROM",
+        default_value = "Portcullis <no-reply@portcullis.localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Directory that receives each outgoing message as an `.eml` file instead of SMTP (for
+    /// development and tests). `dev` defaults to `<data-dir>/outbox`.
+    #[arg(long, env = "PORTCULLIS_MAIL_OUTBOX", conflicts_with = "smtp_url")]
+    pub mail_outbox: Option<PathBuf>,
 }
 
 /// `portcullis control-plane`.

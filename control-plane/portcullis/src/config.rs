@@ -195,6 +195,9 @@ impl DataPlaneSettings {
             master_key: args.master_key.clone(),
             master_key_file: args.master_key_file.clone(),
             public_url: args.public_url.clone(),
+            smtp_url: None,
+            mail_from: portcullis_consent::mail::DEFAULT_FROM.to_owned(),
+            mail_outbox: None,
         })?;
         if admin.key_ring.is_none() {
             return Err(ConfigError::new(
@@ -395,6 +398,8 @@ pub struct AdminSettings {
     pub key_ring: Option<portcullis_secrets::KeyRing>,
     /// Public base URL: scheme, base domain, port.
     pub public_url: Option<(String, String, Option<u16>)>,
+    /// Outgoing mail of the consent flow.
+    pub mail: portcullis_consent::MailSettings,
 }
 
 impl std::fmt::Debug for AdminSettings {
@@ -403,6 +408,8 @@ impl std::fmt::Debug for AdminSettings {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("key_ring", &self.key_ring)
             .field("public_url", &self.public_url)
+            .field("smtp", &self.mail.smtp_url.as_ref().map(|_| "<set>"))
+            .field("mail_outbox", &self.mail.outbox)
             .finish()
     }
 }
@@ -457,10 +464,35 @@ impl AdminSettings {
             Some(url) => Some(parse_public_url(url)?),
             None => None,
         };
+        let mail = portcullis_consent::MailSettings {
+            smtp_url: args.smtp_url.clone(),
+            outbox: args.mail_outbox.clone(),
+            from: Some(args.mail_from.clone()),
+        };
+        // Validated now (without creating the outbox), so a typo stops the start.
+        portcullis_consent::Mailer::new(&portcullis_consent::MailSettings {
+            outbox: None,
+            ..mail.clone()
+        })
+        .map_err(|e| match e {
+            portcullis_consent::MailError::From(_) => ConfigError::new(
+                "mail-from",
+                "PORTCULLIS_MAIL_FROM",
+                &args.mail_from,
+                e.to_string(),
+            ),
+            other => ConfigError::new(
+                "smtp-url",
+                "PORTCULLIS_SMTP_URL",
+                "<hidden>",
+                other.to_string(),
+            ),
+        })?;
         Ok(Self {
             admin_token,
             key_ring,
             public_url,
+            mail,
         })
     }
 }

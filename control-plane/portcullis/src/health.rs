@@ -153,6 +153,8 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(listen = %local, "Listening.");
+    // Client addresses feed the consent pages' rate limits.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }

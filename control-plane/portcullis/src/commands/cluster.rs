@@ -57,13 +57,25 @@ pub async fn control_plane(
         }
     });
     let public_urls = crate::admin::public_urls(&admin, common.listen, false);
-    let app = health::router(readiness).merge(crate::admin::router(
-        control,
-        stores.audit.clone(),
-        key_ring,
-        public_urls,
+    let consent = crate::admin::consent_router(
+        control.clone(),
+        &stores,
+        key_ring.clone(),
+        public_urls.clone(),
+        &admin.mail,
+        None,
         allow_private_upstreams,
-    ));
+    )
+    .await?;
+    let app = health::router(readiness)
+        .merge(crate::admin::router(
+            control,
+            stores.audit.clone(),
+            key_ring,
+            public_urls,
+            allow_private_upstreams,
+        ))
+        .merge(consent.unwrap_or_default());
     let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     let _ = probe.await;

@@ -73,6 +73,16 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         key_ring.clone(),
         stores.audit.clone(),
     )?;
+    let consent = crate::admin::consent_router(
+        control.clone(),
+        &stores,
+        Some(key_ring.clone()),
+        public_urls.clone(),
+        &settings.admin.mail,
+        Some(&settings.data_dir.join("outbox")),
+        settings.allow_private_upstreams,
+    )
+    .await?;
     let api = crate::admin::router(
         control,
         stores.audit.clone(),
@@ -85,6 +95,7 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     let app = health::router(readiness)
         .merge(health::metrics_router(move || metrics.metrics_text()))
         .merge(api)
+        .merge(consent.unwrap_or_default())
         .merge(proxy.router());
     let served = health::serve(
         settings.common.listen,

@@ -1,0 +1,860 @@
+//! The consent pages, one step at a time: sign in (or create an account and verify the
+//! email), choose one of the servers the admin granted, check that the server answers, set
+//! the trust level (levels above the grant's ceiling disabled, every tool shown Allowed or
+//! Denied), then Accept (a session, a code, the redirect) or Deny (`access_denied`).
+//!
+//! `GET /consent?flow=…` shows whichever step is due; each form POSTs to its step and is
+//! answered with a redirect back (post/redirect/get) or the same page with the problem. The
+//! flow (the validated authorization request and the chosen server) travels sealed for the
+//! host, so any replica serves any step; who is signed in travels in the sealed cookie.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::Response;
+use portcullis_commands::control::{AcceptConsent, ConsentServer, ControlError, level_name};
+use portcullis_domain::human::HumanRejected;
+use portcullis_domain::validate::normalize_email;
+use portcullis_oauth::authorize::AuthorizationRequest;
+use portcullis_projector::models::UpstreamAuth;
+use portcullis_proto::TrustLevel;
+use portcullis_secrets::KeyRing;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::accounts::{SignIn, human_context};
+use crate::browser::BrowserSession;
+use crate::limits::Action;
+use crate::oauth::see_other;
+use crate::pages::{self, DenyForm, ErrorPage, LevelChoice, ServerChoice, ToolRow};
+use crate::sealed::{open_json, seal_json};
+use crate::{HostContext, Inner, client_ip, now_ms, unavailable_page};
+
+/// How long a flow may take from the authorization request to the decision.
+pub const FLOW_TTL_MS: i64 = 30 * 60 * 1000;
+
+/// The state of one consent, carried sealed in the pages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Flow {
+    /// The validated authorization request.
+    pub(crate) request: AuthorizationRequest,
+    /// The chosen server, once chosen.
+    pub(crate) server_id: Option<String>,
+    /// Deadline, milliseconds since the Unix epoch.
+    pub(crate) expires_at_ms: i64,
+}
+
+fn flow_aad(host_id: &str) -> String {
+    format!("consent-flow:{host_id}")
+}
+
+impl Flow {
+    pub(crate) fn start(request: AuthorizationRequest, now_ms: i64) -> Self {
+        Self {
+            request,
+            server_id: None,
+            expires_at_ms: now_ms.saturating_add(FLOW_TTL_MS),
+        }
+    }
+
+    pub(crate) fn seal(&self, ring: &KeyRing) -> Result<String, crate::sealed::SealedError> {
+        seal_json(ring, self, &flow_aad(&self.request.host_id))
+    }
+
+    fn open(ring: &KeyRing, host_id: &str, text: &str, now_ms: i64) -> Option<Self> {
+        let flow: Flow = open_json(ring, text, &flow_aad(host_id)).ok()?;
+        (flow.request.host_id == host_id && flow.expires_at_ms > now_ms).then_some(flow)
+    }
+
+    /// The server key the resource names (`<issuer>/mcp/<key>`), if it names one.
+    fn resource_server_key(&self) -> Option<&str> {
+        self.request
+            .resource
+            .strip_prefix(&self.request.issuer)?
+            .strip_prefix("/mcp/")
+            .filter(|key| !key.is_empty() && !key.contains(['/', '?', '#']))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct FlowQuery {
+    #[serde(default)]
+    flow: String,
+}
+
+/// A message on the page.
+#[derive(Debug, Default)]
+struct Notice {
+    error: Option<String>,
+    info: Option<String>,
+    status: Option<StatusCode>,
+}
+
+impl Notice {
+    fn error(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            error: Some(message.into()),
+            info: None,
+            status: Some(status),
+        }
+    }
+
+    fn info(message: impl Into<String>) -> Self {
+        Self {
+            info: Some(message.into()),
+            ..Self::default()
+        }
+    }
+}
+
+fn bad_flow() -> Response {
+    pages::error(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link has expired",
+        "The sign-in link is invalid or older than 30 minutes. Go back to your MCP client and connect again.",
+    )
+}
+
+/// `GET /consent`: the step that is due.
+pub(crate) async fn page(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(query): Query<FlowQuery>,
+) -> Response {
+    let host = match inner.host(&headers).await {
+        Ok(host) => host,
+        Err(failure) => return failure.page(),
+    };
+    let now = now_ms();
+    let Some(flow) = Flow::open(&inner.config.key_ring, &host.host_id, &query.flow, now) else {
+        return bad_flow();
+    };
+    let (session, fresh) = match inner.cookies.read(&headers, &host.host_id, now) {
+        Some(session) => (session, false),
+        None => (BrowserSession::anonymous(&host.host_id, now), true),
+    };
+    let response = step(
+        &inner,
+        &host,
+        &flow,
+        &query.flow,
+        &session,
+        Notice::default(),
+    )
+    .await;
+    if fresh {
+        with_cookie(&inner, response, &session)
+    } else {
+        response
+    }
+}
+
+fn with_cookie(inner: &Inner, mut response: Response, session: &BrowserSession) -> Response {
+    match inner.cookies.write(session) {
+        Some(cookie) => {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        None => unavailable_page(),
+    }
+}
+
+/// Renders the step that is due for `session` in `flow`.
+async fn step(
+    inner: &Inner,
+    host: &HostContext,
+    flow: &Flow,
+    flow_text: &str,
+    session: &BrowserSession,
+    notice: Notice,
+) -> Response {
+    let status = notice.status.unwrap_or(StatusCode::OK);
+    let client_name = flow.request.client_name.as_str();
+    if let Some(human_id) = &session.human_id {
+        let account = match inner.control.account(&host.host_id, human_id).await {
+            Ok(account) => account,
+            Err(error) => return store_failure(&error),
+        };
+        if let Some(account) = account.filter(|a| a.account.email_verified) {
+            return chosen_step(
+                inner,
+                host,
+                flow,
+                flow_text,
+                session,
+                &account.email,
+                notice,
+            )
+            .await;
+        }
+    }
+    if let (Some(_), Some(email)) = (&session.pending_human_id, &session.pending_email) {
+        return pages::render(
+            status,
+            &pages::Verify {
+                title: "Verify your email",
+                flow: flow_text,
+                csrf: &session.csrf,
+                email,
+                error: notice.error.as_deref(),
+                info: notice.info.as_deref(),
+            },
+        );
+    }
+    pages::render(
+        status,
+        &pages::SignIn {
+            title: "Sign in",
+            client_name,
+            flow: flow_text,
+            csrf: &session.csrf,
+            email: "",
+            error: notice.error.as_deref(),
+            info: notice.info.as_deref(),
+        },
+    )
+}
+
+fn store_failure(error: &ControlError) -> Response {
+    tracing::warn!(%error, "Consent step failed.");
+    unavailable_page()
+}
+
+/// The steps after sign-in: choose a server, then the trust level.
+async fn chosen_step(
+    inner: &Inner,
+    host: &HostContext,
+    flow: &Flow,
+    flow_text: &str,
+    session: &BrowserSession,
+    email: &str,
+    notice: Notice,
+) -> Response {
+    let Some(human_id) = session.human_id.as_deref() else {
+        return bad_flow();
+    };
+    let servers = match inner.control.consent_servers(&host.host_id, human_id).await {
+        Ok(servers) => servers,
+        Err(error) => return store_failure(&error),
+    };
+    let deny = || DenyForm {
+        flow: flow_text.to_owned(),
+        csrf: session.csrf.clone(),
+    };
+    let chosen = if let Some(key) = flow.resource_server_key() {
+        match servers.iter().find(|s| s.server.key == key) {
+            Some(server) => Some(server),
+            None => {
+                return pages::render(
+                    StatusCode::FORBIDDEN,
+                    &ErrorPage {
+                        title: "No access to this MCP server",
+                        message: &format!(
+                            "Your account ({email}) has no access to the MCP server \"{key}\" on this gateway. Ask your admin to grant you access to it, then connect again."
+                        ),
+                        retry: None,
+                        deny: Some(deny()),
+                    },
+                );
+            }
+        }
+    } else {
+        flow.server_id
+            .as_deref()
+            .and_then(|id| servers.iter().find(|s| s.server_id == id))
+    };
+    let Some(server) = chosen else {
+        let choices = servers
+            .iter()
+            .map(|s| ServerChoice {
+                id: s.server_id.clone(),
+                name: s.server.name.clone(),
+                checked: servers.len() == 1,
+            })
+            .collect();
+        return pages::render(
+            notice.status.unwrap_or(StatusCode::OK),
+            &pages::ServerPage {
+                title: "Choose an MCP server",
+                client_name: &flow.request.client_name,
+                flow: flow_text,
+                csrf: &session.csrf,
+                email,
+                servers: choices,
+                error: notice.error.as_deref(),
+            },
+        );
+    };
+    if let Err(problem) = check_server(inner, server).await {
+        return pages::render(
+            StatusCode::BAD_GATEWAY,
+            &ErrorPage {
+                title: "The MCP server did not answer",
+                message: &problem,
+                retry: Some(flow_text.to_owned()),
+                deny: Some(deny()),
+            },
+        );
+    }
+    trust_page(flow, flow_text, session, email, server, notice)
+}
+
+/// Step 3: the server answers `initialize` and `tools/list`.
+async fn check_server(inner: &Inner, server: &ConsentServer) -> Result<(), String> {
+    if let UpstreamAuth::Oauth { .. } = server.server.upstream_auth {
+        return Err(format!(
+            "{} needs you to sign in to it, and this gateway cannot yet connect your own account to an OAuth-protected server. Ask your admin.",
+            server.server.name
+        ));
+    }
+    portcullis_upstream::discover(
+        &server.server.url,
+        inner.config.url_policy,
+        &inner.config.discover,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|error| {
+        tracing::info!(server_id = %server.server_id, %error, "Server check failed in consent.");
+        format!(
+            "{} could not be reached just now ({error}). Retry, or ask your admin if it keeps failing.",
+            server.server.name
+        )
+    })
+}
+
+const LEVELS: [(TrustLevel, &str); 3] = [
+    (TrustLevel::Low, "low"),
+    (TrustLevel::Medium, "medium"),
+    (TrustLevel::High, "high"),
+];
+
+fn trust_page(
+    flow: &Flow,
+    flow_text: &str,
+    session: &BrowserSession,
+    email: &str,
+    server: &ConsentServer,
+    notice: Notice,
+) -> Response {
+    let levels = LEVELS
+        .iter()
+        .map(|(level, id)| LevelChoice {
+            id,
+            name: level_name(*level),
+            checked: *level == TrustLevel::Low,
+            disabled: *level > server.max_trust_level,
+            tools: server
+                .server
+                .tools
+                .iter()
+                .map(|(name, tool)| ToolRow {
+                    name: name.clone(),
+                    needs: if tool.enabled {
+                        level_name(tool.trust_level)
+                    } else {
+                        "Disabled by admin"
+                    },
+                    allowed: tool.enabled && tool.trust_level <= *level,
+                })
+                .collect(),
+        })
+        .collect();
+    pages::render(
+        notice.status.unwrap_or(StatusCode::OK),
+        &pages::TrustPage {
+            title: "Set the trust level",
+            client_name: &flow.request.client_name,
+            server_name: &server.server.name,
+            email,
+            ceiling: level_name(server.max_trust_level),
+            flow: flow_text,
+            csrf: &session.csrf,
+            levels,
+            error: notice.error.as_deref(),
+        },
+    )
+}
+
+/// What every POST checks first: the host, `Origin`, a live session, the CSRF token and
+/// the flow.
+struct Posted {
+    host: HostContext,
+    flow: Flow,
+    session: BrowserSession,
+}
+
+fn forbidden(message: &str) -> Response {
+    pages::error(StatusCode::FORBIDDEN, "Request refused", message)
+}
+
+async fn admit_post(
+    inner: &Inner,
+    headers: &HeaderMap,
+    flow_text: &str,
+    csrf: &str,
+) -> Result<Posted, Response> {
+    let host = inner.host(headers).await.map_err(|f| f.page())?;
+    if !same_origin(headers, &host.base) {
+        return Err(forbidden(
+            "This form was not sent from this gateway's own page (Origin check).",
+        ));
+    }
+    let now = now_ms();
+    let Some(session) = inner.cookies.read(headers, &host.host_id, now) else {
+        return Err(forbidden(
+            "Your browser session has expired or cookies are blocked. Go back to your MCP client and connect again.",
+        ));
+    };
+    if !session.csrf_matches(csrf) {
+        return Err(forbidden(
+            "This form has expired (CSRF check). Reload the page and try again.",
+        ));
+    }
+    let flow =
+        Flow::open(&inner.config.key_ring, &host.host_id, flow_text, now).ok_or_else(bad_flow)?;
+    Ok(Posted {
+        host,
+        flow,
+        session,
+    })
+}
+
+/// Whether the request's `Origin` (or, without one, its `Referer`) is the host's own.
+fn same_origin(headers: &HeaderMap, base: &str) -> bool {
+    let single = |name: header::HeaderName| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().ok(),
+            _ => None,
+        }
+    };
+    if headers.contains_key(header::ORIGIN) {
+        return single(header::ORIGIN).is_some_and(|origin| origin.eq_ignore_ascii_case(base));
+    }
+    single(header::REFERER).is_some_and(|referer| {
+        referer
+            .get(..base.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(base))
+            && matches!(referer.as_bytes().get(base.len()), Some(b'/'))
+    })
+}
+
+fn back_to_flow(flow_text: &str) -> Response {
+    see_other(&format!("/consent?flow={flow_text}"))
+}
+
+fn with_session(inner: &Inner, response: Response, session: &BrowserSession) -> Response {
+    with_cookie(inner, response, session)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccountForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /consent/account`: Sign in or Create account.
+pub(crate) async fn account(
+    State(inner): State<Arc<Inner>>,
+    request: Request<axum::body::Body>,
+) -> Response {
+    let ip = client_ip(request.extensions());
+    let headers = request.headers().clone();
+    let Ok(Form(form)) =
+        <Form<_> as axum::extract::FromRequest<()>>::from_request(request, &()).await
+    else {
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "The form could not be read. Reload the page and try again.",
+        );
+    };
+    let form: AccountForm = form;
+    let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let host_id = posted.host.host_id.as_str();
+    let now = now_ms();
+    let retry = |notice| {
+        step(
+            &inner,
+            &posted.host,
+            &posted.flow,
+            &form.flow,
+            &posted.session,
+            notice,
+        )
+    };
+    let Ok(email) = normalize_email(&form.email) else {
+        return retry(Notice::error(
+            StatusCode::BAD_REQUEST,
+            "Enter a valid email address.",
+        ))
+        .await;
+    };
+    match form.action.as_str() {
+        "sign-in" => {
+            if !inner.limits.allow(Action::SignIn, host_id, ip)
+                || !inner.limits.allow_sign_in_email(host_id, &email)
+            {
+                return retry(Notice::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts. Wait a minute and try again.",
+                ))
+                .await;
+            }
+            match inner
+                .sign_in(host_id, &email, Zeroizing::new(form.password))
+                .await
+            {
+                Ok(SignIn::Ok(account)) => {
+                    let session = posted.session.signed_in(&account.human_id, now);
+                    tracing::info!(host_id, human_id = %account.human_id, "Signed in.");
+                    with_session(&inner, back_to_flow(&form.flow), &session)
+                }
+                Ok(SignIn::Unverified(account)) => {
+                    if let Err(error) = inner.send_code(host_id, &account).await {
+                        tracing::warn!(%error, "Code not sent.");
+                        return unavailable_page();
+                    }
+                    let session = posted
+                        .session
+                        .pending(&account.human_id, &account.email, now);
+                    with_session(&inner, back_to_flow(&form.flow), &session)
+                }
+                Ok(SignIn::Wrong) => {
+                    retry(Notice::error(
+                        StatusCode::UNAUTHORIZED,
+                        "The email or password is wrong.",
+                    ))
+                    .await
+                }
+                Err(_) => unavailable_page(),
+            }
+        }
+        "create" => {
+            if !inner.limits.allow(Action::SignUp, host_id, ip) {
+                return retry(Notice::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many new accounts from your address. Wait a minute and try again.",
+                ))
+                .await;
+            }
+            if !inner.config.mailer.is_configured() {
+                return retry(Notice::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "This gateway cannot send email, so new accounts cannot be verified. Ask your admin to configure mail.",
+                ))
+                .await;
+            }
+            if let Err(problem) = crate::passwords::check_new_password(&form.password) {
+                return retry(Notice::error(StatusCode::BAD_REQUEST, problem)).await;
+            }
+            match inner
+                .create_account(host_id, &email, Zeroizing::new(form.password))
+                .await
+            {
+                Ok(account) => {
+                    let session = posted
+                        .session
+                        .pending(&account.human_id, &account.email, now);
+                    with_session(&inner, back_to_flow(&form.flow), &session)
+                }
+                Err(_) => unavailable_page(),
+            }
+        }
+        _ => pages::error(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "Choose Sign in or Create account.",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct VerifyForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /consent/verify`: the mailed code, or a new one.
+pub(crate) async fn verify(
+    State(inner): State<Arc<Inner>>,
+    request: Request<axum::body::Body>,
+) -> Response {
+    let ip = client_ip(request.extensions());
+    let headers = request.headers().clone();
+    let Ok(Form(form)) =
+        <Form<_> as axum::extract::FromRequest<()>>::from_request(request, &()).await
+    else {
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "The form could not be read. Reload the page and try again.",
+        );
+    };
+    let form: VerifyForm = form;
+    let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let host_id = posted.host.host_id.as_str();
+    let retry = |notice| {
+        step(
+            &inner,
+            &posted.host,
+            &posted.flow,
+            &form.flow,
+            &posted.session,
+            notice,
+        )
+    };
+    let Some(human_id) = posted.session.pending_human_id.clone() else {
+        return retry(Notice::default()).await;
+    };
+    if form.action == "resend" {
+        let account = match inner.control.account(host_id, &human_id).await {
+            Ok(Some(account)) => account,
+            Ok(None) => return retry(Notice::default()).await,
+            Err(error) => return store_failure(&error),
+        };
+        return match inner.send_code(host_id, &account).await {
+            Ok(true) => retry(Notice::info("We sent a new code.")).await,
+            Ok(false) => {
+                retry(Notice::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many codes were sent. Wait a few minutes before asking for another.",
+                ))
+                .await
+            }
+            Err(_) => unavailable_page(),
+        };
+    }
+    if !inner.limits.allow(Action::Verify, host_id, ip) {
+        return retry(Notice::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts. Wait a minute and try again.",
+        ))
+        .await;
+    }
+    let code = form.code.trim();
+    match inner.check_code(host_id, &human_id, code).await {
+        Ok(Ok(account)) if account.email_verified => {
+            let session = posted.session.signed_in(&human_id, now_ms());
+            tracing::info!(host_id, %human_id, "Email verified; signed in.");
+            with_session(&inner, back_to_flow(&form.flow), &session)
+        }
+        Ok(Ok(_)) => {
+            retry(Notice::error(
+                StatusCode::BAD_REQUEST,
+                "That code is not right. Check the newest email and try again.",
+            ))
+            .await
+        }
+        Ok(Err(rejected)) => {
+            let message = match rejected {
+                HumanRejected::CodeExpired => "That code has expired. Send a new code.",
+                HumanRejected::TooManyAttempts | HumanRejected::NoCode => {
+                    "That code can no longer be used. Send a new code."
+                }
+                // A verified account (someone signed up again with its email) or a removed
+                // one: the code cannot help; same message as a wrong code.
+                _ => "That code is not right. Check the newest email and try again.",
+            };
+            retry(Notice::error(StatusCode::BAD_REQUEST, message)).await
+        }
+        Err(_) => unavailable_page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ServerForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    server: String,
+}
+
+/// `POST /consent/server`: the chosen server.
+pub(crate) async fn server(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<ServerForm>,
+) -> Response {
+    let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let Some(human_id) = posted.session.human_id.as_deref() else {
+        return back_to_flow(&form.flow);
+    };
+    let servers = match inner
+        .control
+        .consent_servers(&posted.host.host_id, human_id)
+        .await
+    {
+        Ok(servers) => servers,
+        Err(error) => return store_failure(&error),
+    };
+    if !servers.iter().any(|s| s.server_id == form.server) {
+        return step(
+            &inner,
+            &posted.host,
+            &posted.flow,
+            &form.flow,
+            &posted.session,
+            Notice::error(StatusCode::BAD_REQUEST, "Choose one of your MCP servers."),
+        )
+        .await;
+    }
+    let mut flow = posted.flow;
+    flow.server_id = Some(form.server);
+    match flow.seal(&inner.config.key_ring) {
+        Ok(sealed) => back_to_flow(&sealed),
+        Err(_) => unavailable_page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DecideForm {
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /consent/decide`: Accept or Deny.
+pub(crate) async fn decide(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<DecideForm>,
+) -> Response {
+    let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let request = &posted.flow.request;
+    if form.decision == "deny" {
+        tracing::info!(host_id = %posted.host.host_id, client_id = %request.client_id, "Consent denied.");
+        return see_other(&request.denied());
+    }
+    if form.decision != "accept" {
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "Choose Accept or Deny.",
+        );
+    }
+    let Some(human_id) = posted.session.human_id.clone() else {
+        return back_to_flow(&form.flow);
+    };
+    let retry = |notice| {
+        step(
+            &inner,
+            &posted.host,
+            &posted.flow,
+            &form.flow,
+            &posted.session,
+            notice,
+        )
+    };
+    let Some(level) = LEVELS
+        .iter()
+        .find(|(_, id)| *id == form.level)
+        .map(|(level, _)| *level)
+    else {
+        return retry(Notice::error(
+            StatusCode::BAD_REQUEST,
+            "Choose a trust level.",
+        ))
+        .await;
+    };
+    let servers = match inner
+        .control
+        .consent_servers(&posted.host.host_id, &human_id)
+        .await
+    {
+        Ok(servers) => servers,
+        Err(error) => return store_failure(&error),
+    };
+    let server_id = match posted.flow.resource_server_key() {
+        Some(key) => servers
+            .iter()
+            .find(|s| s.server.key == key)
+            .map(|s| s.server_id.clone()),
+        None => posted.flow.server_id.clone(),
+    };
+    let Some(server_id) = server_id else {
+        return retry(Notice::error(
+            StatusCode::BAD_REQUEST,
+            "Choose one of your MCP servers.",
+        ))
+        .await;
+    };
+    let context = human_context(&human_id);
+    let accepted = inner
+        .control
+        .accept_consent(
+            &context,
+            &posted.host.host_id,
+            &AcceptConsent {
+                human_id: human_id.clone(),
+                agent_id: request.agent_id.clone(),
+                client_id: request.client_id.clone(),
+                server_id,
+                trust_level: level,
+            },
+        )
+        .await;
+    let session_id = match accepted {
+        Ok(session_id) => session_id,
+        Err(ControlError::Invalid { reason, .. }) => {
+            return retry(Notice::error(StatusCode::BAD_REQUEST, reason)).await;
+        }
+        Err(ControlError::NotFound { .. }) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This application is no longer registered",
+                "An admin removed this application. Go back to your MCP client and connect again.",
+            );
+        }
+        Err(error) => return store_failure(&error),
+    };
+    match inner
+        .oauth
+        .issue_code(&context, request, &session_id, &human_id)
+    {
+        Ok(location) => {
+            tracing::info!(host_id = %posted.host.host_id, %session_id, level = level_name(level), "Consent accepted.");
+            see_other(&location)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Code not issued.");
+            see_other(&request.error("server_error", "the authorization server failed; try again"))
+        }
+    }
+}
