@@ -249,6 +249,14 @@ impl Control {
         presented_sha256: [u8; 32],
         refresh_token_sha256: [u8; 32],
     ) -> Result<Result<RefreshOutcome, SessionRejected>, ControlError> {
+        // An admin's revocation of the agent on the session's server ends the session for
+        // good: record it, so the client gets `invalid_grant` and runs consent again instead
+        // of holding tokens the data plane refuses.
+        if let Some(reason) = self.revoked_by_admin(host_id, session_id).await? {
+            self.revoke_oauth_session(context, host_id, session_id, reason)
+                .await?;
+            return Ok(Err(SessionRejected::Revoked));
+        }
         let command = SessionCommand::RotateRefreshToken {
             client_id: client_id.map(str::to_owned),
             presented_sha256: presented_sha256.to_vec(),
@@ -272,6 +280,44 @@ impl Control {
             }
             Err(rejected) => Ok(Err(rejected)),
         }
+    }
+
+    /// Why the session's tokens must not be renewed although the session aggregate is open:
+    /// the agent was deleted or revoked on the session's server after it started.
+    async fn revoked_by_admin(
+        &self,
+        host_id: &str,
+        session_id: &str,
+    ) -> Result<Option<&'static str>, ControlError> {
+        if check_id("session", session_id).is_err() {
+            return Ok(None);
+        }
+        let Some(session) = self
+            .live::<models::Session>(ModelKind::Session, &[host_id, session_id])
+            .await?
+        else {
+            return Ok(None);
+        };
+        if check_id("agent", &session.agent_id).is_err() {
+            return Ok(Some("agent deleted"));
+        }
+        Ok(
+            match self
+                .live::<models::Agent>(ModelKind::Agent, &[host_id, &session.agent_id])
+                .await?
+            {
+                None => Some("agent deleted"),
+                Some(agent)
+                    if !agent.session_survives_revocations(
+                        &session.server_id,
+                        session.started_sequence,
+                    ) =>
+                {
+                    Some("agent revoked on this server by an admin")
+                }
+                Some(_) => None,
+            },
+        )
     }
 
     /// Revokes one session (e.g. its authorization code came back a second time); a
