@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -331,13 +331,20 @@ impl HostContext {
         format!("{}/mcp", self.base)
     }
 
-    fn prm_url(&self, server_key: Option<&str>) -> String {
-        match server_key {
-            Some(key) => format!(
+    /// The metadata URL for `/mcp/{key}`, or for `/mcp` (carrying the `upstream_mcp` hint,
+    /// so the resource the client asks a token for keeps it and consent can pre-select).
+    fn prm_url(&self, server_key: Option<&str>, hint: Option<&str>) -> String {
+        match (server_key, hint) {
+            (Some(key), _) => format!(
                 "{}/.well-known/oauth-protected-resource/mcp/{key}",
                 self.base
             ),
-            None => format!("{}/.well-known/oauth-protected-resource/mcp", self.base),
+            (None, Some(hint)) => format!(
+                "{}/.well-known/oauth-protected-resource/mcp?{}",
+                self.base,
+                hint_query(hint)
+            ),
+            (None, None) => format!("{}/.well-known/oauth-protected-resource/mcp", self.base),
         }
     }
 }
@@ -470,8 +477,13 @@ struct Admitted {
     server: Arc<Server>,
 }
 
-fn unauthorized(host: &HostContext, server_key: Option<&str>, error: Option<&str>) -> Reject {
-    let prm = host.prm_url(server_key);
+fn unauthorized(
+    host: &HostContext,
+    server_key: Option<&str>,
+    hint: Option<&str>,
+    error: Option<&str>,
+) -> Reject {
+    let prm = host.prm_url(server_key, hint);
     let (challenge, message) = match error {
         None => (
             format!("Bearer resource_metadata=\"{prm}\""),
@@ -495,7 +507,12 @@ fn unauthorized(host: &HostContext, server_key: Option<&str>, error: Option<&str
     .with_header(header::WWW_AUTHENTICATE, &challenge)
 }
 
-fn admit(inner: &Inner, server_key: Option<&str>, headers: &HeaderMap) -> Result<Admitted, Reject> {
+fn admit(
+    inner: &Inner,
+    server_key: Option<&str>,
+    hint: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Admitted, Reject> {
     fresh(inner)?;
     for name in ["host", "origin", "authorization", MCP_SESSION_ID] {
         single(headers, name)?;
@@ -506,8 +523,8 @@ fn admit(inner: &Inner, server_key: Option<&str>, headers: &HeaderMap) -> Result
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
-        .ok_or_else(|| unauthorized(&host, server_key, None))?;
-    let invalid = |why: &str| unauthorized(&host, server_key, Some(why));
+        .ok_or_else(|| unauthorized(&host, server_key, hint, None))?;
+    let invalid = |why: &str| unauthorized(&host, server_key, hint, Some(why));
     let now_ms = now_ms();
     let now_seconds = u64::try_from(now_ms / 1000).unwrap_or(0);
     let claims = inner
@@ -693,8 +710,34 @@ fn open_handle(
 // Handlers
 // -------------------------------------------------------------------------------------
 
-async fn post_root(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Body) -> Response {
-    instrumented(inner, Method::POST, None, headers, body).await
+/// Longest `upstream_mcp` hint kept, in bytes (a URL); longer ones are ignored.
+const MAX_HINT_BYTES: usize = 2048;
+
+/// The `upstream_mcp` parameter of `/mcp?upstream_mcp=<url>`: which server the consent
+/// pages pre-select (only if the human holds a grant on it; ignored otherwise). It only
+/// travels into the protected-resource metadata's `resource`; it grants nothing.
+fn upstream_hint(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "upstream_mcp")
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.is_empty() && value.len() <= MAX_HINT_BYTES)
+}
+
+/// `upstream_mcp=<url, form-encoded>`.
+fn hint_query(hint: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("upstream_mcp", hint)
+        .finish()
+}
+
+async fn post_root(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let hint = upstream_hint(query.as_deref());
+    instrumented(inner, Method::POST, None, hint, headers, body).await
 }
 
 async fn post_keyed(
@@ -703,11 +746,16 @@ async fn post_keyed(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    instrumented(inner, Method::POST, Some(key), headers, body).await
+    instrumented(inner, Method::POST, Some(key), None, headers, body).await
 }
 
-async fn get_root(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    instrumented(inner, Method::GET, None, headers, Body::empty()).await
+async fn get_root(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let hint = upstream_hint(query.as_deref());
+    instrumented(inner, Method::GET, None, hint, headers, Body::empty()).await
 }
 
 async fn get_keyed(
@@ -715,11 +763,16 @@ async fn get_keyed(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    instrumented(inner, Method::GET, Some(key), headers, Body::empty()).await
+    instrumented(inner, Method::GET, Some(key), None, headers, Body::empty()).await
 }
 
-async fn delete_root(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    instrumented(inner, Method::DELETE, None, headers, Body::empty()).await
+async fn delete_root(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let hint = upstream_hint(query.as_deref());
+    instrumented(inner, Method::DELETE, None, hint, headers, Body::empty()).await
 }
 
 async fn delete_keyed(
@@ -727,7 +780,15 @@ async fn delete_keyed(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    instrumented(inner, Method::DELETE, Some(key), headers, Body::empty()).await
+    instrumented(
+        inner,
+        Method::DELETE,
+        Some(key),
+        None,
+        headers,
+        Body::empty(),
+    )
+    .await
 }
 
 /// Runs one request inside its span and records its metrics.
@@ -735,6 +796,7 @@ async fn instrumented(
     inner: Arc<Inner>,
     method: Method,
     server_key: Option<String>,
+    hint: Option<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -756,6 +818,7 @@ async fn instrumented(
                 post(
                     &inner,
                     server_key.as_deref(),
+                    hint.as_deref(),
                     &headers,
                     body,
                     &request_id,
@@ -763,8 +826,8 @@ async fn instrumented(
                 )
                 .await
             }
-            Method::GET => stream(&inner, server_key.as_deref(), &headers).await,
-            _ => delete(&inner, server_key.as_deref(), &headers).await,
+            Method::GET => stream(&inner, server_key.as_deref(), hint.as_deref(), &headers).await,
+            _ => delete(&inner, server_key.as_deref(), hint.as_deref(), &headers).await,
         }
         .unwrap_or_else(IntoResponse::into_response)
     }
@@ -806,12 +869,13 @@ fn rpc_label(method: &str) -> &'static str {
 async fn post(
     inner: &Arc<Inner>,
     server_key: Option<&str>,
+    hint: Option<&str>,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
     rpc: &mut &'static str,
 ) -> Result<Response, Reject> {
-    let admitted = admit(inner, server_key, headers)?;
+    let admitted = admit(inner, server_key, hint, headers)?;
     tracing::Span::current().record("host", admitted.host.host_id.as_str());
     if !accepts(headers, &["application/json", "text/event-stream"]) {
         return Err(Reject::rpc(
@@ -1244,9 +1308,10 @@ fn list_filter(
 async fn stream(
     inner: &Arc<Inner>,
     server_key: Option<&str>,
+    hint: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
-    let admitted = admit(inner, server_key, headers)?;
+    let admitted = admit(inner, server_key, hint, headers)?;
     if !accepts(headers, &["text/event-stream"]) {
         return Err(Reject::rpc(
             StatusCode::NOT_ACCEPTABLE,
@@ -1292,9 +1357,10 @@ async fn stream(
 async fn delete(
     inner: &Arc<Inner>,
     server_key: Option<&str>,
+    hint: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
-    let admitted = admit(inner, server_key, headers)?;
+    let admitted = admit(inner, server_key, hint, headers)?;
     let version = protocol_version(headers)?;
     let handle = open_handle(inner, headers, &admitted)?;
     let Some(upstream_session) = handle.upstream_session.as_deref() else {
@@ -1326,8 +1392,13 @@ async fn delete(
 // Protected-resource metadata (RFC 9728)
 // -------------------------------------------------------------------------------------
 
-async fn prm_root(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    prm(&inner, &headers, None).unwrap_or_else(IntoResponse::into_response)
+async fn prm_root(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let hint = upstream_hint(query.as_deref());
+    prm(&inner, &headers, None, hint.as_deref()).unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn prm_keyed(
@@ -1335,14 +1406,25 @@ async fn prm_keyed(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    prm(&inner, &headers, Some(&key)).unwrap_or_else(IntoResponse::into_response)
+    prm(&inner, &headers, Some(&key), None).unwrap_or_else(IntoResponse::into_response)
 }
 
-fn prm(inner: &Inner, headers: &HeaderMap, server_key: Option<&str>) -> Result<Response, Reject> {
+fn prm(
+    inner: &Inner,
+    headers: &HeaderMap,
+    server_key: Option<&str>,
+    hint: Option<&str>,
+) -> Result<Response, Reject> {
     fresh(inner)?;
     let host = resolve_host(inner, headers)?;
     let (resource, name) = match server_key {
-        None => (host.mcp_url(), format!("Portcullis ({})", host.host_id)),
+        None => (
+            match hint {
+                Some(hint) => format!("{}?{}", host.mcp_url(), hint_query(hint)),
+                None => host.mcp_url(),
+            },
+            format!("Portcullis ({})", host.host_id),
+        ),
         Some(key) => {
             let server_id = inner
                 .policy

@@ -266,12 +266,26 @@ async fn chosen_step(
             .and_then(|id| servers.iter().find(|s| s.server_id == id))
     };
     let Some(server) = chosen else {
+        // `?upstream_mcp=<url>` on the MCP URL pre-selects that server, if granted; a hint
+        // naming anything else is ignored (it never reveals what exists).
+        let hint = portcullis_oauth::authorize::upstream_hint(
+            &flow.request.resource,
+            &flow.request.issuer,
+        );
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        let hinted = hint
+            .as_deref()
+            .and_then(|hint| servers.iter().find(|s| same(&s.server.url, hint)))
+            .map(|s| s.server_id.clone());
         let choices = servers
             .iter()
             .map(|s| ServerChoice {
                 id: s.server_id.clone(),
                 name: s.server.name.clone(),
-                checked: servers.len() == 1,
+                checked: match &hinted {
+                    Some(id) => *id == s.server_id,
+                    None => servers.len() == 1,
+                },
             })
             .collect();
         return pages::render(

@@ -30,16 +30,43 @@ pub struct HostResources {
 }
 
 impl HostResources {
-    /// Whether `resource` is one of the host's MCP resource URLs, exactly.
+    /// Whether `resource` is one of the host's MCP resource URLs, exactly: `<issuer>/mcp`
+    /// (optionally with only an `upstream_mcp` hint, see `upstream_hint`) or
+    /// `<issuer>/mcp/<key>` of one of its servers.
     pub fn is_resource(&self, resource: &str) -> bool {
         let Some(path) = resource.strip_prefix(self.issuer.as_str()) else {
             return false;
         };
         path == "/mcp"
+            || upstream_hint(resource, &self.issuer).is_some()
             || path
                 .strip_prefix("/mcp/")
                 .is_some_and(|key| self.server_keys.iter().any(|k| k == key))
     }
+}
+
+/// Longest `upstream_mcp` hint accepted in a resource, in bytes.
+const MAX_HINT_BYTES: usize = 2048;
+
+/// The `upstream_mcp` hint of a resource `<issuer>/mcp?upstream_mcp=<url>` (the MCP URL a
+/// client was given to pre-select a server in the consent pages); `None` for any other
+/// resource, including one with other query parameters.
+pub fn upstream_hint(resource: &str, issuer: &str) -> Option<String> {
+    let query = resource.strip_prefix(issuer)?.strip_prefix("/mcp?")?;
+    let mut pairs = url::form_urlencoded::parse(query.as_bytes());
+    let (name, value) = pairs.next()?;
+    (name == "upstream_mcp"
+        && pairs.next().is_none()
+        && !value.is_empty()
+        && value.len() <= MAX_HINT_BYTES
+        && !query.contains('#'))
+    .then(|| value.into_owned())
+}
+
+/// The token audience of a resource: the resource without its query (the `upstream_mcp`
+/// hint selects, it does not change which endpoint the token is for).
+pub fn audience_of(resource: &str) -> &str {
+    resource.split_once('?').map_or(resource, |(path, _)| path)
 }
 
 /// The registered client as validation needs it.

@@ -384,7 +384,7 @@ impl OAuthService {
         let iat = u64::try_from(context.now_ms / 1000).unwrap_or(0);
         let claims = AccessClaims {
             iss: issuer.to_owned(),
-            aud: session.resource.clone(),
+            aud: crate::authorize::audience_of(&session.resource).to_owned(),
             sub: session.human_id.clone(),
             client_id: session.client_id.clone(),
             sid: session.session_id.clone(),

@@ -273,3 +273,64 @@ async fn deny_sends_access_denied_to_the_client() {
     );
     assert!(outcome.redirect_param("code").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_mcp_on_the_mcp_url_pre_selects_a_granted_server_and_is_ignored_otherwise() {
+    let (gateway, everything) = gateway().await;
+    let python = McpPeer::python_server(&[]).await.expect("python server");
+    gateway.import(python.url(), "python", "Python").await;
+    gateway.grant(EMAIL, "python", "low").await;
+    let encoded = |url: &str| url.replace(':', "%3A").replace('/', "%2F");
+
+    // Granted: the hinted server's radio is the checked one.
+    let hinted = format!(
+        "{}?upstream_mcp={}",
+        gateway.mcp_url(),
+        encoded(python.url())
+    );
+    let seen = consent_stops_at_server(&gateway, &hinted, Account::Create).await;
+    let checked: Vec<_> = seen
+        .iter()
+        .filter(|s| s.checked)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(checked, ["Python"], "{seen:?}");
+
+    // Not granted (an unknown URL): ignored silently, nothing is pre-selected or revealed.
+    let unknown = format!(
+        "{}?upstream_mcp={}",
+        gateway.mcp_url(),
+        encoded("http://127.0.0.1:9/not-granted")
+    );
+    let seen = consent_stops_at_server(&gateway, &unknown, Account::SignIn).await;
+    assert!(seen.iter().all(|s| !s.checked), "{seen:?}");
+    let mut names: Vec<_> = seen.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Everything", "Python"]);
+    drop(everything);
+}
+
+/// Connects mcp-remote to `mcp_url` and walks the browser to the server page.
+async fn consent_stops_at_server(
+    gateway: &DevGateway,
+    mcp_url: &str,
+    account: Account,
+) -> Vec<test_fixtures::clients::ServerChoice> {
+    let config = tempfile::tempdir().unwrap();
+    let remote =
+        McpRemote::start(mcp_url, free_loopback_port().unwrap(), config.path(), &[]).unwrap();
+    let _initialize = remote.send_initialize().unwrap();
+    let url = remote.authorization_url(STEP).await.unwrap();
+    let resource = query_param(&url, "resource").unwrap();
+    assert_eq!(resource, mcp_url, "the resource keeps the hint");
+    let outcome = ConsentBrowser::run(&ConsentScript {
+        outbox: Some(gateway.outbox()),
+        account,
+        stop_at: Some(test_fixtures::clients::StopAt::Server),
+        timeout: Duration::from_secs(60),
+        ..ConsentScript::new(url, EMAIL, PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("consent: {e}\n{}", gateway.process.log_text()));
+    outcome.servers.expect("the server page")
+}

@@ -243,3 +243,31 @@ fn a_denial_goes_back_as_access_denied_and_keeps_the_registered_query() {
     );
     assert!(location.contains("state=xyz"), "{location}");
 }
+
+#[test]
+fn an_upstream_hint_is_a_resource_of_the_mcp_endpoint_and_nothing_else() {
+    let issuer = "https://h1.gw.example";
+    let hinted = "https://h1.gw.example/mcp?upstream_mcp=https%3A%2F%2Fmcp.example%2Fmcp";
+    assert_eq!(
+        upstream_hint(hinted, issuer).as_deref(),
+        Some("https://mcp.example/mcp")
+    );
+    assert_eq!(audience_of(hinted), "https://h1.gw.example/mcp");
+    for other in [
+        "https://h1.gw.example/mcp",
+        "https://h1.gw.example/mcp?other=1",
+        "https://h1.gw.example/mcp?upstream_mcp=a&extra=1",
+        "https://h1.gw.example/mcp?upstream_mcp=",
+        "https://h1.gw.example/mcp/key?upstream_mcp=a",
+        "https://evil.example/mcp?upstream_mcp=a",
+    ] {
+        assert_eq!(upstream_hint(other, issuer), None, "{other}");
+    }
+    let host = HostResources {
+        host_id: "h1".into(),
+        issuer: issuer.into(),
+        server_keys: vec![],
+    };
+    assert!(host.is_resource(hinted));
+    assert!(!host.is_resource("https://h1.gw.example/mcp?other=1"));
+}
