@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use portcullis_projector::models::{
-    Agent, Grant, Host, Human, Organization, Server, ServerKeyOwner, Session, Versioned,
+    Agent, Grant, Host, Human, Organization, Server, ServerKeyOwner, Session, UpstreamCredential,
+    Versioned,
 };
 use portcullis_projector::{Buckets, ModelKind, model_key};
 use portcullis_store::Key;
@@ -171,6 +172,19 @@ impl Policy {
     /// The consent session `session_id` of `host_id`.
     pub fn session(&self, host_id: &str, session_id: &str) -> Result<Option<Session>, PolicyError> {
         self.read(ModelKind::Session, &[host_id, session_id])
+    }
+
+    /// `human_id`'s credential at the OAuth-protected upstream `server_id`, if one is live.
+    pub fn upstream_credential(
+        &self,
+        host_id: &str,
+        human_id: &str,
+        server_id: &str,
+    ) -> Result<Option<UpstreamCredential>, PolicyError> {
+        self.read(
+            ModelKind::UpstreamCredential,
+            &[host_id, human_id, server_id],
+        )
     }
 
     /// The grant of `human_id` on `server_id`.

@@ -971,7 +971,7 @@ async fn forward(
     transform: Transform,
     last_event_id: Option<String>,
 ) -> Result<Response, Reject> {
-    check_upstream_auth(admitted, pending.id.as_deref())?;
+    let bearer = upstream_bearer(inner, admitted, pending.id.as_deref())?;
     let method = if body.is_some() {
         reqwest::Method::POST
     } else {
@@ -986,6 +986,7 @@ async fn forward(
         upstream_session: handle.upstream_session.as_deref(),
         last_event_id,
         timeout: server_timeout(&admitted.server),
+        bearer: bearer.as_deref().map(String::as_str),
     };
     let upstream = match relay::send(inner, exchange).await {
         Ok(upstream) => upstream,
@@ -1005,22 +1006,58 @@ fn server_timeout(server: &Server) -> Option<Duration> {
     server.timeout_seconds.map(Duration::from_secs)
 }
 
-/// Servers that need the human's own upstream sign-in are refused until the consent flow has
-/// stored a credential for them (the client's token is never forwarded).
-fn check_upstream_auth(admitted: &Admitted, id: Option<&RawValue>) -> Result<(), Reject> {
-    match admitted.server.upstream_auth {
-        portcullis_projector::models::UpstreamAuth::None => Ok(()),
-        portcullis_projector::models::UpstreamAuth::Oauth { .. } => Err(Reject::rpc(
+/// The human's access token at the upstream, for servers that need their own sign-in (the
+/// consent flow stored it sealed); `None` for servers without upstream authentication. No
+/// credential, or an expired one, is refused: the client's token is never forwarded.
+fn upstream_bearer(
+    inner: &Inner,
+    admitted: &Admitted,
+    id: Option<&RawValue>,
+) -> Result<Option<zeroize::Zeroizing<String>>, Reject> {
+    use base64::Engine as _;
+    if let portcullis_projector::models::UpstreamAuth::None = admitted.server.upstream_auth {
+        return Ok(None);
+    }
+    let refuse = |why: &str| {
+        Reject::rpc(
             StatusCode::OK,
             id,
             codes::UPSTREAM_AUTH_REQUIRED,
             format!(
-                "Upstream MCP server `{}` needs you to sign in to it, and no upstream credential is stored for you. Reconnect to complete the upstream sign-in.",
+                "Upstream MCP server `{}` needs you to sign in to it, and {why}. Reconnect to sign in to it again.",
                 admitted.server.key
             ),
             Some(json!({ "server": admitted.server.key })),
-        )),
+        )
+    };
+    let credential = inner
+        .policy
+        .upstream_credential(
+            &admitted.host.host_id,
+            &admitted.session.human_id,
+            &admitted.server_id,
+        )
+        .map_err(Reject::policy)?
+        .ok_or_else(|| refuse("no upstream credential is stored for you"))?;
+    if credential.expires_at_ms != 0 && credential.expires_at_ms <= now_ms() {
+        return Err(refuse("your upstream sign-in has expired"));
     }
+    let aad = portcullis_upstream::oauth::credential_aad(
+        &admitted.host.host_id,
+        &admitted.session.human_id,
+        &admitted.server_id,
+    );
+    let opened = base64::engine::general_purpose::STANDARD
+        .decode(&credential.credential_sealed)
+        .ok()
+        .and_then(|sealed| inner.ring.open_from_bytes(&sealed, aad.as_bytes()).ok())
+        .and_then(|json| {
+            serde_json::from_slice::<portcullis_upstream::oauth::StoredCredential>(&json).ok()
+        })
+        .ok_or_else(|| refuse("your upstream credential cannot be read"))?;
+    Ok(Some(zeroize::Zeroizing::new(
+        opened.tokens.access_token.expose().to_owned(),
+    )))
 }
 
 async fn initialize(
@@ -1028,7 +1065,7 @@ async fn initialize(
     admitted: &Admitted,
     message: jsonrpc::Message,
 ) -> Result<Response, Reject> {
-    check_upstream_auth(admitted, message.id())?;
+    let bearer = upstream_bearer(inner, admitted, message.id())?;
     let capabilities = ClientCapabilities::from_declared(message.capabilities.as_ref());
     let requested = message
         .protocol_version
@@ -1049,6 +1086,7 @@ async fn initialize(
         upstream_session: None,
         last_event_id: None,
         timeout: server_timeout(&admitted.server),
+        bearer: bearer.as_deref().map(String::as_str),
     };
     let upstream = relay::send(inner, exchange)
         .await
@@ -1368,6 +1406,7 @@ async fn delete(
         return Ok(StatusCode::OK.into_response());
     };
     let version = version.unwrap_or_else(|| handle.protocol_version.clone());
+    let bearer = upstream_bearer(inner, &admitted, None)?;
     let exchange = Exchange {
         method: reqwest::Method::DELETE,
         url: &admitted.server.url,
@@ -1377,6 +1416,7 @@ async fn delete(
         upstream_session: Some(upstream_session),
         last_event_id: None,
         timeout: server_timeout(&admitted.server),
+        bearer: bearer.as_deref().map(String::as_str),
     };
     let upstream = relay::send(inner, exchange)
         .await

@@ -77,6 +77,9 @@ pub struct Exchange<'a> {
     /// The server's own wait for a response head, when an admin set one (else the
     /// data plane's `--upstream-timeout`).
     pub timeout: Option<Duration>,
+    /// The human's own access token at the upstream, for servers that need one (never the
+    /// client's token).
+    pub bearer: Option<&'a str>,
 }
 
 /// Why an upstream exchange failed.
@@ -123,6 +126,9 @@ pub async fn send(
     }
     if let Some(last) = exchange.last_event_id {
         request = request.header("last-event-id", last);
+    }
+    if let Some(token) = exchange.bearer {
+        request = request.bearer_auth(token);
     }
     let started = Instant::now();
     let limit = exchange.timeout.unwrap_or(inner.config.upstream_timeout);
@@ -499,6 +505,7 @@ fn refuse_server_request(
             upstream_session: session.as_deref(),
             last_event_id: None,
             timeout: None,
+            bearer: None,
         };
         if let Err(failure) = send(&inner, exchange).await {
             tracing::warn!(server = %key, detail = %failure.detail, "Could not tell the upstream that a request was refused.");

@@ -64,6 +64,8 @@ event_bodies!(
     SessionStarted,
     SessionRefreshed,
     SessionRevoked,
+    UpstreamCredentialStored,
+    UpstreamCredentialRevoked,
 );
 
 /// Why a recorded event could not be decoded. Every variant names the log sequence, so an
@@ -226,7 +228,9 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::AgentDeleted(_)
         | Body::AgentConnected(_)
         | Body::SessionRefreshed(_)
-        | Body::SessionRevoked(_) => Ok(()),
+        | Body::SessionRevoked(_)
+        | Body::UpstreamCredentialStored(_)
+        | Body::UpstreamCredentialRevoked(_) => Ok(()),
     }
 }
 

@@ -28,6 +28,9 @@ pub const HUMAN: &str = "human";
 pub const HUMAN_EMAIL: &str = "human_email";
 /// Aggregate type: a grant (`evt.<host>.grant.<human_id>-<server_id>`).
 pub const GRANT: &str = "grant";
+/// Aggregate type: a human's credential at an OAuth-protected upstream
+/// (`evt.<host>.upstream_credential.<human_id>-<server_id>`).
+pub const UPSTREAM_CREDENTIAL: &str = "upstream_credential";
 /// Aggregate type: an agent (`evt.<host>.agent.<agent_id>`).
 pub const AGENT: &str = "agent";
 /// Aggregate type: a consent session (`evt.<host>.session.<session_id>`).
@@ -67,6 +70,9 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::AgentDeleted(_)
         | Body::AgentConnected(_) => AGENT,
         Body::SessionStarted(_) | Body::SessionRefreshed(_) | Body::SessionRevoked(_) => SESSION,
+        Body::UpstreamCredentialStored(_) | Body::UpstreamCredentialRevoked(_) => {
+            UPSTREAM_CREDENTIAL
+        }
     })
 }
 
@@ -108,6 +114,15 @@ pub fn human_email(host: &str, email_sha256_hex: &str) -> Result<Subject, Invali
 /// `evt.<host>.grant.<human_id>-<server_id>`.
 pub fn grant(host: &str, human_id: &str, server_id: &str) -> Result<Subject, InvalidName> {
     Subject::new(host, GRANT, &grant_id(human_id, server_id))
+}
+
+/// `evt.<host>.upstream_credential.<human_id>-<server_id>`.
+pub fn upstream_credential(
+    host: &str,
+    human_id: &str,
+    server_id: &str,
+) -> Result<Subject, InvalidName> {
+    Subject::new(host, UPSTREAM_CREDENTIAL, &grant_id(human_id, server_id))
 }
 
 /// `evt.<host>.agent.<agent_id>`.

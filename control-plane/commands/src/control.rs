@@ -47,6 +47,7 @@ mod signing_keys;
 #[cfg(any(test, feature = "test-support"))]
 mod test_support;
 mod tokens;
+mod upstream_credentials;
 mod views;
 
 pub use accounts::AccountView;

@@ -18,7 +18,6 @@ use portcullis_commands::control::{AcceptConsent, ConsentServer, ControlError, l
 use portcullis_domain::human::HumanRejected;
 use portcullis_domain::validate::normalize_email;
 use portcullis_oauth::authorize::AuthorizationRequest;
-use portcullis_projector::models::UpstreamAuth;
 use portcullis_proto::TrustLevel;
 use portcullis_secrets::KeyRing;
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,7 @@ impl Flow {
     }
 
     /// The server key the resource names (`<issuer>/mcp/<key>`), if it names one.
-    fn resource_server_key(&self) -> Option<&str> {
+    pub(crate) fn resource_server_key(&self) -> Option<&str> {
         self.request
             .resource
             .strip_prefix(&self.request.issuer)?
@@ -301,6 +300,58 @@ async fn chosen_step(
             },
         );
     };
+    if crate::upstream::needs_sign_in(server) {
+        let token = match crate::upstream::access_token(
+            inner,
+            &host.host_id,
+            human_id,
+            &server.server_id,
+        )
+        .await
+        {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::warn!(%error, "Upstream credential unreadable; asking to sign in again.");
+                None
+            }
+        };
+        let Some(token) = token else {
+            return crate::upstream::page(flow, flow_text, session, server, None);
+        };
+        match portcullis_upstream::discover_with_token(
+            &server.server.url,
+            &token,
+            inner.config.url_policy,
+            &inner.config.discover,
+        )
+        .await
+        {
+            Ok(_) => return trust_page(flow, flow_text, session, email, server, notice),
+            Err(portcullis_upstream::DiscoverError::AuthorizationRequired { .. }) => {
+                return crate::upstream::page(
+                    flow,
+                    flow_text,
+                    session,
+                    server,
+                    Some("The MCP server no longer accepts your sign-in. Sign in to it again."),
+                );
+            }
+            Err(error) => {
+                return pages::render(
+                    StatusCode::BAD_GATEWAY,
+                    &ErrorPage {
+                        title: "The MCP server did not answer",
+                        message: &format!(
+                            "{} could not be reached just now ({error}). Retry, or ask your admin if it keeps failing.",
+                            server.server.name
+                        ),
+                        retry: Some(flow_text.to_owned()),
+                        deny: Some(deny()),
+                    },
+                );
+            }
+        }
+    }
     if let Err(problem) = check_server(inner, server).await {
         return pages::render(
             StatusCode::BAD_GATEWAY,
@@ -317,12 +368,6 @@ async fn chosen_step(
 
 /// Step 3: the server answers `initialize` and `tools/list`.
 async fn check_server(inner: &Inner, server: &ConsentServer) -> Result<(), String> {
-    if let UpstreamAuth::Oauth { .. } = server.server.upstream_auth {
-        return Err(format!(
-            "{} needs you to sign in to it, and this gateway cannot yet connect your own account to an OAuth-protected server. Ask your admin.",
-            server.server.name
-        ));
-    }
     portcullis_upstream::discover(
         &server.server.url,
         inner.config.url_policy,
@@ -394,17 +439,48 @@ fn trust_page(
 
 /// What every POST checks first: the host, `Origin`, a live session, the CSRF token and
 /// the flow.
-struct Posted {
-    host: HostContext,
-    flow: Flow,
-    session: BrowserSession,
+pub(crate) struct Posted {
+    pub(crate) host: HostContext,
+    pub(crate) flow: Flow,
+    pub(crate) session: BrowserSession,
+}
+
+/// A form that carries only the flow and the CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct FlowForm {
+    #[serde(default)]
+    pub(crate) flow: String,
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
+/// The server the flow is for (named by the resource, or chosen), if the human holds a grant
+/// on it now.
+pub(crate) async fn chosen_server(
+    inner: &Inner,
+    host: &HostContext,
+    flow: &Flow,
+    human_id: &str,
+) -> Result<Option<ConsentServer>, Response> {
+    let servers = inner
+        .control
+        .consent_servers(&host.host_id, human_id)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(match flow.resource_server_key() {
+        Some(key) => servers.into_iter().find(|s| s.server.key == key),
+        None => flow
+            .server_id
+            .as_deref()
+            .and_then(|id| servers.into_iter().find(|s| s.server_id == id)),
+    })
 }
 
 fn forbidden(message: &str) -> Response {
     pages::error(StatusCode::FORBIDDEN, "Request refused", message)
 }
 
-async fn admit_post(
+pub(crate) async fn admit_post(
     inner: &Inner,
     headers: &HeaderMap,
     flow_text: &str,

@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod pages;
 pub mod passwords;
 pub mod sealed;
+pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -146,6 +147,8 @@ impl Consent {
             .route("/consent/verify", post(consent::verify))
             .route("/consent/server", post(consent::server))
             .route("/consent/decide", post(consent::decide))
+            .route("/consent/upstream", post(upstream::begin))
+            .route("/consent/upstream/callback", get(upstream::callback))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
     }

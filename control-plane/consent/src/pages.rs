@@ -89,6 +89,18 @@ pub struct TrustPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Step 4: the server needs the human's own sign-in.
+#[derive(Debug, Template)]
+#[template(path = "upstream.html")]
+pub struct UpstreamPage<'a> {
+    pub title: &'a str,
+    pub client_name: &'a str,
+    pub server_name: &'a str,
+    pub flow: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
 /// A Deny button on an error page (the flow is valid; the human may still refuse).
 #[derive(Debug)]
 pub struct DenyForm {

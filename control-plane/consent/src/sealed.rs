@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_secrets::{KeyRing, Sealed};
+use portcullis_secrets::KeyRing;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
@@ -28,16 +28,8 @@ pub enum SealedError {
 
 /// Seals `plaintext` as bytes (for events).
 pub fn seal_bytes(ring: &KeyRing, plaintext: &[u8], aad: &str) -> Result<Vec<u8>, SealedError> {
-    let sealed = ring
-        .seal(plaintext, aad.as_bytes())
-        .map_err(|_| SealedError::Seal)?;
-    let id = sealed.key_id.as_bytes();
-    let len = u8::try_from(id.len()).map_err(|_| SealedError::Seal)?;
-    let mut out = Vec::with_capacity(1 + id.len() + sealed.bytes.len());
-    out.push(len);
-    out.extend_from_slice(id);
-    out.extend_from_slice(&sealed.bytes);
-    Ok(out)
+    ring.seal_to_bytes(plaintext, aad.as_bytes())
+        .map_err(|_| SealedError::Seal)
 }
 
 /// Opens bytes made by `seal_bytes` with the same `aad`.
@@ -46,21 +38,8 @@ pub fn open_bytes(
     bytes: &[u8],
     aad: &str,
 ) -> Result<Zeroizing<Vec<u8>>, SealedError> {
-    let (&len, rest) = bytes.split_first().ok_or(SealedError::Invalid)?;
-    let len = usize::from(len);
-    if rest.len() < len {
-        return Err(SealedError::Invalid);
-    }
-    let (id, body) = rest.split_at(len);
-    let key_id = std::str::from_utf8(id).map_err(|_| SealedError::Invalid)?;
-    ring.open(
-        &Sealed {
-            key_id: key_id.to_owned(),
-            bytes: body.to_vec(),
-        },
-        aad.as_bytes(),
-    )
-    .map_err(|_| SealedError::Invalid)
+    ring.open_from_bytes(bytes, aad.as_bytes())
+        .map_err(|_| SealedError::Invalid)
 }
 
 /// Seals `value` as JSON into URL-safe text.

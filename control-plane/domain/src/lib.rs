@@ -21,6 +21,7 @@ pub mod organization;
 pub mod reservation;
 pub mod server;
 pub mod session;
+pub mod upstream_credential;
 pub mod validate;
 
 /// The body of a domain event (the envelope's metadata is added when it is recorded).

@@ -196,6 +196,45 @@ impl KeyRing {
             .map_err(|_| OpenError::Rejected)
     }
 
+    /// Seals `plaintext` into one self-describing byte string (`<id length><key id><nonce,
+    /// ciphertext, tag>`), for values stored as bytes (event fields, cookies).
+    pub fn seal_to_bytes(
+        &self,
+        plaintext: &[u8],
+        associated_data: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let sealed = self.seal(plaintext, associated_data)?;
+        let id = sealed.key_id.as_bytes();
+        let len = u8::try_from(id.len()).map_err(|_| SealError)?;
+        let mut out = Vec::with_capacity(1 + id.len() + sealed.bytes.len());
+        out.push(len);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&sealed.bytes);
+        Ok(out)
+    }
+
+    /// Opens bytes made by `seal_to_bytes` with the same associated data.
+    pub fn open_from_bytes(
+        &self,
+        bytes: &[u8],
+        associated_data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        let (&len, rest) = bytes.split_first().ok_or(OpenError::Rejected)?;
+        let len = usize::from(len);
+        if rest.len() < len {
+            return Err(OpenError::Rejected);
+        }
+        let (id, body) = rest.split_at(len);
+        let key_id = std::str::from_utf8(id).map_err(|_| OpenError::Rejected)?;
+        self.open(
+            &Sealed {
+                key_id: key_id.to_owned(),
+                bytes: body.to_vec(),
+            },
+            associated_data,
+        )
+    }
+
     fn cipher(&self, key_id: &str) -> Option<Aes256Gcm> {
         let key = self.keys.get(key_id)?;
         Aes256Gcm::new_from_slice(&key.0).ok()

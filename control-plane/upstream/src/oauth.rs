@@ -992,3 +992,39 @@ fn random_token() -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A human's credential at an upstream as it is stored (sealed) after the consent flow's
+/// upstream sign-in: the tokens, and what a refresh needs. Never logged: `Secret` fields
+/// print as redacted.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct StoredCredential {
+    /// The tokens.
+    pub tokens: Tokens,
+    /// The gateway's client at the upstream's authorization server.
+    pub client: ClientCredentials,
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// Its token endpoint.
+    pub token_endpoint: String,
+    /// The RFC 8707 resource the tokens are for.
+    pub resource: String,
+}
+
+impl StoredCredential {
+    /// The credential from a finished authorization.
+    pub fn new(pending: &PendingAuthorization, tokens: Tokens) -> Self {
+        Self {
+            tokens,
+            client: pending.client.clone(),
+            issuer: pending.issuer.clone(),
+            token_endpoint: pending.token_endpoint.clone(),
+            resource: pending.resource.clone(),
+        }
+    }
+}
+
+/// The associated data a human's upstream credential is sealed with: it opens only for the
+/// same host, human and server.
+pub fn credential_aad(host_id: &str, human_id: &str, server_id: &str) -> String {
+    format!("upstream-credential:{host_id}:{human_id}:{server_id}")
+}

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::models::{
     AdminToken, Agent, AgentClientOwner, Classification, Grant, Host, HostSettings, Human,
     HumanEmailOwner, Organization, PublicSigningKey, Server, ServerKeyOwner, Session,
-    SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, Versioned,
+    SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, UpstreamCredential, Versioned,
 };
 use crate::targets::ModelKind;
 
@@ -156,6 +156,9 @@ pub fn apply_stored(
         ModelKind::Agent => typed::<Agent>(kind, current, sequence, event),
         ModelKind::AgentClient => typed::<AgentClientOwner>(kind, current, sequence, event),
         ModelKind::Session => typed::<Session>(kind, current, sequence, event),
+        ModelKind::UpstreamCredential => {
+            typed::<UpstreamCredential>(kind, current, sequence, event)
+        }
     }
 }
 
@@ -547,6 +550,25 @@ impl ReadModel for Agent {
                 agent.human_id = Some(e.human_id.clone());
             }),
             Some(Body::AgentDeleted(_)) => delete(current),
+            _ => None,
+        })
+    }
+}
+
+impl ReadModel for UpstreamCredential {
+    fn evolve(
+        current: Option<&State<Self>>,
+        _sequence: u64,
+        event: &Event,
+    ) -> Result<Option<State<Self>>, FoldError> {
+        use base64::Engine as _;
+        Ok(match &event.body {
+            Some(Body::UpstreamCredentialStored(e)) => Some(State::Live(UpstreamCredential {
+                credential_sealed: base64::engine::general_purpose::STANDARD
+                    .encode(&e.credential_sealed),
+                expires_at_ms: e.expires_at_ms,
+            })),
+            Some(Body::UpstreamCredentialRevoked(_)) => delete(current),
             _ => None,
         })
     }

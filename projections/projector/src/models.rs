@@ -368,6 +368,17 @@ pub struct Session {
     pub revoked: Option<SessionRevocation>,
 }
 
+/// A human's tokens at an OAuth-protected upstream
+/// (`grants`: `upstream_credential.<host>.<human_id>.<server_id>`), sealed: only holders of
+/// the master key (control planes, data planes) can open them. Revoked ones are tombstones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamCredential {
+    /// Base64 of the sealed credential (see `UpstreamCredentialStored`).
+    pub credential_sealed: String,
+    /// When the access token expires (ms since the Unix epoch; 0 if not stated).
+    pub expires_at_ms: i64,
+}
+
 /// Why and when a session was revoked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRevocation {

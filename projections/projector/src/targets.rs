@@ -32,6 +32,9 @@ pub enum ModelKind {
     AgentClient,
     /// `session.<host>.<session_id>` in `sessions`.
     Session,
+    /// `upstream_credential.<host>.<human_id>.<server_id>` in `grants` (beside the grant it
+    /// goes with, so data planes already watch it).
+    UpstreamCredential,
 }
 
 impl ModelKind {
@@ -42,7 +45,7 @@ impl ModelKind {
             ModelKind::Host => HOSTS,
             ModelKind::Server | ModelKind::ServerKey => SERVERS,
             ModelKind::Human | ModelKind::HumanEmail => HUMANS,
-            ModelKind::Grant => GRANTS,
+            ModelKind::Grant | ModelKind::UpstreamCredential => GRANTS,
             ModelKind::Agent | ModelKind::AgentClient => AGENTS,
             ModelKind::Session => SESSIONS,
         }
@@ -62,6 +65,7 @@ impl ModelKind {
             ModelKind::Agent => "agent",
             ModelKind::AgentClient => "agent_client",
             ModelKind::Session => "session",
+            ModelKind::UpstreamCredential => "upstream_credential",
         }
     }
 }
@@ -153,6 +157,13 @@ pub fn keys_for(event: &Event, subject: &Subject) -> Result<Vec<KeyTarget>, Fold
         }
         subjects::AGENT => key(ModelKind::Agent, &[host, id])?,
         subjects::SESSION => key(ModelKind::Session, &[host, id])?,
+        subjects::UPSTREAM_CREDENTIAL => {
+            let (human_id, server_id) =
+                subjects::parse_grant_id(id).ok_or_else(|| FoldError::MalformedGrantId {
+                    subject: subject.clone(),
+                })?;
+            key(ModelKind::UpstreamCredential, &[host, human_id, server_id])?
+        }
         _ => {
             return Err(FoldError::WrongAggregate {
                 event_type: portcullis_proto::event_type(event),

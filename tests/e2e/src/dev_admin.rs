@@ -112,6 +112,38 @@ impl DevGateway {
         .await
     }
 
+    /// Imports the OAuth-protected MCP server at `url` as the admin does: discover answers
+    /// an authorization URL, the admin's browser approves (`oauth_browser::approve`: the
+    /// test upstream approves at once), the callback answers a handle, the import uses it.
+    pub async fn import_oauth(&self, url: &str, key: &str, name: &str) -> Value {
+        let discovered = self
+            .ok(
+                "POST",
+                &format!("/api/v1/hosts/{}/servers/discover", self.host),
+                Some(json!({ "url": url })),
+            )
+            .await;
+        let authorization_url = discovered["authorization_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no authorization URL: {discovered}"));
+        let callback = test_fixtures::oauth_browser::approve(authorization_url)
+            .await
+            .expect("approve");
+        let callback = callback
+            .strip_prefix(&self.base)
+            .map(str::to_owned)
+            .unwrap_or(callback);
+        let (status, authorized) = self.api("GET", &callback, None).await;
+        assert_eq!(status, 200, "callback: {authorized}");
+        let handle = authorized["authorization"].as_str().expect("handle");
+        self.ok(
+            "POST",
+            &format!("/api/v1/hosts/{}/servers", self.host),
+            Some(json!({ "url": url, "key": key, "name": name, "authorization": handle })),
+        )
+        .await
+    }
+
     /// Sets a tool's trust level (`low`, `medium`, `high`).
     pub async fn set_tool(&self, key: &str, tool: &str, level: &str) {
         self.ok(

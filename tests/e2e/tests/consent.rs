@@ -334,3 +334,74 @@ async fn consent_stops_at_server(
     .unwrap_or_else(|e| panic!("consent: {e}\n{}", gateway.process.log_text()));
     outcome.servers.expect("the server page")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_protected_upstream_gets_the_humans_own_sign_in_and_never_the_clients_token() {
+    let upstream = McpPeer::sdk_oauth_example()
+        .await
+        .expect("SDK OAuth example");
+    let gateway = DevGateway::start(&[]).await;
+    gateway
+        .import_oauth(upstream.url(), "demo", "OAuth Demo")
+        .await;
+    gateway.set_tool("demo", "greet", "low").await;
+    gateway.add_human(EMAIL).await;
+    gateway.grant(EMAIL, "demo", "medium").await;
+
+    let config = tempfile::tempdir().unwrap();
+    let (remote, outcome) = connect(&gateway, config.path(), |url| ConsentScript {
+        outbox: Some(gateway.outbox()),
+        server: Some("OAuth Demo".to_owned()),
+        level: ConsentLevel::Medium,
+        timeout: Duration::from_secs(60),
+        ..ConsentScript::new(url, EMAIL, PASSWORD)
+    })
+    .await;
+    // Step 4 came between the server choice and the trust level.
+    assert_eq!(
+        outcome.pages,
+        ["sign-in", "verify", "server", "upstream", "trust"]
+    );
+    let greeting = call(&remote, "greet", json!({ "name": "gw" }))
+        .await
+        .unwrap();
+    assert_eq!(greeting["content"][0]["text"], "Hello, gw!", "{greeting}");
+
+    // Nothing the client received carries an upstream token or the upstream's address.
+    let seen = format!(
+        "{}{}{}",
+        remote.stderr(),
+        serde_json::to_string(&remote.notifications()).unwrap(),
+        greeting
+    );
+    let upstream_authority = upstream.url().split('/').nth(2).unwrap().to_owned();
+    assert!(!seen.contains(&upstream_authority), "{seen}");
+    // mcp-remote stores what it received: only the gateway's own tokens.
+    for entry in walk(config.path()) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains(&upstream_authority),
+            "{}: {text}",
+            entry.display()
+        );
+        if let Ok(tokens) = serde_json::from_str::<Value>(&text)
+            && let Some(access) = tokens["access_token"].as_str()
+        {
+            // The gateway's token: a JWT its own issuer signed.
+            assert_eq!(access.split('.').count(), 3, "{access}");
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

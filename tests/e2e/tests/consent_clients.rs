@@ -295,3 +295,47 @@ async fn the_inspector_cli_consents_at_medium_and_the_level_is_enforced() {
         Vec::<Value>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_diag() {
+    let upstream = McpPeer::server_everything().await.unwrap();
+    let gateway = DevGateway::start(&["--log", "debug,h2=info,sqlx=info"]).await;
+    gateway
+        .import(upstream.url(), "everything", "Everything")
+        .await;
+    gateway.set_tool("everything", "echo", "low").await;
+    gateway.set_tool("everything", "get-sum", "medium").await;
+    gateway.set_tool("everything", "get-env", "high").await;
+    gateway.add_human(EMAIL).await;
+    gateway.grant(EMAIL, "everything", "high").await;
+    for i in 0..8 {
+        let client = PythonOAuthClient::start(
+            &gateway.mcp_url(),
+            free_loopback_port().unwrap(),
+            "get-sum",
+            &json!({"a":2,"b":3}),
+            PythonClientMode::Auto,
+        )
+        .unwrap();
+        let mark = gateway.process.log_text().len();
+        let url = match client.authorization_url(STEP).await {
+            Ok(url) => url,
+            Err(e) => {
+                let out = client.finish(STEP).await.unwrap();
+                let log = gateway.process.log_text();
+                std::fs::write("/tmp/diag_gw.log", &log[mark..]).unwrap();
+                std::fs::write("/tmp/diag_py.err", &out.stderr).unwrap();
+                panic!("iteration {i}: {e}");
+            }
+        };
+        let account = if i == 0 {
+            Account::Create
+        } else {
+            Account::SignIn
+        };
+        consent_at_medium(&gateway, url, &client.redirect_uri(), account).await;
+        let out = client.finish(STEP).await.unwrap();
+        assert_eq!(out.error, None, "iteration {i}: {}", out.stderr);
+        eprintln!("iteration {i} ok");
+    }
+}

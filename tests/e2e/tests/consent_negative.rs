@@ -796,7 +796,7 @@ async fn an_authorization_request_without_s256_pkce_is_sent_back_with_invalid_re
     );
 }
 
-// 2. A wrong verifier
+// 2. A wrong verifier (or client, or redirect URI)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_code_verifier_is_refused_without_spending_the_code() {
@@ -807,9 +807,43 @@ async fn a_wrong_code_verifier_is_refused_without_spending_the_code() {
     let wrong = pkce().0;
     let answer = exchange(&gateway, &client, &authorization, &code, &wrong).await;
     assert_token_error(&answer, 400, "invalid_grant");
-    // A malformed verifier is a malformed request.
+    // A malformed or missing verifier is a malformed request.
     let answer = exchange(&gateway, &client, &authorization, &code, "short").await;
     assert_token_error(&answer, 400, "invalid_request");
+    let answer = token(
+        &gateway,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client.id),
+        ],
+    )
+    .await;
+    assert_token_error(&answer, 400, "invalid_request");
+    // Another client, or another redirect URI (exact at the token endpoint, even loopback).
+    let other = register(&gateway, &[REDIRECT]).await;
+    let answer = exchange(
+        &gateway,
+        &other,
+        &authorization,
+        &code,
+        &authorization.verifier,
+    )
+    .await;
+    assert_token_error(&answer, 400, "invalid_grant");
+    let moved = Client {
+        id: client.id.clone(),
+        redirect_uri: "http://127.0.0.1:50123/callback".to_owned(),
+    };
+    let answer = exchange(
+        &gateway,
+        &moved,
+        &authorization,
+        &code,
+        &authorization.verifier,
+    )
+    .await;
+    assert_token_error(&answer, 400, "invalid_grant");
     // The checks come before the code is redeemed: the right verifier still works.
     let answer = exchange(
         &gateway,
@@ -926,6 +960,24 @@ async fn an_unregistered_redirect_uri_gets_an_error_page_and_a_loopback_one_any_
             answer.body
         );
     }
+    // A repeated parameter is an error page too, even with a registered redirect URI.
+    let (_, challenge) = pkce();
+    let repeated = authorize_url(
+        &gateway,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client.id),
+            ("redirect_uri", REDIRECT),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("state", STATE),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("resource", &resource),
+        ],
+    );
+    let answer = Browser::new(&gateway).get(&repeated).await;
+    assert_eq!(answer.status, 400, "repeated: {:?}", answer.location());
+    assert_eq!(answer.location(), None, "repeated");
     // An unknown client and a missing redirect URI (its registration is loopback, so the port
     // must be sent) are error pages too.
     let unknown = Client {
@@ -1027,6 +1079,31 @@ async fn a_resource_of_another_server_is_refused_as_invalid_target() {
 
 // 7. CSRF and Origin
 
+/// One defective POST of the account form: its CSRF field, `Origin` and `Referer`.
+#[derive(Debug)]
+struct Forged<'a> {
+    case: &'a str,
+    csrf: Option<&'a str>,
+    origin: Option<&'a str>,
+    referer: Option<String>,
+}
+
+impl<'a> Forged<'a> {
+    fn new(
+        case: &'a str,
+        csrf: Option<&'a str>,
+        origin: Option<&'a str>,
+        referer: Option<&str>,
+    ) -> Self {
+        Forged {
+            case,
+            csrf,
+            origin,
+            referer: referer.map(str::to_owned),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_posts_without_the_csrf_token_or_from_another_origin_are_refused() {
     let gateway = bare_gateway().await;
@@ -1039,8 +1116,9 @@ async fn consent_posts_without_the_csrf_token_or_from_another_origin_are_refused
     assert_eq!(page.status, 200, "{}", page.body);
     let flow = page.hidden("flow");
     let csrf = page.hidden("csrf");
-    let base = gateway.base.clone();
-    let create = |csrf: Option<&'static str>| {
+    let base = gateway.base.as_str();
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let fields = |csrf: Option<&str>| {
         let mut fields = vec![
             ("flow", flow.clone()),
             ("email", email.to_owned()),
@@ -1052,55 +1130,42 @@ async fn consent_posts_without_the_csrf_token_or_from_another_origin_are_refused
         }
         fields
     };
-    let with_csrf = {
-        let mut fields = create(None);
-        fields.push(("csrf", csrf.clone()));
-        fields
-    };
-    let cases: Vec<(&str, Vec<(&str, String)>, Option<String>, Vec<(&str, &str)>)> = vec![
-        ("no csrf", create(None), Some(base.clone()), vec![]),
-        ("empty csrf", create(Some("")), Some(base.clone()), vec![]),
-        (
-            "wrong csrf",
-            create(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
-            Some(base.clone()),
-            vec![],
-        ),
-        (
+    let cases = [
+        Forged::new("no csrf", None, Some(base), None),
+        Forged::new("empty csrf", Some(""), Some(base), None),
+        Forged::new("wrong csrf", Some(wrong), Some(base), None),
+        Forged::new(
             "foreign Origin",
-            with_csrf.clone(),
-            Some("https://evil.example".to_owned()),
-            vec![],
+            Some(&csrf),
+            Some("https://evil.example"),
+            None,
         ),
-        (
-            "Origin null",
-            with_csrf.clone(),
-            Some("null".to_owned()),
-            vec![],
-        ),
-        (
+        Forged::new("Origin null", Some(&csrf), Some("null"), None),
+        Forged::new(
             "foreign Referer, no Origin",
-            with_csrf.clone(),
+            Some(&csrf),
             None,
-            vec![("referer", "https://evil.example/consent")],
+            Some("https://evil.example/consent"),
         ),
-        (
+        Forged::new(
             "Referer of a look-alike host, no Origin",
-            with_csrf.clone(),
+            Some(&csrf),
             None,
-            vec![("referer", "http://127.0.0.1.evil.example/consent")],
+            Some(&format!("{base}.evil.example/consent")),
         ),
-        (
-            "neither Origin nor Referer",
-            with_csrf.clone(),
-            None,
-            vec![],
-        ),
+        Forged::new("neither Origin nor Referer", Some(&csrf), None, None),
     ];
-    for (case, fields, origin, headers) in cases {
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for forged in &cases {
+        let case = forged.case;
+        let owned = fields(forged.csrf);
+        let fields: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = forged
+            .referer
+            .iter()
+            .map(|referer| ("referer", referer.as_str()))
+            .collect();
         let answer = browser
-            .post_as("/consent/account", &fields, origin.as_deref(), &headers)
+            .post_as("/consent/account", &fields, forged.origin, &headers)
             .await;
         assert_eq!(answer.status, 403, "{case}: {}", answer.body);
         assert_eq!(answer.location(), None, "{case}");
@@ -1110,8 +1175,9 @@ async fn consent_posts_without_the_csrf_token_or_from_another_origin_are_refused
             answer.body
         );
     }
+    let owned = fields(Some(&csrf));
+    let fields: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Without the cookie the token means nothing either.
-    let fields: Vec<(&str, &str)> = with_csrf.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut cookieless = Browser::new(&gateway);
     let answer = cookieless.post("/consent/account", &fields).await;
     assert_eq!(answer.status, 403, "no cookie: {}", answer.body);
