@@ -66,6 +66,7 @@ event_bodies!(
     SessionRevoked,
     UpstreamCredentialStored,
     UpstreamCredentialRevoked,
+    UpstreamCredentialRefreshClaimed,
 );
 
 /// Why a recorded event could not be decoded. Every variant names the log sequence, so an
@@ -230,7 +231,8 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::SessionRefreshed(_)
         | Body::SessionRevoked(_)
         | Body::UpstreamCredentialStored(_)
-        | Body::UpstreamCredentialRevoked(_) => Ok(()),
+        | Body::UpstreamCredentialRevoked(_)
+        | Body::UpstreamCredentialRefreshClaimed(_) => Ok(()),
     }
 }
 

@@ -70,9 +70,9 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::AgentDeleted(_)
         | Body::AgentConnected(_) => AGENT,
         Body::SessionStarted(_) | Body::SessionRefreshed(_) | Body::SessionRevoked(_) => SESSION,
-        Body::UpstreamCredentialStored(_) | Body::UpstreamCredentialRevoked(_) => {
-            UPSTREAM_CREDENTIAL
-        }
+        Body::UpstreamCredentialStored(_)
+        | Body::UpstreamCredentialRevoked(_)
+        | Body::UpstreamCredentialRefreshClaimed(_) => UPSTREAM_CREDENTIAL,
     })
 }
 

@@ -63,6 +63,7 @@ pub use servers::{
     DiscoveredServer, ImportServer, NewTool, ServerDetailsPatch, UpstreamOAuthInput,
 };
 pub use tokens::{ADMIN_TOKEN_PREFIX, admin_token_id, generate_admin_token};
+pub use upstream_credentials::HeldCredential;
 pub use views::{
     AgentServerView, AgentView, GrantView, HostView, HumanDetail, HumanView, OrganizationView,
     RefreshReport, ServerView,

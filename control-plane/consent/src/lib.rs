@@ -23,6 +23,7 @@ pub mod mail;
 pub mod oauth;
 pub mod pages;
 pub mod passwords;
+pub mod refresh;
 pub mod sealed;
 pub mod upstream;
 

@@ -3,7 +3,9 @@
 //! here). Storing replaces the previous tokens; a revoked credential can be stored again
 //! (the human signs in to the upstream again).
 
-use portcullis_proto::events::v1::{UpstreamCredentialRevoked, UpstreamCredentialStored};
+use portcullis_proto::events::v1::{
+    UpstreamCredentialRefreshClaimed, UpstreamCredentialRevoked, UpstreamCredentialStored,
+};
 
 use crate::{Aggregate, Decision, EventBody};
 
@@ -20,6 +22,8 @@ pub enum UpstreamCredential {
     Live {
         /// When the access token expires (ms since the Unix epoch; 0 if not stated).
         expires_at_ms: i64,
+        /// Until when a refresh claim holds (ms since the Unix epoch; 0: none).
+        claimed_until_ms: i64,
     },
     /// Revoked until stored again.
     Revoked,
@@ -30,6 +34,19 @@ pub enum UpstreamCredential {
 pub enum UpstreamCredentialCommand {
     /// Stores new tokens (sign-in or refresh).
     Store(UpstreamCredentialStored),
+    /// Claims the refresh until `until_ms`: refused while another claim holds at `at_ms`, and
+    /// when the credential changed since the claimer read it (another replica refreshed it:
+    /// its refresh token is spent).
+    ClaimRefresh {
+        /// The expiry of the credential the claimer read (its revision).
+        seen_expires_at_ms: i64,
+        /// Which process claims it.
+        by: String,
+        /// Until when.
+        until_ms: i64,
+        /// Now, ms since the Unix epoch.
+        at_ms: i64,
+    },
     /// Revokes it; a no-op when there is nothing live.
     Revoke {
         /// Why (truncated to `MAX_REASON_CHARS`).
@@ -43,6 +60,15 @@ pub enum UpstreamCredentialRejected {
     /// The sealed credential is empty.
     #[error("the credential is empty")]
     Empty,
+    /// Another process holds the refresh claim.
+    #[error("another process is refreshing this credential")]
+    RefreshClaimed,
+    /// The credential changed since it was read.
+    #[error("the credential was replaced since it was read")]
+    Changed,
+    /// Nothing live to refresh.
+    #[error("no live credential")]
+    NotLive,
 }
 
 impl Aggregate for UpstreamCredential {
@@ -53,6 +79,14 @@ impl Aggregate for UpstreamCredential {
         match event {
             EventBody::UpstreamCredentialStored(e) => UpstreamCredential::Live {
                 expires_at_ms: e.expires_at_ms,
+                claimed_until_ms: 0,
+            },
+            EventBody::UpstreamCredentialRefreshClaimed(e) => match self {
+                UpstreamCredential::Live { expires_at_ms, .. } => UpstreamCredential::Live {
+                    expires_at_ms,
+                    claimed_until_ms: e.until_ms,
+                },
+                other => other,
             },
             EventBody::UpstreamCredentialRevoked(_) => UpstreamCredential::Revoked,
             _ => self,
@@ -71,6 +105,34 @@ impl Aggregate for UpstreamCredential {
                 Ok(Decision::Append(EventBody::UpstreamCredentialStored(
                     stored.clone(),
                 )))
+            }
+            (
+                UpstreamCredential::Live {
+                    claimed_until_ms,
+                    expires_at_ms,
+                },
+                UpstreamCredentialCommand::ClaimRefresh {
+                    seen_expires_at_ms,
+                    by,
+                    until_ms,
+                    at_ms,
+                },
+            ) => {
+                if expires_at_ms != seen_expires_at_ms {
+                    return Err(UpstreamCredentialRejected::Changed);
+                }
+                if claimed_until_ms > at_ms {
+                    return Err(UpstreamCredentialRejected::RefreshClaimed);
+                }
+                Ok(Decision::Append(
+                    EventBody::UpstreamCredentialRefreshClaimed(UpstreamCredentialRefreshClaimed {
+                        by: by.clone(),
+                        until_ms: *until_ms,
+                    }),
+                ))
+            }
+            (_, UpstreamCredentialCommand::ClaimRefresh { .. }) => {
+                Err(UpstreamCredentialRejected::NotLive)
             }
             (UpstreamCredential::Live { .. }, UpstreamCredentialCommand::Revoke { reason }) => {
                 Ok(Decision::Append(EventBody::UpstreamCredentialRevoked(
@@ -109,7 +171,50 @@ mod tests {
             Err(UpstreamCredentialRejected::Empty)
         );
         let state = state.evolve(&EventBody::UpstreamCredentialStored(stored(b"a")));
-        assert_eq!(state, UpstreamCredential::Live { expires_at_ms: 10 });
+        assert_eq!(
+            state,
+            UpstreamCredential::Live {
+                expires_at_ms: 10,
+                claimed_until_ms: 0
+            }
+        );
+        // One refresh claim at a time; a lapsed claim can be taken over.
+        let claim = |at_ms| UpstreamCredentialCommand::ClaimRefresh {
+            seen_expires_at_ms: 10,
+            by: "cp-1".into(),
+            until_ms: 100,
+            at_ms,
+        };
+        let Ok(Decision::Append(claimed)) = state.decide(&claim(0)) else {
+            panic!("first claim");
+        };
+        let claimed_state = state.clone().evolve(&claimed);
+        assert_eq!(
+            claimed_state.decide(&claim(50)),
+            Err(UpstreamCredentialRejected::RefreshClaimed)
+        );
+        assert!(matches!(
+            claimed_state.decide(&claim(100)),
+            Ok(Decision::Append(_))
+        ));
+        // Storing the refreshed tokens ends the claim; a claimer that read the old tokens
+        // is refused (their refresh token is spent).
+        let mut renewed = stored(b"c");
+        renewed.expires_at_ms = 20;
+        let refreshed = claimed_state.evolve(&EventBody::UpstreamCredentialStored(renewed));
+        assert_eq!(
+            refreshed.decide(&claim(1)),
+            Err(UpstreamCredentialRejected::Changed)
+        );
+        assert!(matches!(
+            refreshed.decide(&UpstreamCredentialCommand::ClaimRefresh {
+                seen_expires_at_ms: 20,
+                by: "cp-2".into(),
+                until_ms: 100,
+                at_ms: 1
+            }),
+            Ok(Decision::Append(_))
+        ));
         let revoke = state.decide(&UpstreamCredentialCommand::Revoke {
             reason: "r".repeat(500),
         });

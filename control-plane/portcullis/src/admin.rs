@@ -212,6 +212,7 @@ pub async fn consent_router(
     mail: &portcullis_consent::MailSettings,
     default_outbox: Option<&Path>,
     allow_private: bool,
+    shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Option<axum::Router>> {
     let Some(key_ring) = key_ring else {
         tracing::warn!(
@@ -236,6 +237,22 @@ pub async fn consent_router(
     )
     .await
     .context("cannot open the oauth bucket")?;
+    let url_policy = if allow_private {
+        UrlPolicy::DEVELOPMENT
+    } else {
+        UrlPolicy::PRODUCTION
+    };
+    // Humans' upstream credentials are refreshed before they expire by whichever replica
+    // claims each one first.
+    portcullis_consent::refresh::spawn_refresher(
+        control.clone(),
+        key_ring.clone(),
+        portcullis_consent::refresh::RefreshSettings::new(
+            url_policy,
+            format!("control-plane-{}-{}", std::process::id(), ulid::Ulid::new()),
+        ),
+        shutdown.clone(),
+    );
     let consent = portcullis_consent::Consent::new(
         control,
         Arc::new(codes),
@@ -246,11 +263,7 @@ pub async fn consent_router(
             mailer,
             limits: portcullis_consent::LimitSettings::default(),
             hash_concurrency: 2,
-            url_policy: if allow_private {
-                UrlPolicy::DEVELOPMENT
-            } else {
-                UrlPolicy::PRODUCTION
-            },
+            url_policy,
             discover: DiscoverOptions {
                 total_timeout: std::time::Duration::from_secs(15),
                 ..DiscoverOptions::default()

@@ -213,6 +213,11 @@ pub struct Tokens {
 /// Why an upstream authorization could not start or finish. Messages are for an admin.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
+    /// The credential has no refresh token: the human must sign in again when it expires.
+    #[error(
+        "the upstream issued no refresh token; sign in to it again when the access token expires"
+    )]
+    NoRefreshToken,
     /// A URL (given or advertised) was refused by the SSRF guard.
     #[error("the {what} {url} was refused: {source}")]
     Rejected {
@@ -542,18 +547,75 @@ pub async fn complete_authorization(
     }
     let code = callback.code.as_ref().ok_or(OAuthError::MissingCode)?;
 
-    let token_url = checked(policy, "token endpoint", &pending.token_endpoint)?;
+    let tokens = token_request(
+        &pending.token_endpoint,
+        &pending.client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.expose()),
+            ("redirect_uri", &pending.redirect_uri),
+            ("code_verifier", pending.code_verifier.expose()),
+            ("resource", &pending.resource),
+        ],
+        policy,
+        options,
+    )
+    .await?;
+    tracing::info!(
+        issuer = %pending.issuer,
+        refresh_token = tokens.refresh_token.is_some(),
+        "Upstream tokens obtained."
+    );
+    Ok(tokens)
+}
+
+/// Refreshes a stored credential (`grant_type=refresh_token`, the same `resource` and
+/// client). A server that does not rotate the refresh token keeps the old one usable, so it
+/// is carried over. `NoRefreshToken` when none was issued.
+#[tracing::instrument(name = "upstream.oauth.refresh", skip_all, fields(issuer = %stored.issuer))]
+pub async fn refresh_credential(
+    stored: &StoredCredential,
+    policy: UrlPolicy,
+    options: &AuthorizationOptions,
+) -> Result<Tokens, OAuthError> {
+    let refresh_token = stored
+        .tokens
+        .refresh_token
+        .as_ref()
+        .ok_or(OAuthError::NoRefreshToken)?;
+    let mut tokens = token_request(
+        &stored.token_endpoint,
+        &stored.client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+            ("resource", &stored.resource),
+        ],
+        policy,
+        options,
+    )
+    .await?;
+    if tokens.refresh_token.is_none() {
+        tokens.refresh_token = Some(refresh_token.clone());
+    }
+    Ok(tokens)
+}
+
+/// One token-endpoint request with the client's authentication; the tokens or the failure.
+async fn token_request(
+    token_endpoint: &str,
+    client: &ClientCredentials,
+    pairs: &[(&str, &str)],
+    policy: UrlPolicy,
+    options: &AuthorizationOptions,
+) -> Result<Tokens, OAuthError> {
+    let token_url = checked(policy, "token endpoint", token_endpoint)?;
     let egress = egress(policy, options)?;
-    let client = &pending.client;
     let mut basic = None;
     // In a block: the serializer is not `Sync`, so it must be gone before any await.
     let form_body = {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", code.expose())
-            .append_pair("redirect_uri", &pending.redirect_uri)
-            .append_pair("code_verifier", pending.code_verifier.expose())
-            .append_pair("resource", &pending.resource);
+        form.extend_pairs(pairs.iter().copied());
         match (client.auth_method, &client.client_secret) {
             (TokenAuthMethod::ClientSecretBasic, Some(secret)) => {
                 basic = Some(basic_credentials(&client.client_id, secret));
@@ -570,7 +632,7 @@ pub async fn complete_authorization(
     };
     let fetch = |source| OAuthError::Fetch {
         what: "tokens",
-        url: pending.token_endpoint.clone(),
+        url: token_endpoint.to_owned(),
         source,
     };
     let mut request = egress
@@ -589,7 +651,7 @@ pub async fn complete_authorization(
         .await
         .map_err(fetch)?;
     let failed = |detail: String| OAuthError::TokenRequestFailed {
-        endpoint: pending.token_endpoint.clone(),
+        endpoint: token_endpoint.to_owned(),
         detail,
     };
     let json: Value = serde_json::from_slice(&body).map_err(|_| {
@@ -604,13 +666,7 @@ pub async fn complete_authorization(
     if !status.is_success() {
         return Err(failed(format!("HTTP status {status}")));
     }
-    let tokens = parse_tokens(&json).map_err(failed)?;
-    tracing::info!(
-        issuer = %pending.issuer,
-        refresh_token = tokens.refresh_token.is_some(),
-        "Upstream tokens obtained."
-    );
-    Ok(tokens)
+    parse_tokens(&json).map_err(failed)
 }
 
 fn parse_tokens(json: &Value) -> Result<Tokens, String> {

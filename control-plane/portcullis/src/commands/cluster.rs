@@ -65,6 +65,7 @@ pub async fn control_plane(
         &admin.mail,
         None,
         allow_private_upstreams,
+        &shutdown,
     )
     .await?;
     let app = health::router(readiness)

@@ -81,6 +81,7 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         &settings.admin.mail,
         Some(&settings.data_dir.join("outbox")),
         settings.allow_private_upstreams,
+        &shutdown,
     )
     .await?;
     let api = crate::admin::router(
