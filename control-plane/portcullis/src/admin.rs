@@ -204,6 +204,7 @@ pub fn public_urls(
 /// are redeemed through the `oauth` bucket, mail goes as `mail` says (with `default_outbox`
 /// when neither SMTP nor an outbox is configured). `None` without a master key (nothing
 /// could be sealed), which is logged.
+#[allow(clippy::too_many_arguments)] // the settings of one router, each from a different flag
 pub async fn consent_router(
     control: Arc<Control>,
     stores: &Stores,
