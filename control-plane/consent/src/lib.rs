@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod browser;
+pub mod cimd;
 pub mod consent;
 pub mod limits;
 pub mod mail;
@@ -109,7 +110,8 @@ impl Consent {
             config.public_urls.clone(),
             codes,
         )
-        .with_limiter(limiter);
+        .with_limiter(limiter)
+        .with_metadata_fetcher(Arc::new(cimd::MetadataDocuments::new(control.clone())));
         // Secure cookies unless the pages are served over plain HTTP (loopback `dev`).
         let secure = config.public_urls.scheme == "https";
         let inner = Arc::new(Inner {

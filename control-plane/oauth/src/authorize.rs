@@ -139,6 +139,9 @@ pub enum PageError {
     /// The redirect URI is invalid or not registered for the client.
     #[error("the redirect_uri is not acceptable: {0}")]
     BadRedirectUri(RedirectUriError),
+    /// The client's metadata document (a URL client id) is refused or unusable.
+    #[error("the client's metadata document cannot be used: {0}")]
+    ClientMetadata(String),
     /// The store failed.
     #[error("the authorization server is unavailable; try again")]
     Unavailable,

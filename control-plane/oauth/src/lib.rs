@@ -9,8 +9,8 @@
 //! routes will call (`service`).
 //!
 //! Must not: know HTTP frameworks, render pages, sign humans in, or fetch anything (Client ID
-//! Metadata Documents are an extension point, `service::ClientMetadataFetcher`, not
-//! implemented). The HTTP layer maps the typed errors here onto responses (JSON bodies,
+//! Metadata Documents come through `service::ClientMetadataFetcher`, which the HTTP layer
+//! provides). The HTTP layer maps the typed errors here onto responses (JSON bodies,
 //! `Cache-Control: no-store`, redirects) and fills the registration rate limit.
 //!
 //! Invariants: never redirect to a redirect URI that was not matched against the client's

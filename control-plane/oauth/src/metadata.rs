@@ -54,9 +54,8 @@ pub fn authorization_server_metadata(issuer: &str) -> Value {
         // Public clients only: no client secrets are issued.
         "token_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
-        // Advertised per the MCP spec; fetching the documents is an extension point
-        // (`service::ClientMetadataFetcher`) not yet filled, so such clients fall back to DCR
-        // only if they try it after a refusal.
+        // HTTPS client ids are fetched as metadata documents (`service::ClientMetadataFetcher`,
+        // public HTTPS only).
         "client_id_metadata_document_supported": true,
         "scopes_supported": [SCOPE],
     })

@@ -28,16 +28,16 @@ use crate::token::{self, TokenError, TokenRequest, TokenResponse};
 /// The revocation reason when an authorization code comes back a second time.
 pub const CODE_REUSED: &str = "authorization code reused";
 
-/// Extension point for Client ID Metadata Documents (`client_id` is an HTTPS URL the server
-/// fetches, draft-ietf-oauth-client-id-metadata-document). Not implemented: an implementation
-/// must fetch through the SSRF guard of `portcullis-upstream`, with size and time limits
-/// and HTTP caching, check that the document's `client_id` equals its URL, and validate its
-/// `redirect_uris` with `redirect::validate`. `OAuthService::authorize` would call it when
-/// a URL `client_id` is not registered.
+/// Client ID Metadata Documents (`client_id` is an HTTPS URL the server fetches,
+/// draft-ietf-oauth-client-id-metadata-document): the HTTP layer's fetcher, which fetches
+/// through the SSRF guard with size and time limits, checks that the document's `client_id`
+/// is its URL, validates its `redirect_uris` with `redirect::validate`, records the client as
+/// an agent of the host, and caches. `OAuthService::authorize` calls it for an HTTPS
+/// `client_id` that is not registered.
 #[async_trait]
 pub trait ClientMetadataFetcher: Send + Sync + std::fmt::Debug {
-    /// The client described by the document at `client_id`.
-    async fn fetch(&self, client_id: &str) -> Result<ClientInfo, PageError>;
+    /// The client described by the document at `client_id`, as a client of `host_id`.
+    async fn fetch(&self, host_id: &str, client_id: &str) -> Result<ClientInfo, PageError>;
 }
 
 /// The authorization server of every host.
@@ -50,6 +50,7 @@ pub struct OAuthService {
     urls: PublicUrls,
     codes: Arc<dyn CodeLedger>,
     limiter: Arc<dyn RegistrationLimiter>,
+    metadata: Option<Arc<dyn ClientMetadataFetcher>>,
 }
 
 impl OAuthService {
@@ -66,7 +67,15 @@ impl OAuthService {
             urls,
             codes,
             limiter: Arc::new(Unlimited),
+            metadata: None,
         }
+    }
+
+    /// Accepts Client ID Metadata Documents through `fetcher` (without one, URL client ids
+    /// must be registered like any other).
+    pub fn with_metadata_fetcher(mut self, fetcher: Arc<dyn ClientMetadataFetcher>) -> Self {
+        self.metadata = Some(fetcher);
+        self
     }
 
     /// Limits registrations with `limiter` (the HTTP layer's, per client address and host).
@@ -163,8 +172,14 @@ impl OAuthService {
             }
         })?;
         let client = match authorize::client_id_of(&params) {
-            // Client ID Metadata Documents would be fetched here for an unknown URL client id
-            // (see `ClientMetadataFetcher`).
+            // A URL client id is a Client ID Metadata Document: its current document
+            // decides (even for a client seen before, so its redirect URIs stay current).
+            Some(client_id) if client_id.starts_with("https://") && self.metadata.is_some() => {
+                match &self.metadata {
+                    Some(fetcher) => Some(fetcher.fetch(host_id, client_id).await.map_err(page)?),
+                    None => None,
+                }
+            }
             Some(client_id) => self
                 .control
                 .oauth_client(host_id, client_id)

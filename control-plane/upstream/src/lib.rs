@@ -18,6 +18,7 @@
 //! `schema_hash` (canonical JSON + SHA-256), `secret`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod client_metadata;
 pub mod discover;
 mod http;
 mod mcp_client;

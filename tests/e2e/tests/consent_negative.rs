@@ -1695,3 +1695,55 @@ async fn a_token_consented_for_one_server_is_refused_at_another() {
     let answer = initialize(&gateway, "/mcp/nope", &access).await;
     assert_eq!(answer.status, 404, "{}", answer.body);
 }
+
+/// A URL client id is a Client ID Metadata Document the authorization server would fetch:
+/// one naming a private, loopback, link-local (cloud metadata) or plain-HTTP address is
+/// refused before anything is fetched, on an error page that redirects nowhere, and no agent
+/// is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_metadata_url_aimed_at_internal_addresses_is_refused_without_a_fetch() {
+    let gateway = bare_gateway().await;
+    let resource = gateway.mcp_url();
+    let (_, challenge) = pkce();
+    for client_id in [
+        "https://127.0.0.1/client.json",
+        "https://localhost/client.json",
+        "https://169.254.169.254/latest/meta-data/iam",
+        "https://10.0.0.7/client.json",
+        "https://[::1]/client.json",
+        "http://client.example/client.json",
+        "https://client.example/",
+    ] {
+        let url = authorize_url(
+            &gateway,
+            &[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", "http://127.0.0.1:4444/callback"),
+                ("state", STATE),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("resource", &resource),
+            ],
+        );
+        let answer = Answer::read(http().get(&url).send().await.unwrap()).await;
+        assert_eq!(answer.status, 400, "{client_id}: {}", answer.body);
+        assert_eq!(answer.location(), None, "{client_id}: never redirected");
+        assert!(
+            answer.body.contains("metadata document") || answer.body.contains("not registered"),
+            "{client_id}: {}",
+            answer.body
+        );
+    }
+    assert!(
+        gateway
+            .agents()
+            .await
+            .iter()
+            .all(|agent| !agent["client_id"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("://")),
+        "no agent was recorded for a refused document"
+    );
+}

@@ -163,6 +163,56 @@ impl Control {
         })
     }
 
+    /// Records a client known by its metadata document (`client_id` is the document's URL)
+    /// as an agent of the host, or updates nothing if it is already one; returns it.
+    #[tracing::instrument(name = "control.oauth.metadata_client", skip_all, fields(%host_id))]
+    pub async fn ensure_metadata_client(
+        &self,
+        context: &Context,
+        host_id: &str,
+        client_id: &str,
+        client: NewOAuthClient,
+    ) -> Result<OAuthClientView, ControlError> {
+        if let Some(existing) = self.oauth_client(host_id, client_id).await? {
+            return Ok(existing);
+        }
+        self.oauth_host(host_id).await?;
+        let agent_id = new_id();
+        let registered = AgentRegistered {
+            agent_id: agent_id.clone(),
+            client_id: client_id.to_owned(),
+            name: client.name.clone(),
+            uri: client.uri.clone(),
+            agent_type: client.agent_type.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            human_id: None,
+        };
+        let agent_subject = subject(subjects::agent(host_id, &agent_id))?;
+        let mut writes = Writes::new(OAUTH_WRITER, None);
+        on_reject(
+            self.run::<Agent>(
+                context,
+                &mut writes,
+                "oauth.metadata_client",
+                &agent_subject,
+                &AgentCommand::Register(registered),
+            )
+            .await?,
+            |rejected| ControlError::conflict("agent", &agent_id, rejected),
+        )?;
+        self.settle(&writes).await?;
+        Ok(OAuthClientView {
+            agent_id,
+            host_id: host_id.to_owned(),
+            client_id: client_id.to_owned(),
+            name: client.name,
+            uri: client.uri,
+            agent_type: client.agent_type,
+            redirect_uris: client.redirect_uris,
+            human_id: None,
+        })
+    }
+
     /// The live client with `client_id` in the host, if any.
     pub async fn oauth_client(
         &self,
