@@ -875,16 +875,20 @@ async fn post(
     request_id: &str,
     rpc: &mut &'static str,
 ) -> Result<Response, Reject> {
-    let admitted = admit(inner, server_key, hint, headers)?;
+    // A refusal before the body is read ends the connection: hyper would close it anyway
+    // with the body unread, and saying so keeps clients from reusing it (an unannounced
+    // close made keep-alive clients fail their next request).
+    let early = |reject: Reject| reject.with_header(header::CONNECTION, "close");
+    let admitted = admit(inner, server_key, hint, headers).map_err(early)?;
     tracing::Span::current().record("host", admitted.host.host_id.as_str());
     if !accepts(headers, &["application/json", "text/event-stream"]) {
-        return Err(Reject::rpc(
+        return Err(early(Reject::rpc(
             StatusCode::NOT_ACCEPTABLE,
             None,
             codes::INVALID_REQUEST,
             "The Accept header must list both application/json and text/event-stream.",
             None,
-        ));
+        )));
     }
     let json_body = headers
         .get(header::CONTENT_TYPE)
@@ -895,24 +899,24 @@ async fn post(
                 .starts_with("application/json")
         });
     if !json_body {
-        return Err(Reject::rpc(
+        return Err(early(Reject::rpc(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             None,
             codes::INVALID_REQUEST,
             "The body must be application/json.",
             None,
-        ));
+        )));
     }
-    let version = protocol_version(headers)?;
+    let version = protocol_version(headers).map_err(early)?;
     let limit = inner.config.limits.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Reject::rpc(
+        early(Reject::rpc(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
             codes::INVALID_REQUEST,
             format!("The body is larger than {limit} bytes, or was cut off."),
             None,
-        )
+        ))
     })?;
     let message = jsonrpc::parse(bytes, &inner.config.limits).map_err(|bad| {
         Reject::rpc(

@@ -1,25 +1,33 @@
 //! The consent pages, one step at a time: sign in (or create an account and verify the
-//! email), choose one of the servers the admin granted, check that the server answers, set
-//! the trust level (levels above the grant's ceiling disabled, every tool shown Allowed or
-//! Denied), then Accept (a session, a code, the redirect) or Deny (`access_denied`).
+//! email), choose one of the servers the admin granted (or, when the host allows dynamic
+//! MCPs, enter a server URL: discovered through the SSRF guard and added with the human's
+//! own grant at High), check that the server answers, set the trust level (levels above the
+//! grant's ceiling disabled, every tool shown Allowed or Denied), then Accept (a session, a
+//! code, the redirect) or Deny (`access_denied`).
 //!
 //! `GET /consent?flow=…` shows whichever step is due; each form POSTs to its step and is
 //! answered with a redirect back (post/redirect/get) or the same page with the problem. The
 //! flow (the validated authorization request and the chosen server) travels sealed for the
 //! host, so any replica serves any step; who is signed in travels in the sealed cookie.
 
+use std::any::Any;
 use std::sync::Arc;
 
+use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::Response;
-use portcullis_commands::control::{AcceptConsent, ConsentServer, ControlError, level_name};
+use axum::response::{IntoResponse, Response};
+use portcullis_commands::control::{
+    AcceptConsent, ConsentServer, ControlError, DiscoveredServer, level_name,
+};
 use portcullis_domain::human::HumanRejected;
 use portcullis_domain::validate::normalize_email;
 use portcullis_oauth::authorize::AuthorizationRequest;
 use portcullis_proto::TrustLevel;
+use portcullis_proto::events::v1 as pb;
 use portcullis_secrets::KeyRing;
+use portcullis_upstream::{DiscoverError, Discovery};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -89,14 +97,16 @@ struct Notice {
     error: Option<String>,
     info: Option<String>,
     status: Option<StatusCode>,
+    /// The server URL the human entered, shown again in its field.
+    server_url: Option<String>,
 }
 
 impl Notice {
     fn error(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             error: Some(message.into()),
-            info: None,
             status: Some(status),
+            ..Self::default()
         }
     }
 
@@ -276,6 +286,17 @@ async fn chosen_step(
             .as_deref()
             .and_then(|hint| servers.iter().find(|s| same(&s.server.url, hint)))
             .map(|s| s.server_id.clone());
+        let dynamic_mcps = match inner.control.consent_host(&host.host_id).await {
+            Ok(host) => host.settings.dynamic_mcps,
+            Err(error) => return store_failure(&error),
+        };
+        // The "Server URL" field shows what the human entered, else a hint no granted server
+        // matched (the client's own words, so it reveals nothing).
+        let server_url = dynamic_mcps.then(|| match (&notice.server_url, &hinted) {
+            (Some(entered), _) => entered.clone(),
+            (None, None) => hint.clone().unwrap_or_default(),
+            (None, Some(_)) => String::new(),
+        });
         let choices = servers
             .iter()
             .map(|s| ServerChoice {
@@ -287,7 +308,7 @@ async fn chosen_step(
                 },
             })
             .collect();
-        return pages::render(
+        return server_page(
             notice.status.unwrap_or(StatusCode::OK),
             &pages::ServerPage {
                 title: "Choose an MCP server",
@@ -298,6 +319,7 @@ async fn chosen_step(
                 servers: choices,
                 error: notice.error.as_deref(),
             },
+            server_url,
         );
     };
     if crate::upstream::needs_sign_in(server) {
@@ -364,6 +386,36 @@ async fn chosen_step(
         );
     }
     trust_page(flow, flow_text, session, email, server, notice)
+}
+
+/// The server page; with `server_url` (the text to show in it), the "Server URL" field too.
+///
+/// The field's text travels as the template's runtime value `server_url`, so the page struct
+/// stays as it is for hosts without dynamic MCPs.
+fn server_page(
+    status: StatusCode,
+    page: &pages::ServerPage<'_>,
+    server_url: Option<String>,
+) -> Response {
+    let values = server_url
+        .as_ref()
+        .map(|url| [("server_url", url as &dyn Any)]);
+    match page.render_with_values(&values) {
+        Ok(html) => {
+            pages::with_security_headers((status, html).into_response(), "text/html; charset=utf-8")
+        }
+        Err(error) => {
+            tracing::error!(%error, "A consent page failed to render.");
+            pages::with_security_headers(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The page could not be shown.",
+                )
+                    .into_response(),
+                "text/plain; charset=utf-8",
+            )
+        }
+    }
 }
 
 /// Step 3: the server answers `initialize` and `tools/list`.
@@ -783,9 +835,12 @@ pub(crate) struct ServerForm {
     csrf: String,
     #[serde(default)]
     server: String,
+    /// A server URL instead of a granted server (hosts with dynamic MCPs only).
+    #[serde(default)]
+    server_url: String,
 }
 
-/// `POST /consent/server`: the chosen server.
+/// `POST /consent/server`: the chosen server, or a server URL to add.
 pub(crate) async fn server(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -798,6 +853,26 @@ pub(crate) async fn server(
     let Some(human_id) = posted.session.human_id.as_deref() else {
         return back_to_flow(&form.flow);
     };
+    if !form.server_url.trim().is_empty() {
+        if !inner
+            .limits
+            .allow_add_server(&posted.host.host_id, human_id)
+        {
+            return step(
+                &inner,
+                &posted.host,
+                &posted.flow,
+                &form.flow,
+                &posted.session,
+                Notice::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many servers added. Wait a minute and try again.",
+                ),
+            )
+            .await;
+        }
+        return add_server(&inner, &posted, &form, human_id).await;
+    }
     let servers = match inner
         .control
         .consent_servers(&posted.host.host_id, human_id)
@@ -823,6 +898,157 @@ pub(crate) async fn server(
         Ok(sealed) => back_to_flow(&sealed),
         Err(_) => unavailable_page(),
     }
+}
+
+/// The "Server URL" path of `POST /consent/server`: discover the URL through the SSRF guard,
+/// add it for the human (their grant at High), and continue with it chosen. Refused when the
+/// host does not allow dynamic MCPs.
+async fn add_server(inner: &Inner, posted: &Posted, form: &ServerForm, human_id: &str) -> Response {
+    let host_id = posted.host.host_id.as_str();
+    let url = form.server_url.trim();
+    let retry = |status, message: String| {
+        let notice = Notice {
+            server_url: Some(url.to_owned()),
+            ..Notice::error(status, message)
+        };
+        step(
+            inner,
+            &posted.host,
+            &posted.flow,
+            &form.flow,
+            &posted.session,
+            notice,
+        )
+    };
+    match inner.control.consent_host(host_id).await {
+        Ok(host) if host.settings.dynamic_mcps => {}
+        Ok(_) => {
+            return retry(
+                StatusCode::FORBIDDEN,
+                "This gateway does not let you add MCP servers by URL. Choose one of your MCP servers, or ask your admin.".to_owned(),
+            )
+            .await;
+        }
+        Err(error) => return store_failure(&error),
+    }
+    let discovery =
+        match portcullis_upstream::discover(url, inner.config.url_policy, &inner.config.discover)
+            .await
+        {
+            Ok(discovery) => discovery,
+            Err(error) => {
+                tracing::info!(host_id, %human_id, %error, "Server URL refused in consent.");
+                let (status, message) = discovery_problem(&error);
+                return retry(status, message).await;
+            }
+        };
+    let discovered = match discovered_server(&discovery) {
+        Ok(discovered) => discovered,
+        Err(message) => return retry(StatusCode::BAD_GATEWAY, message).await,
+    };
+    let added = inner
+        .control
+        .import_dynamic_server(&human_context(human_id), host_id, human_id, url, discovered)
+        .await;
+    let server = match added {
+        Ok(server) => server,
+        Err(ControlError::Invalid { reason, .. }) => {
+            return retry(
+                StatusCode::BAD_REQUEST,
+                format!("This MCP server cannot be added: {reason}."),
+            )
+            .await;
+        }
+        Err(ControlError::Conflict { reason, .. }) => {
+            return retry(
+                StatusCode::CONFLICT,
+                format!("This MCP server cannot be added just now: {reason}."),
+            )
+            .await;
+        }
+        Err(error) => return store_failure(&error),
+    };
+    tracing::info!(host_id, %human_id, server_id = %server.server_id, "Server added by URL in consent.");
+    let mut flow = posted.flow.clone();
+    flow.server_id = Some(server.server_id);
+    match flow.seal(&inner.config.key_ring) {
+        Ok(sealed) => back_to_flow(&sealed),
+        Err(_) => unavailable_page(),
+    }
+}
+
+/// What the page says when a server URL could not be discovered.
+fn discovery_problem(error: &DiscoverError) -> (StatusCode, String) {
+    match error {
+        DiscoverError::Rejected(rejected) => (
+            StatusCode::BAD_REQUEST,
+            format!("This server URL is not allowed: {rejected}."),
+        ),
+        DiscoverError::AuthorizationRequired { .. } => (
+            StatusCode::BAD_REQUEST,
+            "This MCP server needs you to sign in to it, which servers added by URL do not support. Ask your admin to add it.".to_owned(),
+        ),
+        other => (
+            StatusCode::BAD_GATEWAY,
+            format!("This MCP server did not answer as an MCP server ({other}). Check the URL and try again."),
+        ),
+    }
+}
+
+/// What discovery found, as it is recorded: each tool at the level the product rule
+/// suggested, enabled, classified automatically (as an admin's import records it).
+fn discovered_server(discovery: &Discovery) -> Result<DiscoveredServer, String> {
+    let tools = discovery
+        .tools
+        .iter()
+        .map(|tool| {
+            let sha256 = decode_sha256(&tool.input_schema_sha256).ok_or_else(|| {
+                format!(
+                    "The MCP server listed the tool \"{}\" with an unreadable schema.",
+                    tool.name
+                )
+            })?;
+            Ok(pb::Tool {
+                name: tool.name.clone(),
+                description: tool.description.clone().unwrap_or_default(),
+                input_schema_sha256: sha256,
+                trust_level: pb::TrustLevel::from(tool.suggested_level) as i32,
+                enabled: true,
+                classification: Some(pb::Classification {
+                    kind: Some(pb::classification::Kind::Auto(pb::AutoClassification {
+                        matched_keyword: tool.matched_keyword.unwrap_or_default().to_owned(),
+                        reason: tool.classification_reason.clone(),
+                    })),
+                }),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(DiscoveredServer {
+        name: Some(
+            discovery
+                .server
+                .title
+                .clone()
+                .unwrap_or_else(|| discovery.server.name.clone()),
+        )
+        .filter(|n| !n.trim().is_empty()),
+        description: discovery
+            .instructions
+            .clone()
+            .map(|d| d.chars().take(1000).collect()),
+        tools,
+    })
+}
+
+/// 32 bytes from 64 hex digits.
+fn decode_sha256(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[derive(Deserialize)]

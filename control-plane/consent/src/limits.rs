@@ -51,6 +51,8 @@ pub struct LimitSettings {
     pub mail_per_email: Rate,
     /// Client registrations per client address.
     pub register_per_address: Rate,
+    /// Servers a signed-in human adds by URL (each one a guarded fetch), per human.
+    pub add_server_per_human: Rate,
 }
 
 impl Default for LimitSettings {
@@ -65,6 +67,7 @@ impl Default for LimitSettings {
                 period: Duration::from_secs(600),
             },
             register_per_address: Rate::per_minute(30),
+            add_server_per_human: Rate::per_minute(10),
         }
     }
 }
@@ -91,6 +94,7 @@ pub struct Limits {
     verify_address: DefaultKeyedRateLimiter<String>,
     mail_email: DefaultKeyedRateLimiter<String>,
     register_address: DefaultKeyedRateLimiter<String>,
+    add_server_human: DefaultKeyedRateLimiter<String>,
     checks: AtomicU64,
 }
 
@@ -107,6 +111,7 @@ impl Limits {
             verify_address: RateLimiter::keyed(settings.verify_per_address.quota()),
             mail_email: RateLimiter::keyed(settings.mail_per_email.quota()),
             register_address: RateLimiter::keyed(settings.register_per_address.quota()),
+            add_server_human: RateLimiter::keyed(settings.add_server_per_human.quota()),
             checks: AtomicU64::new(0),
         }
     }
@@ -134,6 +139,13 @@ impl Limits {
             .is_ok()
     }
 
+    /// Whether `human_id` of `host_id` may add another server by URL now.
+    pub fn allow_add_server(&self, host_id: &str, human_id: &str) -> bool {
+        self.add_server_human
+            .check_key(&format!("{host_id}|{human_id}"))
+            .is_ok()
+    }
+
     /// Whether another mail to `email` in `host_id` may go out now.
     pub fn allow_mail(&self, host_id: &str, email: &str) -> bool {
         self.mail_email
@@ -150,6 +162,7 @@ impl Limits {
                 &self.verify_address,
                 &self.mail_email,
                 &self.register_address,
+                &self.add_server_human,
             ] {
                 limiter.retain_recent();
             }

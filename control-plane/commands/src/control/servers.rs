@@ -142,7 +142,7 @@ pub struct NewTool {
 }
 
 /// The field an import's refusal is about.
-fn server_rejected(server_id: &str, rejected: ServerRejected) -> ControlError {
+pub(super) fn server_rejected(server_id: &str, rejected: ServerRejected) -> ControlError {
     match &rejected {
         ServerRejected::InvalidKey(e) => ControlError::invalid("key", e),
         ServerRejected::InvalidUrl(e) => ControlError::invalid("url", e),
@@ -191,7 +191,7 @@ fn check_oauth(oauth: &UpstreamOAuthInput) -> Result<(), ControlError> {
 }
 
 /// Where a server key claim stands.
-enum Claim {
+pub(super) enum Claim {
     /// This request holds it for this server id.
     Ours(String),
     /// Another server holds it.
@@ -328,7 +328,7 @@ impl Control {
     }
 
     /// Claims `key` for a new server id; takes over a claim whose server is gone.
-    async fn claim_server_key(
+    pub(super) async fn claim_server_key(
         &self,
         context: &Context,
         writes: &mut Writes,
@@ -388,7 +388,7 @@ impl Control {
     }
 
     /// Releases `key` if `server_id` holds it.
-    async fn release_server_key(
+    pub(super) async fn release_server_key(
         &self,
         context: &Context,
         writes: &mut Writes,
