@@ -107,16 +107,8 @@ impl Cookies {
 
     /// The live session of `host_id` in the request's cookies, if any.
     pub fn read(&self, headers: &HeaderMap, host_id: &str, now_ms: i64) -> Option<BrowserSession> {
-        let name = self.name();
-        let value = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_owned())?;
-        let session: BrowserSession = open_json(&self.ring, &value, &aad(host_id)).ok()?;
+        let value = cookie_value(headers, self.name())?;
+        let session: BrowserSession = open_json(&self.ring, value, &aad(host_id)).ok()?;
         (session.host_id == host_id && session.expires_at_ms > now_ms).then_some(session)
     }
 
@@ -131,6 +123,18 @@ impl Cookies {
         ))
         .ok()
     }
+}
+
+/// The value of the request's cookie `name`, if it sent one.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 /// 32 random bytes, base64url.

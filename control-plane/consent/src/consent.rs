@@ -592,6 +592,23 @@ fn with_session(inner: &Inner, response: Response, session: &BrowserSession) -> 
     with_cookie(inner, response, session)
 }
 
+/// A posted form with the client's address (for rate limits) and the headers (for the
+/// Origin and cookie checks).
+async fn read_form<T: serde::de::DeserializeOwned>(
+    request: Request<axum::body::Body>,
+) -> Result<(Option<std::net::IpAddr>, HeaderMap, T), Response> {
+    let ip = client_ip(request.extensions());
+    let headers = request.headers().clone();
+    match <Form<T> as axum::extract::FromRequest<()>>::from_request(request, &()).await {
+        Ok(Form(form)) => Ok((ip, headers, form)),
+        Err(_) => Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "The form could not be read. Reload the page and try again.",
+        )),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct AccountForm {
     #[serde(default)]
@@ -611,18 +628,10 @@ pub(crate) async fn account(
     State(inner): State<Arc<Inner>>,
     request: Request<axum::body::Body>,
 ) -> Response {
-    let ip = client_ip(request.extensions());
-    let headers = request.headers().clone();
-    let Ok(Form(form)) =
-        <Form<_> as axum::extract::FromRequest<()>>::from_request(request, &()).await
-    else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Malformed form",
-            "The form could not be read. Reload the page and try again.",
-        );
+    let (ip, headers, form) = match read_form::<AccountForm>(request).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
-    let form: AccountForm = form;
     let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
         Ok(posted) => posted,
         Err(response) => return response,
@@ -742,18 +751,10 @@ pub(crate) async fn verify(
     State(inner): State<Arc<Inner>>,
     request: Request<axum::body::Body>,
 ) -> Response {
-    let ip = client_ip(request.extensions());
-    let headers = request.headers().clone();
-    let Ok(Form(form)) =
-        <Form<_> as axum::extract::FromRequest<()>>::from_request(request, &()).await
-    else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Malformed form",
-            "The form could not be read. Reload the page and try again.",
-        );
+    let (ip, headers, form) = match read_form::<VerifyForm>(request).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
-    let form: VerifyForm = form;
     let posted = match admit_post(&inner, &headers, &form.flow, &form.csrf).await {
         Ok(posted) => posted,
         Err(response) => return response,

@@ -209,14 +209,8 @@ pub(crate) async fn callback(
     let now = now_ms();
     let secure = inner.config.public_urls.scheme == "https";
     let name = cookie_name(secure);
-    let pending: Option<Pending> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .and_then(|(_, value)| open_json(&inner.config.key_ring, value, &aad(&host.host_id)).ok())
+    let pending: Option<Pending> = crate::browser::cookie_value(&headers, name)
+        .and_then(|value| open_json(&inner.config.key_ring, value, &aad(&host.host_id)).ok())
         .filter(|p: &Pending| p.host_id == host.host_id && p.expires_at_ms > now);
     let session = inner.cookies.read(&headers, &host.host_id, now);
     let Some(pending) = pending.filter(|p| {

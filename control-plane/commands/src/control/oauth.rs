@@ -124,43 +124,10 @@ impl Control {
         host_id: &str,
         client: NewOAuthClient,
     ) -> Result<OAuthClientView, ControlError> {
-        self.oauth_host(host_id).await?;
-        let agent_id = new_id();
         // A ULID is unique, unguessable enough for a public identifier, and one key token.
         let client_id = new_id().to_ascii_lowercase();
-        let registered = AgentRegistered {
-            agent_id: agent_id.clone(),
-            client_id: client_id.clone(),
-            name: client.name.clone(),
-            uri: client.uri.clone(),
-            agent_type: client.agent_type.clone(),
-            redirect_uris: client.redirect_uris.clone(),
-            human_id: None,
-        };
-        let agent_subject = subject(subjects::agent(host_id, &agent_id))?;
-        let mut writes = Writes::new(OAUTH_WRITER, None);
-        on_reject(
-            self.run::<Agent>(
-                context,
-                &mut writes,
-                "oauth.register",
-                &agent_subject,
-                &AgentCommand::Register(registered),
-            )
-            .await?,
-            |rejected| ControlError::conflict("agent", &agent_id, rejected),
-        )?;
-        self.settle(&writes).await?;
-        Ok(OAuthClientView {
-            agent_id,
-            host_id: host_id.to_owned(),
-            client_id,
-            name: client.name,
-            uri: client.uri,
-            agent_type: client.agent_type,
-            redirect_uris: client.redirect_uris,
-            human_id: None,
-        })
+        self.record_client(context, host_id, &client_id, client)
+            .await
     }
 
     /// Records a client known by its metadata document (`client_id` is the document's URL)
@@ -176,6 +143,19 @@ impl Control {
         if let Some(existing) = self.oauth_client(host_id, client_id).await? {
             return Ok(existing);
         }
+        self.record_client(context, host_id, client_id, client)
+            .await
+    }
+
+    /// Records a new agent of the host holding `client_id`; returns it once the read models
+    /// show it.
+    async fn record_client(
+        &self,
+        context: &Context,
+        host_id: &str,
+        client_id: &str,
+        client: NewOAuthClient,
+    ) -> Result<OAuthClientView, ControlError> {
         self.oauth_host(host_id).await?;
         let agent_id = new_id();
         let registered = AgentRegistered {
@@ -193,7 +173,7 @@ impl Control {
             self.run::<Agent>(
                 context,
                 &mut writes,
-                "oauth.metadata_client",
+                "oauth.register",
                 &agent_subject,
                 &AgentCommand::Register(registered),
             )
