@@ -265,7 +265,10 @@ pub fn forwarding_client(
         .no_proxy()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Shorter than the keep-alive of common upstreams (Node's default is 5 s): reusing a
+        // connection the upstream is closing at that moment resets the request (seen with
+        // server-everything in the consent e2e test).
+        .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(256)
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
         .build()
