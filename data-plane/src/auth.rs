@@ -3,7 +3,8 @@
 //!
 //! Verified tokens are cached by the SHA-256 of host and token (never the token itself) until
 //! they expire; a cached token is still checked against the session on every request, so a
-//! revoked session stops the token at once.
+//! revoked session stops the token at once, and against the host's current keys, so a retired
+//! signing key stops every token it signed at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,8 @@ const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Token and verifier caches.
 #[derive(Clone)]
 pub struct TokenCache {
-    tokens: moka::sync::Cache<[u8; 32], Arc<AccessClaims>>,
+    /// Verified claims with the id of the key that verified them.
+    tokens: moka::sync::Cache<[u8; 32], (Arc<AccessClaims>, Arc<str>)>,
     verifiers: moka::sync::Cache<String, (Arc<Host>, Arc<Verifier>)>,
 }
 
@@ -86,11 +88,15 @@ impl TokenCache {
         hasher.update([0]);
         hasher.update(token.as_bytes());
         let digest: [u8; 32] = hasher.finalize().into();
-        if let Some(claims) = self.tokens.get(&digest) {
+        if let Some((claims, kid)) = self.tokens.get(&digest) {
             metrics
                 .token_cache
                 .get_or_create(&CacheLabels { result: "hit" })
                 .inc();
+            if !host.signing_keys.iter().any(|key| *key.kid == *kid) {
+                self.tokens.invalidate(&digest);
+                return Err(TokenError::UnknownKey);
+            }
             if claims
                 .exp
                 .saturating_add(portcullis_tokens::access::LEEWAY_SECONDS)
@@ -105,11 +111,11 @@ impl TokenCache {
             .token_cache
             .get_or_create(&CacheLabels { result: "miss" })
             .inc();
-        let claims = Arc::new(
-            self.verifier(host_id, host, issuer)
-                .verify(token, now_seconds)?,
-        );
-        self.tokens.insert(digest, claims.clone());
+        let (claims, kid) = self
+            .verifier(host_id, host, issuer)
+            .verify_keyed(token, now_seconds)?;
+        let claims = Arc::new(claims);
+        self.tokens.insert(digest, (claims.clone(), Arc::from(kid)));
         Ok(claims)
     }
 }

@@ -36,6 +36,7 @@ event_bodies!(
     HostSettingsChanged,
     HostDeleted,
     HostSigningKeyAdded,
+    HostSigningKeyRetired,
     ServerImported,
     ServerDetailsChanged,
     ToolAdded,
@@ -210,6 +211,7 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)
         | Body::HostSigningKeyAdded(_)
+        | Body::HostSigningKeyRetired(_)
         | Body::ToolRemoved(_)
         | Body::ServerDeleted(_)
         | Body::ServerKeyClaimed(_)

@@ -47,7 +47,8 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         Body::HostCreated(_)
         | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)
-        | Body::HostSigningKeyAdded(_) => HOST,
+        | Body::HostSigningKeyAdded(_)
+        | Body::HostSigningKeyRetired(_) => HOST,
         Body::ServerImported(_)
         | Body::ServerDetailsChanged(_)
         | Body::ToolAdded(_)

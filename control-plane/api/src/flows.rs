@@ -1,16 +1,18 @@
 //! What REST and gRPC share beyond single service calls: discovering an upstream (the
 //! tenant check comes first, so no caller reaches the network for a host it cannot see) and,
 //! when it wants OAuth, starting the browser flow; importing it with the admin's overrides,
-//! its pre-registered client or the `authorization` handle the browser flow produced; and
-//! refreshing it.
+//! its pre-registered client or the `authorization` handle the browser flow produced;
+//! refreshing it; and pre-registering an OAuth client (an agent) with the checks dynamic
+//! registration applies.
 
 use portcullis_commands::Context;
 use portcullis_commands::control::{
-    DiscoveredServer, IdempotencyKey, ImportServer, Principal, RefreshReport, ServerView,
-    UpstreamOAuthInput,
+    AgentView, DiscoveredServer, IdempotencyKey, ImportServer, NewOAuthClient, Principal,
+    RefreshReport, ServerView, UpstreamOAuthInput,
 };
 use portcullis_domain::server::ToolOverride;
 use portcullis_domain::validate::validate_upstream_timeout;
+use portcullis_oauth::registration::{self, RegistrationError};
 use portcullis_proto::events::v1 as pb;
 use portcullis_upstream::{DiscoverError, Discovery, PreRegisteredClient, Secret};
 
@@ -243,4 +245,75 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// An OAuth client an admin pre-registers.
+#[derive(Clone, Debug, Default)]
+pub struct PreRegistration {
+    /// Display name (required).
+    pub name: String,
+    /// The client's home page, or empty.
+    pub uri: String,
+    /// Its redirect URIs.
+    pub redirect_uris: Vec<String>,
+}
+
+/// Pre-registers an OAuth client as an agent of `host_id`: the name, home page and redirect
+/// URIs pass exactly the checks of dynamic registration (`portcullis_oauth::registration`),
+/// so an admin cannot register what a client could not. Returns the agent with its new
+/// client id.
+pub async fn preregister_client(
+    state: &ApiState,
+    principal: &Principal,
+    context: &Context,
+    idempotency_key: Option<&IdempotencyKey>,
+    host_id: &str,
+    client: PreRegistration,
+) -> Result<AgentView, ApiError> {
+    // Tenancy first: a host the admin cannot see is a 404 whatever the body says.
+    state.control.get_host(principal, host_id).await?;
+    if client.name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "is required"));
+    }
+    let mut metadata = serde_json::json!({
+        "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+    });
+    if !client.uri.is_empty() {
+        metadata["client_uri"] = serde_json::Value::String(client.uri);
+    }
+    let checked =
+        registration::parse(metadata.to_string().as_bytes()).map_err(|error| match &error {
+            RegistrationError::InvalidRedirectUri { uri, reason } => {
+                ApiError::invalid("redirect_uris", format!("redirect URI {uri:?}: {reason}"))
+            }
+            RegistrationError::InvalidClientMetadata { field, reason } => {
+                let field = match *field {
+                    "client_name" => "name",
+                    "client_uri" => "uri",
+                    other => other,
+                };
+                ApiError::invalid(field, reason.clone())
+            }
+            _ => ApiError::invalid("body", error.to_string()),
+        })?;
+    let registered = state
+        .control
+        .preregister_client(
+            principal,
+            context,
+            idempotency_key,
+            host_id,
+            NewOAuthClient {
+                name: checked.client_name,
+                uri: checked.client_uri.unwrap_or_default(),
+                agent_type: "pre-registered".to_owned(),
+                redirect_uris: checked.redirect_uris,
+            },
+        )
+        .await?;
+    Ok(state
+        .control
+        .get_agent(principal, host_id, &registered.agent_id)
+        .await?)
 }

@@ -1668,3 +1668,169 @@ async fn without_a_master_key_discover_says_why_there_is_no_authorization_url() 
     gateway.stop().await;
     drop(peer);
 }
+
+/// The kids of `ListSigningKeys`, each with whether it is active.
+async fn signing_keys(gateway: &Gateway, token: &str, host_id: &str) -> Vec<(String, bool)> {
+    let listed = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "HostService/ListSigningKeys",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list signing keys");
+    listed["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|key| {
+            assert_eq!(key["algorithm"], "ES256", "{key}");
+            (
+                key["kid"].as_str().expect("kid").to_owned(),
+                key["active"] == true,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_listed_rotated_and_retired_over_grpc() {
+    let gateway = Gateway::with_upstream_oauth(key_ring(), Duration::from_secs(600)).await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+    let first = signing_keys(&gateway, token, &host_id).await;
+    assert_eq!(first.len(), 1, "a new host has one key: {first:?}");
+    let (old_kid, active) = first[0].clone();
+    assert!(active);
+
+    // Rotation honours an idempotency key: the retry adds no second key.
+    let rotate = |client| {
+        gateway.call_with(
+            client,
+            Some(token),
+            &[("idempotency-key", "rotate-1")],
+            "portcullis.control.v1.HostService/RotateSigningKey",
+            json!({ "hostId": host_id }),
+        )
+    };
+    let rotated = rotate(Client::Buf).await.expect("rotate");
+    let again = rotate(Client::Grpcurl).await.expect("rotate again");
+    assert_eq!(rotated["kid"], again["kid"], "same key, same answer");
+    assert_eq!(rotated["active"], true, "{rotated}");
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    assert_eq!(
+        signing_keys(&gateway, token, &host_id).await,
+        [(old_kid.clone(), false), (new_kid.clone(), true)]
+    );
+
+    let retire = |kid: &str, force: bool| {
+        gateway.call(
+            Client::Grpcurl,
+            Some(token),
+            "HostService/RetireSigningKey",
+            json!({ "hostId": host_id, "kid": kid, "force": force }),
+        )
+    };
+    assert_failed(retire(&new_kid, true).await, "aborted", "rotate");
+    assert_failed(retire(&old_kid, false).await, "aborted", "force");
+    assert_failed(retire("no-such-key", true).await, "notfound", "no-such-key");
+    retire(&old_kid, true).await.expect("forced retirement");
+    assert_eq!(
+        signing_keys(&gateway, token, &host_id).await,
+        [(new_kid.clone(), true)]
+    );
+
+    // Another organization's admin sees no such host.
+    let other = gateway.admin("globex").await;
+    for method in ["ListSigningKeys", "RotateSigningKey"] {
+        assert_failed(
+            gateway
+                .call(
+                    Client::Buf,
+                    Some(&other),
+                    &format!("HostService/{method}"),
+                    json!({ "hostId": host_id }),
+                )
+                .await,
+            "notfound",
+            "host",
+        );
+    }
+    assert_eq!(signing_keys(&gateway, token, &host_id).await.len(), 1);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_pre_registers_an_oauth_client_over_grpc() {
+    let gateway = Gateway::start().await;
+    let token = gateway.admin("acme").await;
+    let token = token.as_str();
+    let host_id = gateway.host(token, "acme").await;
+    let register = |client, redirect_uris: Value| {
+        gateway.call_with(
+            client,
+            Some(token),
+            &[("idempotency-key", "register-cli-1")],
+            "portcullis.control.v1.AgentService/RegisterAgent",
+            json!({
+                "hostId": host_id,
+                "name": "Acme CLI",
+                "redirectUris": redirect_uris,
+            }),
+        )
+    };
+    assert_failed(
+        gateway
+            .call(
+                Client::Grpcurl,
+                Some(token),
+                "AgentService/RegisterAgent",
+                json!({ "hostId": host_id, "name": "Bad", "redirectUris": ["data:text/html,hi"] }),
+            )
+            .await,
+        "invalidargument",
+        "redirect_uris",
+    );
+    let uris = json!(["http://127.0.0.1/callback", "https://cli.acme.example/cb"]);
+    let agent = register(Client::Buf, uris.clone()).await.expect("register");
+    let again = register(Client::Grpcurl, uris.clone())
+        .await
+        .expect("register again");
+    assert_eq!(agent["agentType"], "pre-registered", "{agent}");
+    assert_eq!(agent["redirectUris"], uris, "{agent}");
+    let client_id = agent["clientId"].as_str().expect("client id");
+    assert!(client_id.len() >= 26, "{agent}");
+    assert_eq!(
+        again["clientId"], agent["clientId"],
+        "same key, same client"
+    );
+    let listed = gateway
+        .call(
+            Client::Grpcurl,
+            Some(token),
+            "AgentService/ListAgents",
+            json!({ "hostId": host_id }),
+        )
+        .await
+        .expect("list agents");
+    let agents = listed["agents"].as_array().cloned().unwrap_or_default();
+    assert_eq!(agents.len(), 1, "{listed}");
+    assert_eq!(agents[0]["clientId"], client_id);
+    // The authorization server knows it.
+    let known = gateway
+        .control
+        .oauth_client(&host_id, client_id)
+        .await
+        .expect("lookup");
+    assert_eq!(
+        known.map(|client| client.redirect_uris),
+        Some(vec![
+            "http://127.0.0.1/callback".to_owned(),
+            "https://cli.acme.example/cb".to_owned()
+        ])
+    );
+    gateway.stop().await;
+}

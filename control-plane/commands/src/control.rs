@@ -62,6 +62,7 @@ pub use secrets::{NoSecretSealer, SealError, SealedSecret, SecretSealer, oauth_c
 pub use servers::{
     DiscoveredServer, ImportServer, NewTool, ServerDetailsPatch, UpstreamOAuthInput,
 };
+pub use signing_keys::SigningKeyView;
 pub use tokens::{ADMIN_TOKEN_PREFIX, admin_token_id, generate_admin_token};
 pub use upstream_credentials::HeldCredential;
 pub use views::{

@@ -5,6 +5,7 @@
 
 use portcullis_proto::events::v1::{
     HostCreated, HostDeleted, HostSettings, HostSettingsChanged, HostSigningKeyAdded,
+    HostSigningKeyRetired,
 };
 
 use crate::validate::{InvalidSettings, normalize_host_settings};
@@ -24,8 +25,10 @@ pub enum Host {
         is_default: bool,
         /// Its settings.
         settings: HostSettings,
-        /// Its token-signing keys, oldest first; the newest signs.
+        /// Its token-signing keys in use, oldest first; the newest signs.
         signing_keys: Vec<HostSigningKeyAdded>,
+        /// The ids of keys retired: never used again, nor re-added.
+        retired_kids: Vec<String>,
     },
     /// Deleted; its id is never reused.
     Deleted,
@@ -59,6 +62,12 @@ pub enum HostCommand {
     /// Adds a token-signing key (generated and sealed by the caller); adding a key id that is
     /// already there changes nothing.
     AddSigningKey(HostSigningKeyAdded),
+    /// Takes a key out of use. Retiring a key already retired changes nothing; the newest
+    /// key, which signs, cannot be retired.
+    RetireSigningKey {
+        /// The key's id.
+        kid: String,
+    },
 }
 
 /// Settings to change; `None` keeps the current value.
@@ -114,6 +123,12 @@ pub enum HostRejected {
     /// A signing key is malformed.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(&'static str),
+    /// The host has no signing key with this id.
+    #[error("the host has no signing key {0:?}")]
+    NoSuchSigningKey(String),
+    /// The key is the newest one, which signs every new token.
+    #[error("the signing key {0:?} is the one in use; rotate to a new key before retiring it")]
+    SigningKeyInUse(String),
 }
 
 impl Aggregate for Host {
@@ -127,39 +142,42 @@ impl Aggregate for Host {
                 is_default: e.is_default,
                 settings: e.settings.clone().unwrap_or_default(),
                 signing_keys: Vec::new(),
+                retired_kids: Vec::new(),
             },
-            (
-                Host::Live {
-                    org_id,
-                    is_default,
+            (mut live @ Host::Live { .. }, EventBody::HostSettingsChanged(e)) => {
+                if let Host::Live { settings, .. } = &mut live {
+                    *settings = e.settings.clone().unwrap_or_default();
+                }
+                live
+            }
+            (mut live @ Host::Live { .. }, EventBody::HostSigningKeyAdded(e)) => {
+                if let Host::Live {
                     signing_keys,
+                    retired_kids,
                     ..
-                },
-                EventBody::HostSettingsChanged(e),
-            ) => Host::Live {
-                org_id,
-                is_default,
-                settings: e.settings.clone().unwrap_or_default(),
-                signing_keys,
-            },
-            (
-                Host::Live {
-                    org_id,
-                    is_default,
-                    settings,
-                    mut signing_keys,
-                },
-                EventBody::HostSigningKeyAdded(e),
-            ) => {
-                if !signing_keys.iter().any(|key| key.kid == e.kid) {
-                    signing_keys.push(e.clone());
+                } = &mut live
+                {
+                    let known = signing_keys.iter().any(|key| key.kid == e.kid)
+                        || retired_kids.contains(&e.kid);
+                    if !known {
+                        signing_keys.push(e.clone());
+                    }
                 }
-                Host::Live {
-                    org_id,
-                    is_default,
-                    settings,
+                live
+            }
+            (mut live @ Host::Live { .. }, EventBody::HostSigningKeyRetired(e)) => {
+                if let Host::Live {
                     signing_keys,
+                    retired_kids,
+                    ..
+                } = &mut live
+                {
+                    signing_keys.retain(|key| key.kid != e.kid);
+                    if !retired_kids.contains(&e.kid) {
+                        retired_kids.push(e.kid.clone());
+                    }
                 }
+                live
             }
             (Host::Live { .. }, EventBody::HostDeleted(_)) => Host::Deleted,
             (state, _) => state,
@@ -202,8 +220,20 @@ impl Aggregate for Host {
             (Host::Live { .. }, HostCommand::Delete) => {
                 Ok(Decision::Append(EventBody::HostDeleted(HostDeleted {})))
             }
-            (Host::Live { signing_keys, .. }, HostCommand::AddSigningKey(key)) => {
+            (
+                Host::Live {
+                    signing_keys,
+                    retired_kids,
+                    ..
+                },
+                HostCommand::AddSigningKey(key),
+            ) => {
                 check_signing_key(key)?;
+                if retired_kids.contains(&key.kid) {
+                    return Err(HostRejected::InvalidSigningKey(
+                        "the key id belongs to a retired key",
+                    ));
+                }
                 if signing_keys.iter().any(|existing| existing.kid == key.kid) {
                     Ok(Decision::Unchanged)
                 } else {
@@ -213,11 +243,33 @@ impl Aggregate for Host {
                 }
             }
             (
+                Host::Live {
+                    signing_keys,
+                    retired_kids,
+                    ..
+                },
+                HostCommand::RetireSigningKey { kid },
+            ) => {
+                if retired_kids.contains(kid) {
+                    return Ok(Decision::Unchanged);
+                }
+                match signing_keys.iter().position(|key| &key.kid == kid) {
+                    None => Err(HostRejected::NoSuchSigningKey(kid.clone())),
+                    Some(at) if at + 1 == signing_keys.len() => {
+                        Err(HostRejected::SigningKeyInUse(kid.clone()))
+                    }
+                    Some(_) => Ok(Decision::Append(EventBody::HostSigningKeyRetired(
+                        HostSigningKeyRetired { kid: kid.clone() },
+                    ))),
+                }
+            }
+            (
                 Host::Absent | Host::Deleted,
                 HostCommand::ChangeSettings { .. }
                 | HostCommand::PatchSettings(_)
                 | HostCommand::Delete
-                | HostCommand::AddSigningKey(_),
+                | HostCommand::AddSigningKey(_)
+                | HostCommand::RetireSigningKey { .. },
             ) => Err(HostRejected::NotFound),
         }
     }

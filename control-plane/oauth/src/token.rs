@@ -24,7 +24,7 @@ use crate::params::Params;
 use crate::pkce;
 
 /// Lifetime of an access token, seconds.
-pub const ACCESS_TOKEN_TTL_SECONDS: u64 = 3600;
+pub use portcullis_tokens::access::ACCESS_TOKEN_TTL_SECONDS;
 /// The format prefix of a refresh token.
 const REFRESH_FORMAT: &str = "prt1";
 

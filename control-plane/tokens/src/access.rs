@@ -16,6 +16,10 @@ use crate::keys::{SigningKey, VerifyingKey};
 /// Clock skew tolerated on `exp` and `nbf`, seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 
+/// Lifetime of an access token, seconds. A retired signing key's tokens are all expired this
+/// long after its successor began signing.
+pub const ACCESS_TOKEN_TTL_SECONDS: u64 = 3600;
+
 /// The claims of an access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -99,15 +103,23 @@ impl Verifier {
     /// Verifies signature, algorithm, issuer and expiry; returns the claims. The audience is
     /// the caller's to check (`AccessClaims::aud`), since one host serves several resources.
     pub fn verify(&self, token: &str, now_seconds: u64) -> Result<AccessClaims, TokenError> {
+        self.verify_keyed(token, now_seconds)
+            .map(|(claims, _)| claims)
+    }
+
+    /// As `verify`, also returning the id of the key that verified it, so a cache of
+    /// verified tokens can drop them when that key is retired.
+    pub fn verify_keyed(
+        &self,
+        token: &str,
+        now_seconds: u64,
+    ) -> Result<(AccessClaims, String), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::ES256 {
             return Err(TokenError::Malformed);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.get(kid))
-            .ok_or(TokenError::UnknownKey)?;
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_exp = false;
@@ -124,7 +136,7 @@ impl Verifier {
         if data.claims.exp.saturating_add(LEEWAY_SECONDS) <= now_seconds {
             return Err(TokenError::Expired);
         }
-        Ok(data.claims)
+        Ok((data.claims, kid))
     }
 }
 

@@ -298,8 +298,12 @@ impl ReadModel for Host {
                         kid: e.kid.clone(),
                         algorithm: e.algorithm.clone(),
                         public_key: hex(&e.public_key),
+                        added_at_ms: event.meta.as_ref().map_or(0, |meta| meta.occurred_at_ms),
                     });
                 }
+            }),
+            Some(Body::HostSigningKeyRetired(e)) => update(current, |host| {
+                host.signing_keys.retain(|key| key.kid != e.kid);
             }),
             _ => None,
         })

@@ -165,6 +165,9 @@ pub struct PublicSigningKey {
     pub algorithm: String,
     /// Lower-case hex of the uncompressed SEC1 public point.
     pub public_key: String,
+    /// When it was added (ms since the Unix epoch; 0 in models folded before this field).
+    #[serde(default)]
+    pub added_at_ms: i64,
 }
 
 /// A host's settings with every default resolved, so readers need no defaults of their own.

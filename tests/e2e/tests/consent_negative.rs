@@ -10,8 +10,9 @@
 //! tokens), redirect-URI matching (an error page, never a redirect, for an unregistered URI;
 //! any port for a loopback one), foreign resources, CSRF and `Origin` checks, unverified and
 //! claimed accounts, the code attempt limit, real clients' registrations, discovery
-//! documents, the JWKS, `no-store`, framing and cookie attributes, and a token used at
-//! another server's endpoint.
+//! documents, the JWKS, `no-store`, framing and cookie attributes, a token used at
+//! another server's endpoint, signing-key rotation and retirement through the admin API, and
+//! a client the admin pre-registered.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is the test failure
 
 use std::collections::HashSet;
@@ -1746,4 +1747,203 @@ async fn a_client_metadata_url_aimed_at_internal_addresses_is_refused_without_a_
                 .contains("://")),
         "no agent was recorded for a refused document"
     );
+}
+
+// 15. Signing-key rotation
+
+/// The `kid` in an access token's header.
+fn kid_of(token: &str) -> String {
+    let head = token.split('.').next().expect("JWT header");
+    let head: Value = serde_json::from_slice(&base64url_decode(head)).expect("JWT header JSON");
+    head["kid"].as_str().expect("kid").to_owned()
+}
+
+/// The kids the host publishes.
+async fn published_kids(gateway: &DevGateway) -> Vec<String> {
+    let url = format!("{}/oauth/jwks", gateway.base);
+    let jwks = Answer::read(http().get(url).send().await.expect("JWKS")).await;
+    assert_eq!(jwks.status, 200, "{}", jwks.body);
+    jwks.json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|key| key["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_keeps_verifying_until_retired_and_then_its_tokens_are_refused() {
+    let email = "ada@example.com";
+    let (gateway, _upstream) = gateway_with_server(&[email]).await;
+    let keys_path = format!("/api/v1/hosts/{}/signing-keys", gateway.host);
+    let (client, authorization, code) = authorized(&gateway, email).await;
+    let answer = exchange(
+        &gateway,
+        &client,
+        &authorization,
+        &code,
+        &authorization.verifier,
+    )
+    .await;
+    let (old_access, refresh_token) = tokens(&answer);
+    let old_kid = kid_of(&old_access);
+    assert_eq!(published_kids(&gateway).await, std::slice::from_ref(&old_kid));
+    initialize_until(&gateway, "/mcp", &old_access, 200).await;
+
+    // Rotate: a new active key; the old one stays published and keeps verifying.
+    let (status, rotated) = gateway.api("POST", &keys_path, None).await;
+    assert_eq!(status, 201, "{rotated}");
+    assert_eq!(rotated["active"], true, "{rotated}");
+    assert_eq!(rotated["algorithm"], "ES256", "{rotated}");
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+    assert_ne!(new_kid, old_kid);
+    let (status, listed) = gateway.api("GET", &keys_path, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<(String, bool)> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|key| {
+            (
+                key["kid"].as_str().expect("kid").to_owned(),
+                key["active"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(old_kid.clone(), false), (new_kid.clone(), true)]);
+    assert_eq!(
+        published_kids(&gateway).await,
+        [old_kid.clone(), new_kid.clone()]
+    );
+    initialize_until(&gateway, "/mcp", &old_access, 200).await;
+
+    // New tokens carry the new key's id and verify.
+    let (new_access, _) = tokens(&refresh(&gateway, &client, &refresh_token).await);
+    assert_eq!(kid_of(&new_access), new_kid);
+    initialize_until(&gateway, "/mcp", &new_access, 200).await;
+
+    // The active key cannot be retired, nor an unknown one; an old one not while its
+    // tokens may be live, unless forced.
+    let (status, body) = gateway
+        .api("DELETE", &format!("{keys_path}/{new_kid}"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("rotate"), "{body}");
+    let (status, body) = gateway
+        .api("DELETE", &format!("{keys_path}/no-such-key"), None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = gateway
+        .api("DELETE", &format!("{keys_path}/{old_kid}"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("force"), "{body}");
+    assert_eq!(published_kids(&gateway).await.len(), 2, "nothing changed");
+    let (status, body) = gateway
+        .api("DELETE", &format!("{keys_path}/{old_kid}?force=true"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // Gone from the JWKS; its token refused as invalid; the new key's token still good.
+    assert_eq!(published_kids(&gateway).await, std::slice::from_ref(&new_kid));
+    let refused = initialize_until(&gateway, "/mcp", &old_access, 401).await;
+    let challenge = refused.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    initialize_until(&gateway, "/mcp", &new_access, 200).await;
+    // Retiring it again changes nothing.
+    let (status, body) = gateway
+        .api("DELETE", &format!("{keys_path}/{old_kid}?force=true"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+// 16. Pre-registered clients
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_registered_client_authorizes_only_at_the_admins_redirect_uris() {
+    let email = "ada@example.com";
+    let (gateway, _upstream) = gateway_with_server(&[email]).await;
+    let agents_path = format!("/api/v1/hosts/{}/agents", gateway.host);
+
+    // Unsafe or malformed registrations are refused, naming the field.
+    for (body, field) in [
+        (
+            json!({ "name": "Acme CLI", "redirect_uris": ["javascript:alert(1)"] }),
+            "redirect_uris",
+        ),
+        (
+            json!({ "name": "Acme CLI", "redirect_uris": ["http://evil.example/cb"] }),
+            "redirect_uris",
+        ),
+        (
+            json!({ "name": "Acme CLI", "redirect_uris": [] }),
+            "redirect_uris",
+        ),
+        (json!({ "name": " ", "redirect_uris": [REDIRECT] }), "name"),
+        (
+            json!({ "name": "Acme CLI", "uri": "ftp://x.example", "redirect_uris": [REDIRECT] }),
+            "uri",
+        ),
+    ] {
+        let (status, answer) = gateway.api("POST", &agents_path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(
+            answer["error"]["details"]["field"], field,
+            "{body}: {answer}"
+        );
+    }
+    assert!(gateway.agents().await.is_empty(), "nothing was registered");
+
+    let (status, agent) = gateway
+        .api(
+            "POST",
+            &agents_path,
+            Some(json!({
+                "name": "Acme CLI",
+                "uri": "https://cli.acme.example",
+                "redirect_uris": [REDIRECT, "cursor://anysphere.cursor-mcp/oauth/callback"],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    assert_eq!(agent["type"], "pre-registered", "{agent}");
+    assert_eq!(agent["name"], "Acme CLI", "{agent}");
+    let client = Client {
+        id: agent["client_id"].as_str().expect("client_id").to_owned(),
+        redirect_uri: REDIRECT.to_owned(),
+    };
+    let listed = gateway.agents().await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["client_id"], client.id.as_str());
+    assert_eq!(
+        listed[0]["redirect_uris"],
+        json!([REDIRECT, "cursor://anysphere.cursor-mcp/oauth/callback"])
+    );
+
+    // A redirect URI the admin did not register gets the error page, never a redirect.
+    let stranger = Client {
+        id: client.id.clone(),
+        redirect_uri: "https://attacker.example/cb".to_owned(),
+    };
+    let wrong = authorization(&gateway, &stranger, &gateway.mcp_url(), &[]);
+    let answer = Answer::read(http().get(&wrong.url).send().await.expect("GET")).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.header("location").is_none());
+
+    // Its own redirect URI (any loopback port) goes through consent to working tokens.
+    let authorization = authorization(&gateway, &client, &gateway.mcp_url(), &[]);
+    let code = consent_code(&gateway, &client, &authorization, email).await;
+    let answer = exchange(
+        &gateway,
+        &client,
+        &authorization,
+        &code,
+        &authorization.verifier,
+    )
+    .await;
+    let (access, _) = tokens(&answer);
+    initialize_until(&gateway, "/mcp", &access, 200).await;
+    let listed = gateway.agents().await;
+    assert_eq!(listed.len(), 1, "consent reused the agent: {listed:?}");
+    assert_eq!(listed[0]["human_email"], email);
 }

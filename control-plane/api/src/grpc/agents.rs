@@ -1,13 +1,38 @@
-//! `AgentService`: list, get, cap per server, clear a cap, revoke on a server, delete.
+//! `AgentService`: pre-register, list, get, cap per server, clear a cap, revoke on a server,
+//! delete.
 
 use portcullis_proto::control::v1 as api;
 use portcullis_proto::control::v1::agent_service_server::AgentService;
 use tonic::{Request, Response, Status};
 
-use super::{Api, control_status, convert, non_empty};
+use super::{Api, control_status, convert, non_empty, status};
+use crate::flows::{self, PreRegistration};
 
 #[tonic::async_trait]
 impl AgentService for Api {
+    async fn register_agent(
+        &self,
+        request: Request<api::RegisterAgentRequest>,
+    ) -> Result<Response<api::Agent>, Status> {
+        let call = self.write(&request).await?;
+        let message = request.into_inner();
+        let view = flows::preregister_client(
+            &self.state,
+            &call.principal,
+            &call.context,
+            call.key(),
+            &message.host_id,
+            PreRegistration {
+                name: message.name,
+                uri: message.uri,
+                redirect_uris: message.redirect_uris,
+            },
+        )
+        .await
+        .map_err(status)?;
+        Ok(Response::new(convert::agent(view)))
+    }
+
     async fn list_agents(
         &self,
         request: Request<api::ListAgentsRequest>,

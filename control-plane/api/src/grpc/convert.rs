@@ -199,6 +199,7 @@ pub(super) fn agent(view: AgentView) -> api::Agent {
         name: view.name,
         uri: view.uri,
         agent_type: view.agent_type,
+        redirect_uris: view.redirect_uris,
         human_id: view.human_id.unwrap_or_default(),
         human_email: view.human_email.unwrap_or_default(),
         caps: view

@@ -1,8 +1,9 @@
-//! `HostService`: create, list, get, replace settings, delete, and client configuration.
+//! `HostService`: create, list, get, replace settings, delete, client configuration, and the
+//! token-signing keys (list, rotate, retire).
 
 use std::collections::HashMap;
 
-use portcullis_commands::control::CreateHost;
+use portcullis_commands::control::{CreateHost, SigningKeyView};
 use portcullis_proto::control::v1 as api;
 use portcullis_proto::control::v1::host_service_server::HostService;
 use tonic::{Request, Response, Status};
@@ -153,6 +154,71 @@ impl HostService for Api {
             servers,
             host: Some(endpoint),
         }))
+    }
+
+    async fn list_signing_keys(
+        &self,
+        request: Request<api::ListSigningKeysRequest>,
+    ) -> Result<Response<api::ListSigningKeysResponse>, Status> {
+        let principal = self.principal(&request).await?;
+        let keys = self
+            .state
+            .control
+            .list_signing_keys(&principal, &request.get_ref().host_id)
+            .await
+            .map_err(control_status)?;
+        Ok(Response::new(api::ListSigningKeysResponse {
+            keys: keys.into_iter().map(signing_key).collect(),
+        }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<api::RotateSigningKeyRequest>,
+    ) -> Result<Response<api::SigningKey>, Status> {
+        let call = self.write(&request).await?;
+        let key = self
+            .state
+            .control
+            .rotate_signing_key(
+                &call.principal,
+                &call.context,
+                call.key(),
+                &request.get_ref().host_id,
+            )
+            .await
+            .map_err(control_status)?;
+        Ok(Response::new(signing_key(key)))
+    }
+
+    async fn retire_signing_key(
+        &self,
+        request: Request<api::RetireSigningKeyRequest>,
+    ) -> Result<Response<api::RetireSigningKeyResponse>, Status> {
+        let call = self.write(&request).await?;
+        let message = request.get_ref();
+        self.state
+            .control
+            .retire_signing_key(
+                &call.principal,
+                &call.context,
+                call.key(),
+                &message.host_id,
+                &message.kid,
+                message.force,
+            )
+            .await
+            .map_err(control_status)?;
+        Ok(Response::new(api::RetireSigningKeyResponse {}))
+    }
+}
+
+fn signing_key(view: SigningKeyView) -> api::SigningKey {
+    api::SigningKey {
+        kid: view.kid,
+        algorithm: view.algorithm,
+        added_at_ms: view.added_at_ms,
+        active: view.active,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/hosts/{host}/agents`: the agents humans connected (the consent flow registers
-//! them), what each may do on each server, and the admin's controls: cap an agent on a
-//! server, revoke it there, delete it.
+//! them), what each may do on each server, and the admin's controls: pre-register a client,
+//! cap an agent on a server, revoke it there, delete it.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Admin, ApiJson, ApiPath};
-use super::types::{TrustLevel, no_content};
+use super::types::{Created, TrustLevel, no_content};
+use crate::flows::{self, PreRegistration};
 use crate::{ApiError, ApiState};
 
 /// An agent (an MCP client a human connected).
@@ -26,9 +27,11 @@ pub struct Agent {
     pub client_id: String,
     /// The client's URI.
     pub uri: String,
-    /// The kind of client.
+    /// The kind of client (`pre-registered` for one an admin registered).
     #[serde(rename = "type")]
     pub agent_type: String,
+    /// Its registered OAuth redirect URIs.
+    pub redirect_uris: Vec<String>,
     /// The email of the human who connected it, if known and still present.
     pub human_email: Option<String>,
     /// The id of the human who connected it, once known.
@@ -43,6 +46,7 @@ impl From<&AgentView> for Agent {
             client_id: view.client_id.clone(),
             uri: view.uri.clone(),
             agent_type: view.agent_type.clone(),
+            redirect_uris: view.redirect_uris.clone(),
             human_email: view.human_email.clone(),
             human_id: view.human_id.clone(),
         }
@@ -126,6 +130,56 @@ impl AgentDetail {
                 .collect(),
         }
     }
+}
+
+/// An OAuth client to pre-register: a public client (PKCE, no secret) with a generated
+/// client id, for MCP clients configured with a fixed client id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgentRequest {
+    /// Display name, shown on the consent page and in the Agents list (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200, example = "Acme CLI")]
+    pub name: String,
+    /// The client's home page: `https:`, or `http:` on loopback.
+    pub uri: Option<String>,
+    /// 1 to 10 redirect URIs, checked as in dynamic registration: `https:` and private-use
+    /// schemes (`cursor://…`) match exactly; `http:` only on loopback, matched on any port.
+    #[schema(min_items = 1, max_items = 10, example = json!(["http://127.0.0.1/callback"]))]
+    pub redirect_uris: Vec<String>,
+}
+
+/// Pre-registers an OAuth client: an agent with a generated `client_id` and the given
+/// redirect URIs. It authorizes with PKCE as a public client, like a registered one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hosts/{host}/agents",
+    tag = "agents",
+    operation_id = "register_agent",
+    params(("host" = String, Path, description = "The host's id")),
+    request_body = RegisterAgentRequest,
+    responses((status = 201, description = "Registered", body = AgentDetail))
+)]
+pub async fn register(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+    ApiJson(request): ApiJson<RegisterAgentRequest>,
+) -> Result<Created<AgentDetail>, ApiError> {
+    let agent = flows::preregister_client(
+        &state,
+        &admin.principal,
+        &admin.context,
+        admin.key(),
+        &host,
+        PreRegistration {
+            name: request.name,
+            uri: request.uri.unwrap_or_default(),
+            redirect_uris: request.redirect_uris,
+        },
+    )
+    .await?;
+    let keys = server_keys(&state, &admin, &host).await?;
+    Ok(Created(AgentDetail::new(agent, &keys)))
 }
 
 /// A cap on an agent.

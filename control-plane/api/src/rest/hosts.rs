@@ -1,18 +1,18 @@
-//! `/api/v1/hosts`: create, list, get, change settings, delete, and the ready-to-copy client
-//! configuration of a host.
+//! `/api/v1/hosts`: create, list, get, change settings, delete, the ready-to-copy client
+//! configuration of a host, and its token-signing keys (list, rotate, retire).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_commands::control::{
-    ControlError, CreateHost, HostSettingsPatch, HostView, ServerView,
+    ControlError, CreateHost, HostSettingsPatch, HostView, ServerView, SigningKeyView,
 };
 use portcullis_projector::models::HostSettings;
 use portcullis_proto::events::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Admin, ApiJson, ApiPath};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::types::{Created, ToolVisibility, no_content};
 use crate::public_urls::client_snippets;
 use crate::{ApiError, ApiState, PublicUrls};
@@ -382,4 +382,129 @@ pub async fn client_config(
             .collect(),
         host_id: view.host_id.clone(),
     }))
+}
+
+/// One of a host's token-signing keys (the private half never leaves the sealed log).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKey {
+    /// The key id, the JWT header's `kid` and the JWKS entry's.
+    pub kid: String,
+    /// The JWS algorithm, `ES256`.
+    pub algorithm: String,
+    /// When it was added (RFC 3339).
+    pub added_at: String,
+    /// Whether it signs new tokens: the newest key. The others only verify.
+    pub active: bool,
+}
+
+impl From<SigningKeyView> for SigningKey {
+    fn from(view: SigningKeyView) -> Self {
+        let added = u64::try_from(view.added_at_ms)
+            .ok()
+            .and_then(|ms| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        SigningKey {
+            kid: view.kid,
+            algorithm: view.algorithm,
+            added_at: humantime::format_rfc3339_seconds(added).to_string(),
+            active: view.active,
+        }
+    }
+}
+
+/// A host's signing keys in use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyList {
+    /// Oldest first; the last one is active.
+    pub keys: Vec<SigningKey>,
+}
+
+/// The host's token-signing keys in use (all in its JWKS), oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts/{host}/signing-keys",
+    tag = "hosts",
+    operation_id = "list_signing_keys",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 200, description = "The keys", body = SigningKeyList))
+)]
+pub async fn list_signing_keys(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<Json<SigningKeyList>, ApiError> {
+    let keys = state
+        .control
+        .list_signing_keys(&admin.principal, &host)
+        .await?;
+    Ok(Json(SigningKeyList {
+        keys: keys.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Rotates the host's signing key: a new key signs every token from now on, and the older
+/// keys stay in the JWKS, verifying the tokens they signed until retired.
+#[utoipa::path(
+    post,
+    path = "/api/v1/hosts/{host}/signing-keys",
+    tag = "hosts",
+    operation_id = "rotate_signing_key",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 201, description = "The new, active key", body = SigningKey))
+)]
+pub async fn rotate_signing_key(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<Created<SigningKey>, ApiError> {
+    let key = state
+        .control
+        .rotate_signing_key(&admin.principal, &admin.context, admin.key(), &host)
+        .await?;
+    Ok(Created(key.into()))
+}
+
+/// Whether to retire a key even though tokens it signed may still be live.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RetireQuery {
+    /// Retire now even if the active key is younger than the access-token lifetime (one
+    /// hour), refusing the old key's live tokens: for a compromised key.
+    pub force: Option<bool>,
+}
+
+/// Retires an older signing key: it leaves the JWKS and the tokens it signed are refused. The
+/// active key cannot be retired (rotate first), and without `force` neither can a key while
+/// the active one is younger than the access-token lifetime (409).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/hosts/{host}/signing-keys/{kid}",
+    tag = "hosts",
+    operation_id = "retire_signing_key",
+    params(
+        ("host" = String, Path, description = "The host's id (its subdomain)"),
+        ("kid" = String, Path, description = "The key's id"),
+        RetireQuery,
+    ),
+    responses((status = 204, description = "Retired"))
+)]
+pub async fn retire_signing_key(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath((host, kid)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<RetireQuery>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .control
+        .retire_signing_key(
+            &admin.principal,
+            &admin.context,
+            admin.key(),
+            &host,
+            &kid,
+            query.force.unwrap_or(false),
+        )
+        .await?;
+    Ok(no_content())
 }

@@ -49,6 +49,7 @@ async fn agents_are_listed_capped_revoked_and_deleted() {
             "client_id": "https://cursor.example/client.json",
             "uri": "https://cursor.example",
             "type": "sdk",
+            "redirect_uris": ["http://127.0.0.1:33418/callback"],
             "human_email": "ada@example.com",
             "human_id": human_id,
         }])

@@ -21,6 +21,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/hosts/{host}"),
     ("DELETE", "/api/v1/hosts/{host}"),
     ("GET", "/api/v1/hosts/{host}/client-config"),
+    ("GET", "/api/v1/hosts/{host}/signing-keys"),
+    ("POST", "/api/v1/hosts/{host}/signing-keys"),
+    ("DELETE", "/api/v1/hosts/{host}/signing-keys/{kid}"),
     ("POST", "/api/v1/hosts/{host}/servers/discover"),
     ("GET", "/api/v1/hosts/{host}/servers"),
     ("POST", "/api/v1/hosts/{host}/servers"),
@@ -44,6 +47,7 @@ const CONTRACT: &[(&str, &str)] = &[
         "/api/v1/hosts/{host}/humans/{email}/grants/{server_key}",
     ),
     ("GET", "/api/v1/hosts/{host}/agents"),
+    ("POST", "/api/v1/hosts/{host}/agents"),
     ("GET", "/api/v1/hosts/{host}/agents/{agent_id}"),
     ("DELETE", "/api/v1/hosts/{host}/agents/{agent_id}"),
     (

@@ -140,6 +140,7 @@ impl Control {
                 name: agent.name,
                 uri: agent.uri,
                 agent_type: agent.agent_type,
+                redirect_uris: agent.redirect_uris,
                 human_id: agent.human_id,
                 human_email,
                 caps: agent.caps,

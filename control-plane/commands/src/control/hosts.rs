@@ -34,7 +34,10 @@ fn host_rejected(host_id: &str, rejected: HostRejected) -> ControlError {
         HostRejected::InvalidSettings(e) => ControlError::invalid(e.field(), e),
         HostRejected::NotFound => ControlError::not_found("host", host_id),
         HostRejected::AlreadyExists => ControlError::conflict("host", host_id, rejected),
-        HostRejected::InvalidSigningKey(_) => ControlError::unavailable(rejected),
+        HostRejected::NoSuchSigningKey(kid) => ControlError::not_found("signing key", &kid),
+        HostRejected::InvalidSigningKey(_) | HostRejected::SigningKeyInUse(_) => {
+            ControlError::unavailable(rejected)
+        }
     }
 }
 

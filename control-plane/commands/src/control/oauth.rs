@@ -14,8 +14,8 @@ use portcullis_projector::{ModelKind, client_id_sha256_hex};
 use portcullis_proto::events::v1::AgentRegistered;
 use portcullis_proto::subjects;
 
-use super::idempotency::Writes;
-use super::{Control, ControlError, check_id, infra, new_id, on_reject, subject};
+use super::idempotency::{IdempotencyKey, Writes};
+use super::{Control, ControlError, Principal, check_id, infra, new_id, on_reject, subject};
 use crate::{Context, ExecuteError};
 
 /// The actor name in command ids of the authorization server's writes.
@@ -126,7 +126,38 @@ impl Control {
     ) -> Result<OAuthClientView, ControlError> {
         // A ULID is unique, unguessable enough for a public identifier, and one key token.
         let client_id = new_id().to_ascii_lowercase();
-        self.record_client(context, host_id, &client_id, client)
+        let mut writes = Writes::new(OAUTH_WRITER, None);
+        self.record_client(context, &mut writes, host_id, &new_id(), &client_id, client)
+            .await
+    }
+
+    /// Pre-registers an OAuth client for an admin: an agent of the host with a generated
+    /// client id and the admin's redirect URIs (validated by the caller), for clients
+    /// configured with a fixed client id instead of registering themselves. A retry with the
+    /// same idempotency key returns the same client.
+    #[tracing::instrument(name = "control.agent.preregister", skip_all, fields(%host_id))]
+    pub async fn preregister_client(
+        &self,
+        principal: &Principal,
+        context: &Context,
+        idempotency_key: Option<&IdempotencyKey>,
+        host_id: &str,
+        client: NewOAuthClient,
+    ) -> Result<OAuthClientView, ControlError> {
+        self.host_for(principal, host_id).await?;
+        let mut writes = Writes::new(&principal.token_id, idempotency_key);
+        // Both ids come from the request's seed, so a retry names the same agent and its
+        // registration command is found already recorded.
+        let seed = writes.seed(&["agent.preregister", host_id]);
+        let mut agent_bytes = [0u8; 16];
+        agent_bytes.copy_from_slice(&seed[..16]);
+        let mut client_bytes = [0u8; 16];
+        client_bytes.copy_from_slice(&seed[16..]);
+        let agent_id = ulid::Ulid::from_bytes(agent_bytes).to_string();
+        let client_id = ulid::Ulid::from_bytes(client_bytes)
+            .to_string()
+            .to_ascii_lowercase();
+        self.record_client(context, &mut writes, host_id, &agent_id, &client_id, client)
             .await
     }
 
@@ -143,7 +174,8 @@ impl Control {
         if let Some(existing) = self.oauth_client(host_id, client_id).await? {
             return Ok(existing);
         }
-        self.record_client(context, host_id, client_id, client)
+        let mut writes = Writes::new(OAUTH_WRITER, None);
+        self.record_client(context, &mut writes, host_id, &new_id(), client_id, client)
             .await
     }
 
@@ -152,12 +184,14 @@ impl Control {
     async fn record_client(
         &self,
         context: &Context,
+        writes: &mut Writes,
         host_id: &str,
+        agent_id: &str,
         client_id: &str,
         client: NewOAuthClient,
     ) -> Result<OAuthClientView, ControlError> {
         self.oauth_host(host_id).await?;
-        let agent_id = new_id();
+        let agent_id = agent_id.to_owned();
         let registered = AgentRegistered {
             agent_id: agent_id.clone(),
             client_id: client_id.to_owned(),
@@ -168,11 +202,10 @@ impl Control {
             human_id: None,
         };
         let agent_subject = subject(subjects::agent(host_id, &agent_id))?;
-        let mut writes = Writes::new(OAUTH_WRITER, None);
         on_reject(
             self.run::<Agent>(
                 context,
-                &mut writes,
+                writes,
                 "oauth.register",
                 &agent_subject,
                 &AgentCommand::Register(registered),
@@ -180,7 +213,7 @@ impl Control {
             .await?,
             |rejected| ControlError::conflict("agent", &agent_id, rejected),
         )?;
-        self.settle(&writes).await?;
+        self.settle(writes).await?;
         Ok(OAuthClientView {
             agent_id,
             host_id: host_id.to_owned(),

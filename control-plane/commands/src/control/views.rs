@@ -147,6 +147,8 @@ pub struct AgentView {
     pub uri: String,
     /// The kind of client.
     pub agent_type: String,
+    /// Its registered redirect URIs.
+    pub redirect_uris: Vec<String>,
     /// The human who connected it, once known.
     pub human_id: Option<String>,
     /// That human's email, if they still exist.

@@ -146,3 +146,80 @@ fn a_patch_changes_only_the_settings_it_names() {
         Ok(Decision::Unchanged),
     );
 }
+
+fn key(kid: &str) -> HostSigningKeyAdded {
+    let mut public_key = vec![0x04];
+    public_key.extend([7u8; 64]);
+    HostSigningKeyAdded {
+        kid: kid.into(),
+        algorithm: "ES256".into(),
+        public_key,
+        sealed_private_key: vec![1, 2, 3],
+        key_id: "mk1".into(),
+    }
+}
+
+fn added(kid: &str) -> EventBody {
+    EventBody::HostSigningKeyAdded(key(kid))
+}
+
+fn retire(kid: &str) -> HostCommand {
+    HostCommand::RetireSigningKey { kid: kid.into() }
+}
+
+fn retired(kid: &str) -> EventBody {
+    EventBody::HostSigningKeyRetired(HostSigningKeyRetired { kid: kid.into() })
+}
+
+#[test]
+fn an_older_signing_key_retires_and_the_one_in_use_does_not() {
+    let two = [created(), added("k1"), added("k2")];
+    check(&two, retire("k1"), Ok(Decision::Append(retired("k1"))));
+    check(
+        &two,
+        retire("k2"),
+        Err(HostRejected::SigningKeyInUse("k2".into())),
+    );
+    check(
+        &two,
+        retire("k9"),
+        Err(HostRejected::NoSuchSigningKey("k9".into())),
+    );
+    check(
+        &[created(), added("k1")],
+        retire("k1"),
+        Err(HostRejected::SigningKeyInUse("k1".into())),
+    );
+    let after = [created(), added("k1"), added("k2"), retired("k1")];
+    check(&after, retire("k1"), Ok(Decision::Unchanged));
+    check(&[], retire("k1"), Err(HostRejected::NotFound));
+}
+
+#[test]
+fn a_retired_key_leaves_the_keys_in_use_and_never_comes_back() {
+    let history = [created(), added("k1"), added("k2"), retired("k1")];
+    let state = history.iter().fold(Host::default(), Host::evolve);
+    let Host::Live {
+        signing_keys,
+        retired_kids,
+        ..
+    } = &state
+    else {
+        panic!("live host expected, got {state:?}");
+    };
+    let kids: Vec<&str> = signing_keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["k2"]);
+    assert_eq!(retired_kids, &["k1".to_owned()]);
+    assert_eq!(
+        state.decide(&HostCommand::AddSigningKey(key("k1"))),
+        Err(HostRejected::InvalidSigningKey(
+            "the key id belongs to a retired key"
+        ))
+    );
+    // A late re-delivery of the old key's addition does not revive it.
+    let replayed = state.evolve(&added("k1"));
+    let Host::Live { signing_keys, .. } = replayed else {
+        panic!("live host expected");
+    };
+    assert_eq!(signing_keys.len(), 1);
+}

@@ -300,6 +300,44 @@ fn host_settings_get_their_defaults_resolved() {
 }
 
 #[test]
+fn signing_keys_are_listed_with_their_age_until_retired() {
+    let created = event(Body::HostCreated(pb::HostCreated {
+        host_id: HOST.into(),
+        org_id: "01JD8X00000RG0000000000000".into(),
+        prefix: "acme".into(),
+        is_default: true,
+        settings: None,
+    }));
+    let added = |kid: &str| {
+        event(Body::HostSigningKeyAdded(pb::HostSigningKeyAdded {
+            kid: kid.into(),
+            algorithm: "ES256".into(),
+            public_key: vec![4, 1, 2],
+            sealed_private_key: vec![9],
+            key_id: "mk".into(),
+        }))
+    };
+    let retired = event(Body::HostSigningKeyRetired(pb::HostSigningKeyRetired {
+        kid: "k1".into(),
+    }));
+    let value = fold::<Host>(&[created.clone(), added("k1"), added("k2")]).unwrap();
+    let keys = &value.live().unwrap().signing_keys;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, "k1");
+    assert_eq!(keys[0].public_key, "040102");
+    assert_eq!(keys[0].added_at_ms, 1_760_000_000_000);
+    let value = fold::<Host>(&[created, added("k1"), added("k2"), retired]).unwrap();
+    let kids: Vec<&str> = value
+        .live()
+        .unwrap()
+        .signing_keys
+        .iter()
+        .map(|key| key.kid.as_str())
+        .collect();
+    assert_eq!(kids, ["k2"]);
+}
+
+#[test]
 fn agent_caps_are_set_and_cleared_per_server() {
     let cap = |server: &str, level: TrustLevel| {
         event(Body::AgentCapSet(pb::AgentCapSet {
