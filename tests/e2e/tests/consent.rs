@@ -7,7 +7,7 @@
 //! One human signs up, proves the email with the mailed code, picks the server and Medium;
 //! the chosen level is enforced on every call; reconnecting with High allows more; the
 //! admin lowering the grant denies it again; an admin revoking the agent makes the client
-//! run consent again on its next start.
+//! run consent again on its next start, and so does a session that expired.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is the test failure
 
 use std::time::Duration;
@@ -232,6 +232,117 @@ async fn mcp_remote_consents_in_the_browser_and_the_chosen_level_is_enforced() {
         call(&again, "get-env", json!({})).await,
         "get-env",
         "medium",
+    );
+}
+
+/// The access token mcp-remote stored in `config` (its `*_tokens.json`), if any.
+fn stored_access_token(config: &std::path::Path) -> Option<String> {
+    let mut pending = vec![config.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.ends_with("_tokens.json"))
+            {
+                let tokens: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+                return tokens["access_token"].as_str().map(str::to_owned);
+            }
+        }
+    }
+    None
+}
+
+/// The host's sessions idle out after a minute (the shortest lifetime a host may set). Ada
+/// consents; once the session has sat idle past its lifetime the data plane refuses its
+/// still-unexpired access token with 401 `invalid_token`, the refresh token is refused, and
+/// mcp-remote, started again with its stored tokens, runs the consent again; the new session
+/// keeps the admin's grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_makes_mcp_remote_run_consent_again() {
+    const IDLE_SECONDS: u64 = 60;
+    let (gateway, _upstream) = gateway().await;
+    let (status, host) = gateway
+        .api(
+            "PATCH",
+            &format!("/api/v1/hosts/{}", gateway.host),
+            Some(json!({ "settings": { "session_idle_seconds": IDLE_SECONDS } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{host}");
+    assert_eq!(host["settings"]["session_idle_seconds"], IDLE_SECONDS);
+
+    let config = tempfile::tempdir().unwrap();
+    let outbox = gateway.outbox();
+    let (remote, _) = connect(&gateway, config.path(), |url| {
+        level(
+            ConsentScript {
+                outbox: Some(outbox.clone()),
+                ..ConsentScript::new(url, EMAIL, PASSWORD)
+            },
+            ConsentLevel::Medium,
+            Account::Create,
+        )
+    })
+    .await;
+    let consented = std::time::Instant::now();
+    call(&remote, "echo", json!({ "message": "before" }))
+        .await
+        .unwrap();
+    drop(remote);
+    let token = stored_access_token(config.path())
+        .unwrap_or_else(|| panic!("mcp-remote stored no tokens under {:?}", config.path()));
+
+    // Past the idle lifetime (with a margin for the clocks of the two processes).
+    let lifetime = Duration::from_secs(IDLE_SECONDS + 2);
+    tokio::time::sleep(lifetime.saturating_sub(consented.elapsed())).await;
+    let refused = reqwest::Client::new()
+        .post(gateway.mcp_url())
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": { "name": "expiry-check", "version": "1" },
+            },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let challenge = refused
+        .headers()
+        .get("www-authenticate")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+
+    // The client's next start: its stored tokens are refused, and it asks for consent again.
+    let (again, outcome) = connect(&gateway, config.path(), |url| {
+        level(
+            ConsentScript::new(url, EMAIL, PASSWORD),
+            ConsentLevel::Medium,
+            Account::SignIn,
+        )
+    })
+    .await;
+    assert_eq!(outcome.pages, ["sign-in", "server", "trust"]);
+    assert!(
+        outcome.disabled_levels.is_empty(),
+        "the grant is still High"
+    );
+    call(&again, "echo", json!({ "message": "after" }))
+        .await
+        .unwrap();
+    assert_ne!(
+        stored_access_token(config.path()).as_deref(),
+        Some(token.as_str()),
+        "new tokens"
     );
 }
 

@@ -1787,7 +1787,10 @@ async fn a_rotated_key_keeps_verifying_until_retired_and_then_its_tokens_are_ref
     .await;
     let (old_access, refresh_token) = tokens(&answer);
     let old_kid = kid_of(&old_access);
-    assert_eq!(published_kids(&gateway).await, std::slice::from_ref(&old_kid));
+    assert_eq!(
+        published_kids(&gateway).await,
+        std::slice::from_ref(&old_kid)
+    );
     initialize_until(&gateway, "/mcp", &old_access, 200).await;
 
     // Rotate: a new active key; the old one stays published and keeps verifying.
@@ -1845,7 +1848,10 @@ async fn a_rotated_key_keeps_verifying_until_retired_and_then_its_tokens_are_ref
     assert_eq!(status, 204, "{body}");
 
     // Gone from the JWKS; its token refused as invalid; the new key's token still good.
-    assert_eq!(published_kids(&gateway).await, std::slice::from_ref(&new_kid));
+    assert_eq!(
+        published_kids(&gateway).await,
+        std::slice::from_ref(&new_kid)
+    );
     let refused = initialize_until(&gateway, "/mcp", &old_access, 401).await;
     let challenge = refused.header("www-authenticate").unwrap_or_default();
     assert!(challenge.contains("invalid_token"), "{challenge}");

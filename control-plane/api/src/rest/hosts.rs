@@ -83,12 +83,12 @@ pub struct SettingsInput {
     pub dynamic_mcps: Option<bool>,
     /// Which tools `tools/list` shows an agent. Default: `permitted`.
     pub tool_visibility: Option<ToolVisibility>,
-    /// Session idle lifetime, seconds: 300 to 31536000, at most the absolute lifetime.
+    /// Session idle lifetime, seconds: 60 to 31536000, at most the absolute lifetime.
     /// Default: 2592000 (30 days).
-    #[schema(minimum = 300, maximum = 31536000)]
+    #[schema(minimum = 60, maximum = 31536000)]
     pub session_idle_seconds: Option<u64>,
-    /// Session absolute lifetime, seconds: 300 to 31536000. Default: 7776000 (90 days).
-    #[schema(minimum = 300, maximum = 31536000)]
+    /// Session absolute lifetime, seconds: 60 to 31536000. Default: 7776000 (90 days).
+    #[schema(minimum = 60, maximum = 31536000)]
     pub session_absolute_seconds: Option<u64>,
     /// Browser origins allowed to call the MCP endpoint (at most 50; replaces the list),
     /// e.g. `https://app.example.com`. Default: none.

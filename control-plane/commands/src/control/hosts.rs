@@ -246,9 +246,9 @@ pub struct HostSettingsPatch {
     pub dynamic_mcps: Option<bool>,
     /// Which tools `tools/list` shows.
     pub tool_visibility: Option<ToolVisibility>,
-    /// Session idle lifetime, seconds (5 minutes to 365 days; at most the absolute one).
+    /// Session idle lifetime, seconds (1 minute to 365 days; at most the absolute one).
     pub session_idle_seconds: Option<u64>,
-    /// Session absolute lifetime, seconds (5 minutes to 365 days).
+    /// Session absolute lifetime, seconds (1 minute to 365 days).
     pub session_absolute_seconds: Option<u64>,
     /// Browser origins allowed to call the MCP endpoint (replaces the list).
     pub allowed_origins: Option<Vec<String>>,
