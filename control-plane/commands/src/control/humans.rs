@@ -10,6 +10,7 @@ use portcullis_domain::EventBody;
 use portcullis_domain::grant::{Grant, GrantCommand, GrantRejected};
 use portcullis_domain::human::{Human, HumanCommand, HumanRejected};
 use portcullis_domain::reservation::{HumanEmail, ReservationCommand, ReservationRejected};
+use portcullis_domain::upstream_credential::{UpstreamCredential, UpstreamCredentialCommand};
 use portcullis_domain::validate::normalize_email;
 use portcullis_projector::ModelKind;
 use portcullis_projector::models;
@@ -343,6 +344,40 @@ impl Control {
             s.human_id == human_id
         })
         .await?;
+        // Their tokens at OAuth-protected upstreams go too: nothing could use them any more,
+        // and a secret no one needs should not be kept.
+        let credentials = self
+            .list::<models::UpstreamCredential>(ModelKind::UpstreamCredential, &[host_id, human_id])
+            .await?;
+        for (rest, _) in credentials {
+            let [server_id] = rest.as_slice() else {
+                continue;
+            };
+            let credential_subject =
+                subject(subjects::upstream_credential(host_id, human_id, server_id))?;
+            match self
+                .run::<UpstreamCredential>(
+                    context,
+                    &mut writes,
+                    "human.delete.upstream_credential",
+                    &credential_subject,
+                    &UpstreamCredentialCommand::Revoke {
+                        reason: "human removed".to_owned(),
+                    },
+                )
+                .await?
+            {
+                Ok(_) => {}
+                Err(ExecuteError::Rejected(rejected)) => {
+                    return Err(ControlError::conflict(
+                        "upstream credential",
+                        server_id,
+                        rejected,
+                    ));
+                }
+                Err(other) => return Err(infra(other)),
+            }
+        }
         if let Some(email) = email {
             let email_subject = subject(subjects::human_email(host_id, &email_sha256_hex(&email)))?;
             self.release_email(context, &mut writes, &email_subject, human_id)

@@ -139,7 +139,7 @@ async fn putting_a_grant_issues_changes_and_the_same_level_records_nothing() {
 }
 
 #[tokio::test]
-async fn deleting_a_human_revokes_their_grants_and_sessions_and_frees_the_email() {
+async fn deleting_a_human_revokes_their_grants_sessions_and_upstream_tokens_and_frees_the_email() {
     let h = Harness::start().await;
     let alice = h.admin("pcat_alice_secret_0123456789abcdef", "Acme").await;
     let host = h.host(&alice, "acme").await;
@@ -172,6 +172,11 @@ async fn deleting_a_human_revokes_their_grants_and_sessions_and_frees_the_email(
         .test_start_session(&x, &host, &bob.human_id, &agent, s, TrustLevel::Low)
         .await
         .expect("session");
+    for human in [&ada, &bob] {
+        c.store_upstream_credential(&x, &host, &human.human_id, s, vec![1, 2, 3], 0)
+            .await
+            .expect("upstream credential");
+    }
     let detail = c
         .get_human(&alice, &host, &ada.human_id)
         .await
@@ -182,6 +187,13 @@ async fn deleting_a_human_revokes_their_grants_and_sessions_and_frees_the_email(
     c.delete_human(&alice, &x, None, &host, &ada.human_id)
         .await
         .expect("deleted");
+    for (human, kept) in [(&ada, false), (&bob, true)] {
+        let held = c
+            .upstream_credential(&host, &human.human_id, s)
+            .await
+            .expect("read");
+        assert_eq!(held.is_some(), kept, "only ada's upstream tokens go");
+    }
     assert_not_found(c.get_human(&alice, &host, &ada.human_id).await, "human");
     assert_not_found(c.get_grant(&alice, &host, &ada.human_id, s).await, "grant");
     for (id, revoked) in [(ada_session, true), (bob_session, false)] {
