@@ -180,11 +180,21 @@ pub async fn execute<A: Aggregate>(
             .append(subject, loaded.version, command_id, encode_event(event))
             .await
         {
+            Ok(appended) if appended.duplicate => {
+                // The log already held this command id: a racing twin of this request (the
+                // same idempotency key on another replica) appended between our load and our
+                // append, and its event, not ours, is the truth. Load again, where the
+                // recorded-before branch answers with the state as recorded.
+                tracing::debug!(
+                    attempt,
+                    "The command was recorded by a racing twin; loading it."
+                );
+            }
             Ok(appended) => {
                 return Ok(Executed {
                     state: state.evolve(&body),
                     version: Version(appended.sequence),
-                    appended: !appended.duplicate,
+                    appended: true,
                 });
             }
             Err(AppendError::Conflict { .. }) => {

@@ -7,6 +7,7 @@ use portcullis_proto::decode_event;
 use portcullis_proto::events::v1::actor;
 use portcullis_store::{CommandId, EventLog, Subject};
 use portcullis_store_sqlite::SqliteStore;
+use tokio::sync::Mutex;
 
 use super::*;
 
@@ -117,5 +118,78 @@ async fn racing_commands_are_each_decided_on_the_latest_state() {
         }
     }
     assert_eq!((created, refused), (1, 7));
+    assert_eq!(store.load(&org()).await.expect("load").events.len(), 1);
+}
+
+/// A log whose first `load` shows the subject as it was before a racing twin appended.
+struct LoadsStaleOnce {
+    store: Arc<SqliteStore>,
+    stale: Mutex<Option<portcullis_store::Loaded>>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for LoadsStaleOnce {
+    async fn append(
+        &self,
+        subject: &Subject,
+        expected: portcullis_store::Version,
+        command_id: &CommandId,
+        event: portcullis_store::NewEvent,
+    ) -> Result<portcullis_store::Appended, portcullis_store::AppendError> {
+        self.store
+            .append(subject, expected, command_id, event)
+            .await
+    }
+
+    async fn load(
+        &self,
+        subject: &Subject,
+    ) -> Result<portcullis_store::Loaded, portcullis_store::LogError> {
+        if let Some(stale) = self.stale.lock().await.take() {
+            return Ok(stale);
+        }
+        self.store.load(subject).await
+    }
+
+    async fn head(&self) -> Result<u64, portcullis_store::LogError> {
+        self.store.head().await
+    }
+
+    async fn subscribe(
+        &self,
+        filter: &portcullis_store::SubjectFilter,
+        from: u64,
+    ) -> Result<portcullis_store::EventStream, portcullis_store::LogError> {
+        self.store.subscribe(filter, from).await
+    }
+}
+
+#[tokio::test]
+async fn a_twin_that_recorded_the_same_command_first_decides_the_answer() {
+    let (_dir, store) = open();
+    let before = store.load(&org()).await.expect("load");
+    // The twin (same command id, another replica) decided first, and named it "Acme".
+    execute::<Organization>(store.as_ref(), &context(), &org(), &id("same"), &create())
+        .await
+        .expect("twin");
+    // This replica loaded before the twin appended, decides "Globex", and its append is the
+    // duplicate of the twin's.
+    let log = LoadsStaleOnce {
+        store: store.clone(),
+        stale: Mutex::new(Some(before)),
+    };
+    let mine = OrganizationCommand::Create {
+        org_id: "O1".into(),
+        name: "Globex".into(),
+    };
+    let done = execute::<Organization>(&log, &context(), &org(), &id("same"), &mine)
+        .await
+        .expect("a twin's record is not a failure");
+    assert!(!done.appended);
+    assert!(
+        matches!(done.state, Organization::Live { ref name, .. } if name == "Acme"),
+        "the recorded state, not this replica's own decision: {:?}",
+        done.state
+    );
     assert_eq!(store.load(&org()).await.expect("load").events.len(), 1);
 }
