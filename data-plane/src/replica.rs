@@ -2,9 +2,13 @@
 //!
 //! One task per bucket runs `ReadModelStore::watch` and applies each change to a moka cache
 //! with a revision guard (`and_compute_with`), so a late or repeated change can never replace
-//! a newer value. A probe task asks the store for its log head every `probe_interval`; the
-//! replica is fresh only while every bucket has caught up, every watch is running, and the
-//! last successful probe is younger than `max_staleness`.
+//! a newer value. A probe task asks the store for its log head and each bucket's last
+//! revision every `probe_interval`; the replica is fresh only while every bucket has caught
+//! up, every watch is running, the last successful probe is younger than `max_staleness`, and
+//! no bucket's watch has left a revision the store held for longer than `max_staleness`
+//! unapplied. The last rule catches a watch that stalls without an error (a JetStream
+//! consumer on a node that died can go quiet for seconds before the client notices): such a
+//! watch is re-established after half the bound, and the replica fails closed at the bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -77,6 +81,9 @@ pub enum Staleness {
     /// The store has not answered for longer than the bound.
     #[error("no word from the store for {0:?} (bound {1:?})")]
     Silent(Duration, Duration),
+    /// A bucket's watch has not delivered a change the store held this long ago.
+    #[error("watch on read model {0} is {1:?} behind the store")]
+    Behind(String, Duration),
 }
 
 struct BucketState {
@@ -87,6 +94,15 @@ struct BucketState {
     /// while `watching` is false after having caught up).
     down_since_ms: AtomicU64,
     applied: AtomicU64,
+    /// A revision the store held, seen by a probe while the watch had not applied it yet
+    /// (reached once `applied` is at least this).
+    target: AtomicU64,
+    /// Milliseconds after the replica's start when `target` was seen.
+    target_seen_ms: AtomicU64,
+    /// Milliseconds after the replica's start when the current watch was opened.
+    watch_opened_ms: AtomicU64,
+    /// Tells the watch task to drop a stalled watch and open a new one.
+    rewatch: tokio::sync::Notify,
 }
 
 /// The replica. Cheap to clone.
@@ -126,6 +142,10 @@ impl Replica {
                     watching: AtomicBool::new(false),
                     down_since_ms: AtomicU64::new(0),
                     applied: AtomicU64::new(0),
+                    target: AtomicU64::new(0),
+                    target_seen_ms: AtomicU64::new(0),
+                    watch_opened_ms: AtomicU64::new(0),
+                    rewatch: tokio::sync::Notify::new(),
                 };
                 (bucket.clone(), Arc::new(state))
             })
@@ -145,7 +165,13 @@ impl Replica {
                 shutdown.clone(),
             ));
         }
-        tokio::spawn(probe(log, replica.clone(), config.probe_interval, shutdown));
+        tokio::spawn(probe(
+            log,
+            kv,
+            replica.clone(),
+            config.probe_interval,
+            shutdown,
+        ));
         replica
     }
 
@@ -237,12 +263,61 @@ impl Replica {
                     return Err(Staleness::WatchDown(bucket.to_string()));
                 }
             }
+            if let Some(behind) = self.behind(state)
+                && behind > self.max_staleness
+            {
+                return Err(Staleness::Behind(bucket.to_string(), behind));
+            }
         }
         let silent = self.since_contact();
         if silent > self.max_staleness {
             return Err(Staleness::Silent(silent, self.max_staleness));
         }
         Ok(())
+    }
+
+    /// How long the bucket's watch has left a revision the store held unapplied, if it has.
+    fn behind(&self, state: &BucketState) -> Option<Duration> {
+        let target = state.target.load(Ordering::Acquire);
+        if target <= state.applied.load(Ordering::Acquire) {
+            return None;
+        }
+        let seen = Duration::from_millis(state.target_seen_ms.load(Ordering::Acquire));
+        Some(self.started.elapsed().saturating_sub(seen))
+    }
+
+    /// Milliseconds since the replica started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A probe saw `last` as the bucket's newest revision: remember it as the target when the
+    /// previous one was reached; re-open a watch that has left a target unapplied for half
+    /// the bound (and has been open that long, so a re-opened watch gets time to catch up).
+    fn observe(&self, bucket: &Bucket, state: &BucketState, last: u64) {
+        let applied = state.applied.load(Ordering::Acquire);
+        if state.target.load(Ordering::Acquire) <= applied {
+            if last > applied {
+                state.target_seen_ms.store(self.now_ms(), Ordering::Release);
+                state.target.store(last, Ordering::Release);
+            }
+            return;
+        }
+        let half = self.max_staleness / 2;
+        let opened = Duration::from_millis(state.watch_opened_ms.load(Ordering::Acquire));
+        if let Some(behind) = self.behind(state)
+            && behind > half
+            && self.started.elapsed().saturating_sub(opened) > half
+        {
+            tracing::warn!(
+                bucket = %bucket,
+                behind_ms = u64::try_from(behind.as_millis()).unwrap_or(u64::MAX),
+                applied,
+                target = state.target.load(Ordering::Acquire),
+                "Read-model watch has stalled; opening a new one."
+            );
+            state.rewatch.notify_one();
+        }
     }
 
     fn since_contact(&self) -> Duration {
@@ -295,18 +370,28 @@ async fn watch_bucket(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        // Everything up to the revision read before the watch opens is in the state the
+        // watch starts from, even a delete it does not deliver: applied once caught up.
+        let floor = tokio::select! {
+            () = shutdown.cancelled() => return,
+            last = kv.last_revision(&bucket) => last.unwrap_or(0),
+        };
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
             stream = kv.watch(&bucket) => stream,
         };
         match stream {
             Ok(mut stream) => {
+                state
+                    .watch_opened_ms
+                    .store(replica.now_ms(), Ordering::Release);
                 state.watching.store(true, Ordering::Release);
                 // Keys delivered before `CaughtUp`; `None` once live.
                 let mut initial: Option<HashSet<Key>> = Some(HashSet::new());
                 loop {
                     let next = tokio::select! {
                         () = shutdown.cancelled() => return,
+                        () = state.rewatch.notified() => break,
                         next = stream.next() => next,
                     };
                     match next {
@@ -330,6 +415,7 @@ async fn watch_bucket(
                             if let Some(seen) = initial.take() {
                                 forget_unseen(&state, &seen);
                             }
+                            state.applied.fetch_max(floor, Ordering::AcqRel);
                             state.caught_up.store(true, Ordering::Release);
                             replica.touch();
                             tracing::info!(
@@ -368,6 +454,7 @@ async fn watch_bucket(
 
 async fn probe(
     log: Arc<dyn EventLog>,
+    kv: Arc<dyn ReadModelStore>,
     replica: Replica,
     interval: Duration,
     shutdown: CancellationToken,
@@ -380,10 +467,23 @@ async fn probe(
             _ = ticker.tick() => {}
         }
         // Bounded: a hung store must not keep the probe from reporting silence.
-        match tokio::time::timeout(interval.max(Duration::from_millis(50)), log.head()).await {
+        let bound = interval.max(Duration::from_millis(50));
+        match tokio::time::timeout(bound, log.head()).await {
             Ok(Ok(_)) => replica.touch(),
             Ok(Err(error)) => tracing::debug!(error = %error, "Store probe failed."),
             Err(_) => tracing::debug!("Store probe timed out."),
+        }
+        for (bucket, state) in replica.buckets.iter() {
+            if !state.caught_up.load(Ordering::Acquire) || !state.watching.load(Ordering::Acquire) {
+                continue;
+            }
+            match tokio::time::timeout(bound, kv.last_revision(bucket)).await {
+                Ok(Ok(last)) => replica.observe(bucket, state, last),
+                Ok(Err(error)) => {
+                    tracing::debug!(%bucket, error = %error, "Revision probe failed.")
+                }
+                Err(_) => tracing::debug!(%bucket, "Revision probe timed out."),
+            }
         }
     }
 }

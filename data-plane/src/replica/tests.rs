@@ -111,6 +111,10 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
         watching: AtomicBool::new(true),
         down_since_ms: AtomicU64::new(0),
         applied: AtomicU64::new(0),
+        target: AtomicU64::new(0),
+        target_seen_ms: AtomicU64::new(0),
+        watch_opened_ms: AtomicU64::new(0),
+        rewatch: tokio::sync::Notify::new(),
     };
     let live = |v: &str, revision| {
         Slot::Live(Arc::new(Cached {
@@ -125,4 +129,139 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
     upsert(&state, key("k"), live("older", 5));
     assert_eq!(state.cache.get(&key("k")), Some(Slot::Deleted(6)));
     assert_eq!(state.applied.load(Ordering::Acquire), 6);
+}
+
+/// A store whose first watch delivers the initial state and then nothing more, without an
+/// error (as a JetStream consumer on a dead node can); later watches work, or with
+/// `stall_all` deliver nothing at all.
+struct StallsFirstWatch {
+    inner: Arc<SqliteStore>,
+    watches: AtomicU64,
+    stall_all: bool,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for StallsFirstWatch {
+    async fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), portcullis_store::KvError> {
+        self.inner.ensure_bucket(bucket).await
+    }
+    async fn get(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+    ) -> Result<Option<portcullis_store::Entry>, portcullis_store::KvError> {
+        self.inner.get(bucket, key).await
+    }
+    async fn put(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<u64, portcullis_store::KvError> {
+        self.inner.put(bucket, key, value, expect).await
+    }
+    async fn delete(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        expect: Expect,
+    ) -> Result<(), portcullis_store::KvError> {
+        self.inner.delete(bucket, key, expect).await
+    }
+    async fn keys(
+        &self,
+        bucket: &Bucket,
+        prefix: Option<&Key>,
+    ) -> Result<Vec<Key>, portcullis_store::KvError> {
+        self.inner.keys(bucket, prefix).await
+    }
+    async fn watch(
+        &self,
+        bucket: &Bucket,
+    ) -> Result<portcullis_store::WatchStream, portcullis_store::KvError> {
+        let stream = self.inner.watch(bucket).await?;
+        if self.watches.fetch_add(1, Ordering::SeqCst) > 0 {
+            if self.stall_all {
+                return Ok(Box::pin(futures::stream::pending()));
+            }
+            return Ok(stream);
+        }
+        // Up to and including CaughtUp, then silence.
+        let mut done = false;
+        let initial = stream.take_while(move |event| {
+            let go = !done;
+            done |= matches!(event, Ok(WatchEvent::CaughtUp));
+            futures::future::ready(go)
+        });
+        Ok(Box::pin(initial.chain(futures::stream::pending())))
+    }
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, portcullis_store::KvError> {
+        self.inner.last_revision(bucket).await
+    }
+}
+
+#[tokio::test]
+async fn a_watch_that_stalls_without_an_error_is_reopened_and_stale_in_between() {
+    let f = fixture().await;
+    let kv = Arc::new(StallsFirstWatch {
+        inner: f.store.clone(),
+        watches: AtomicU64::new(0),
+        stall_all: false,
+    });
+    let shutdown = CancellationToken::new();
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(600),
+        probe_interval: Duration::from_millis(50),
+    };
+    let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+    // A change the stalled watch never delivers: the probe sees it in the store.
+    f.store
+        .put(&f.bucket, &key("s.1"), Bytes::from("revoked"), Expect::Any)
+        .await
+        .expect("put");
+    // Within the bound the watch is re-opened and the change arrives.
+    eventually("the change arrives through a new watch", || {
+        replica.get(&f.bucket, &key("s.1")).is_some()
+    })
+    .await;
+    assert_eq!(kv.watches.load(Ordering::SeqCst), 2, "re-watched once");
+    assert!(replica.freshness().is_ok(), "{:?}", replica.freshness());
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_replica_whose_watch_stays_behind_fails_closed() {
+    let f = fixture().await;
+    let shutdown = CancellationToken::new();
+    let kv = Arc::new(StallsFirstWatch {
+        inner: f.store.clone(),
+        watches: AtomicU64::new(0),
+        stall_all: true,
+    });
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(400),
+        probe_interval: Duration::from_millis(40),
+    };
+    let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+    f.store
+        .put(&f.bucket, &key("s.1"), Bytes::from("v"), Expect::Any)
+        .await
+        .expect("put");
+    // The first watch stalls and new ones deliver nothing: the change never arrives, and the
+    // replica must say so.
+    eventually("stale: behind the store", || {
+        matches!(replica.freshness(), Err(Staleness::Behind(..)))
+    })
+    .await;
+    assert!(replica.get(&f.bucket, &key("s.1")).is_none());
+    assert!(
+        kv.watches.load(Ordering::SeqCst) >= 2,
+        "it tried a new watch first"
+    );
+    shutdown.cancel();
 }

@@ -569,6 +569,15 @@ impl ReadModelStore for JetStreamStore {
     async fn watch(&self, bucket: &Bucket) -> Result<WatchStream, KvError> {
         self.watch_bucket(bucket).await
     }
+
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, KvError> {
+        // The stream's last sequence, asked of its leader: a missing bucket is named as such.
+        let names = self.kv_names(bucket);
+        if !self.bucket_exists(bucket, &names).await? {
+            return Err(KvError::NoSuchBucket(bucket.clone()));
+        }
+        self.last_sequence(bucket).await
+    }
 }
 
 #[cfg(test)]

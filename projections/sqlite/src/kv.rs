@@ -64,6 +64,15 @@ impl ReadModelStore for SqliteStore {
         .await
     }
 
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, KvError> {
+        let bucket = bucket.clone();
+        self.blocking(
+            move |inner| inner.last_revision(&bucket),
+            unavailable("reading a bucket"),
+        )
+        .await
+    }
+
     #[tracing::instrument(name = "store.sqlite.put", level = "debug", skip_all, fields(%bucket, %key, ?expect))]
     async fn put(
         &self,
@@ -195,6 +204,14 @@ impl Inner {
             )
             .map_err(unavailable("creating a bucket"))?;
         Ok(())
+    }
+
+    fn last_revision(&self, bucket: &Bucket) -> Result<u64, KvError> {
+        let reader = self
+            .readers
+            .get()
+            .map_err(unavailable("opening a reader"))?;
+        bucket_revision(&reader, bucket)
     }
 
     fn get(&self, bucket: &Bucket, key: &Key) -> Result<Option<Entry>, KvError> {

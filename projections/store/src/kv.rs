@@ -151,4 +151,9 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     /// Current values, then `CaughtUp`, then live changes.
     async fn watch(&self, bucket: &Bucket) -> Result<WatchStream, KvError>;
+
+    /// The bucket's newest revision (of a put or a delete; 0 when it has none), as the store
+    /// holds it now: a watch that has delivered this revision has seen every change up to
+    /// this moment. Lets a watcher tell a watch that has stalled without an error.
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, KvError>;
 }

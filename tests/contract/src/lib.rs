@@ -555,6 +555,53 @@ pub async fn read_model_writes_honour_preconditions(backend: &mut dyn Backend) {
     assert!(matches!(err, KvError::NoSuchBucket(_)), "{err:?}");
 }
 
+/// The bucket's last revision is that of its newest change, a delete included, and a
+/// watcher that has applied it has seen everything.
+pub async fn the_last_revision_is_the_newest_change(backend: &mut dyn Backend) {
+    let stores = backend.connect().await;
+    let b = bucket("revisions");
+    let missing = bucket("never-made");
+    let err = stores.kv.last_revision(&missing).await.unwrap_err();
+    assert!(matches!(err, KvError::NoSuchBucket(_)), "{err:?}");
+    stores.kv.ensure_bucket(&b).await.unwrap();
+    assert_eq!(stores.kv.last_revision(&b).await.unwrap(), 0);
+    let first = stores
+        .kv
+        .put(&b, &key("a"), Bytes::from("1"), Expect::Any)
+        .await
+        .unwrap();
+    assert_eq!(stores.kv.last_revision(&b).await.unwrap(), first);
+    let second = stores
+        .kv
+        .put(&b, &key("b"), Bytes::from("2"), Expect::Any)
+        .await
+        .unwrap();
+    assert_eq!(stores.kv.last_revision(&b).await.unwrap(), second);
+    stores.kv.delete(&b, &key("a"), Expect::Any).await.unwrap();
+    let after_delete = stores.kv.last_revision(&b).await.unwrap();
+    assert!(after_delete > second, "{after_delete} after {second}");
+    let mut watch = stores.kv.watch(&b).await.unwrap();
+    let mut seen = 0;
+    loop {
+        match next_change(&mut watch).await {
+            WatchEvent::Put(entry) => seen = seen.max(entry.revision),
+            WatchEvent::Deleted { revision, .. } => seen = seen.max(revision),
+            WatchEvent::CaughtUp => break,
+        }
+    }
+    assert!(seen <= after_delete);
+    let third = stores
+        .kv
+        .put(&b, &key("c"), Bytes::from("3"), Expect::Any)
+        .await
+        .unwrap();
+    assert_eq!(stores.kv.last_revision(&b).await.unwrap(), third);
+    match next_change(&mut watch).await {
+        WatchEvent::Put(entry) => assert_eq!(entry.revision, third),
+        other => panic!("expected the put, got {other:?}"),
+    }
+}
+
 /// Of many writers racing with the same expected revision, exactly one wins.
 pub async fn concurrent_read_model_writers_have_exactly_one_winner(backend: &mut dyn Backend) {
     const WRITERS: usize = 6;
@@ -878,6 +925,7 @@ macro_rules! contract_tests {
             a_subscription_replays_then_follows_live,
             a_subscription_from_the_future_waits,
             read_model_writes_honour_preconditions,
+            the_last_revision_is_the_newest_change,
             concurrent_read_model_writers_have_exactly_one_winner,
             keys_are_listed_by_prefix,
             a_batch_write_lands_every_value_in_order,

@@ -248,6 +248,9 @@ impl ReadModelStore for LostAcks {
     async fn watch(&self, bucket: &Bucket) -> Result<WatchStream, KvError> {
         self.inner.watch(bucket).await
     }
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, KvError> {
+        self.inner.last_revision(bucket).await
+    }
 }
 
 async fn two_grant_events(store: &SqliteStore) -> u64 {
