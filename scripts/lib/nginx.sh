@@ -1,5 +1,6 @@
-# Sourced by scripts/bench: Debian's nginx, the floor of a proxy hop in the `proxy` benchmark
-# (tests/bench/src/proxy/nginx.rs writes its config and runs it from a temp dir).
+# Sourced by scripts/bench and scripts/test: Debian's nginx, the floor of a proxy hop in the
+# `proxy` benchmark (tests/bench/src/proxy/nginx.rs writes its config and runs it from a temp
+# dir) and the load balancer of the scale test (tests/fixtures/src/nginx.rs).
 # Extracted from the .deb into <repo>/.peers/nginx, with any shared library it needs that this
 # machine lacks; nothing is installed, so no root is needed (except for `apt-get update` when
 # the package lists are missing). Expects $repo to be set and log() defined (scripts/lib/tools.sh).

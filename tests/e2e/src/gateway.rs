@@ -491,8 +491,57 @@ async fn control_side(db: &std::path::Path, shutdown: &CancellationToken) -> Con
     }
 }
 
+/// The control service of a test over a store whose projector runs elsewhere (e.g. the
+/// `portcullis projector` process on JetStream): sealing with `TEST_MASTER_KEY`, the default
+/// host bootstrapped with its token-signing key, and an admin of the default organization.
+pub struct TestControl {
+    /// The control service.
+    pub control: Arc<Control>,
+    /// The key ring it seals with.
+    pub ring: KeyRing,
+    /// The default host.
+    pub host_id: String,
+    /// An admin of the default organization.
+    pub admin: Principal,
+}
+
+impl std::fmt::Debug for TestControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestControl")
+            .field("host_id", &self.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// See `TestControl`.
+pub async fn control_over(log: Arc<dyn EventLog>, kv: Arc<dyn ReadModelStore>) -> TestControl {
+    let ring = KeyRing::parse(TEST_MASTER_KEY).expect("key ring");
+    let control = Arc::new(
+        Control::new(
+            log.clone(),
+            kv,
+            Arc::new(RingSealer(ring.clone())),
+            ControlOptions::default(),
+        )
+        .expect("control"),
+    );
+    let host = ensure_default_host(log.as_ref(), &context())
+        .await
+        .expect("default host");
+    control
+        .ensure_signing_key(&context(), &host.host_id)
+        .await
+        .expect("signing key");
+    TestControl {
+        control,
+        ring,
+        host_id: host.host_id,
+        admin: Principal::for_tests("e2e-admin", &[DEFAULT_ORG_ID]),
+    }
+}
+
 /// Discovers the upstream at `url` and imports it under `key`, every tool auto-classified.
-async fn import_upstream(
+pub async fn import_upstream(
     control: &Control,
     admin: &Principal,
     host_id: &str,

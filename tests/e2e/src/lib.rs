@@ -7,6 +7,7 @@
 
 pub mod dev_admin;
 pub mod gateway;
+pub mod sdk_client;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
