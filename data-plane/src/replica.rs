@@ -9,6 +9,10 @@
 //! unapplied. The last rule catches a watch that stalls without an error (a JetStream
 //! consumer on a node that died can go quiet for seconds before the client notices): such a
 //! watch is re-established after half the bound, and the replica fails closed at the bound.
+//! With the projector's checkpoint configured, the probe also compares the log head with what
+//! the projector has applied: read models that trail the log by more than the bound (a
+//! projector down or stopped) make the replica stale, so a revocation recorded in the log is
+//! enforced within the bound or every request is refused.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +34,9 @@ pub struct ReplicaConfig {
     pub max_staleness: Duration,
     /// How often the store is probed when nothing changes. Default: a fifth of `max_staleness`.
     pub probe_interval: Duration,
+    /// The projector's checkpoint (its bucket and key, a JSON `{"applied_through": n}`),
+    /// compared with the log head; `None` leaves projection lag unchecked.
+    pub projection: Option<(Bucket, Key)>,
 }
 
 impl ReplicaConfig {
@@ -39,8 +46,34 @@ impl ReplicaConfig {
             buckets,
             max_staleness,
             probe_interval: max_staleness / 5,
+            projection: None,
         }
     }
+
+    /// Also checks that the projector with checkpoint `key` in `bucket` keeps up with the log.
+    pub fn with_projection(mut self, bucket: Bucket, key: Key) -> Self {
+        self.projection = Some((bucket, key));
+        self
+    }
+}
+
+/// The projector's progress as the probe last saw it.
+struct ProjectionState {
+    bucket: Bucket,
+    key: Key,
+    /// The projector's `applied_through`.
+    projected: AtomicU64,
+    /// A log head seen while the projector had not applied it (reached once `projected` is
+    /// at least this).
+    target: AtomicU64,
+    /// Milliseconds after the replica's start when `target` was seen.
+    target_seen_ms: AtomicU64,
+}
+
+/// The checkpoint's stored form.
+#[derive(serde::Deserialize)]
+struct Checkpoint {
+    applied_through: u64,
 }
 
 /// One cached value and the revision it was written at.
@@ -84,6 +117,9 @@ pub enum Staleness {
     /// A bucket's watch has not delivered a change the store held this long ago.
     #[error("watch on read model {0} is {1:?} behind the store")]
     Behind(String, Duration),
+    /// The projector has not applied an event the log held this long ago.
+    #[error("the read models are {0:?} behind the event log (is the projector running?)")]
+    ProjectionBehind(Duration),
 }
 
 struct BucketState {
@@ -113,6 +149,7 @@ pub struct Replica {
     /// Milliseconds after `started` of the last successful contact with the store.
     last_contact_ms: Arc<AtomicU64>,
     max_staleness: Duration,
+    projection: Option<Arc<ProjectionState>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -155,6 +192,15 @@ impl Replica {
             started: Instant::now(),
             last_contact_ms: Arc::new(AtomicU64::new(0)),
             max_staleness: config.max_staleness,
+            projection: config.projection.clone().map(|(bucket, key)| {
+                Arc::new(ProjectionState {
+                    bucket,
+                    key,
+                    projected: AtomicU64::new(0),
+                    target: AtomicU64::new(0),
+                    target_seen_ms: AtomicU64::new(0),
+                })
+            }),
         };
         for (bucket, state) in replica.buckets.iter() {
             tokio::spawn(watch_bucket(
@@ -273,7 +319,29 @@ impl Replica {
         if silent > self.max_staleness {
             return Err(Staleness::Silent(silent, self.max_staleness));
         }
+        if let Some(projection) = &self.projection {
+            let target = projection.target.load(Ordering::Acquire);
+            if target > projection.projected.load(Ordering::Acquire) {
+                let seen = Duration::from_millis(projection.target_seen_ms.load(Ordering::Acquire));
+                let behind = self.started.elapsed().saturating_sub(seen);
+                if behind > self.max_staleness {
+                    return Err(Staleness::ProjectionBehind(behind));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// A probe saw the log's head at `head` and the projector's checkpoint at `projected`.
+    fn observe_projection(&self, projection: &ProjectionState, head: u64, projected: u64) {
+        projection.projected.fetch_max(projected, Ordering::AcqRel);
+        let projected = projection.projected.load(Ordering::Acquire);
+        if projection.target.load(Ordering::Acquire) <= projected && head > projected {
+            projection
+                .target_seen_ms
+                .store(self.now_ms(), Ordering::Release);
+            projection.target.store(head, Ordering::Release);
+        }
     }
 
     /// How long the bucket's watch has left a revision the store held unapplied, if it has.
@@ -469,7 +537,26 @@ async fn probe(
         // Bounded: a hung store must not keep the probe from reporting silence.
         let bound = interval.max(Duration::from_millis(50));
         match tokio::time::timeout(bound, log.head()).await {
-            Ok(Ok(_)) => replica.touch(),
+            Ok(Ok(head)) => {
+                replica.touch();
+                if let Some(projection) = &replica.projection {
+                    let read = kv.get(&projection.bucket, &projection.key);
+                    match tokio::time::timeout(bound, read).await {
+                        Ok(Ok(entry)) => {
+                            let projected = entry
+                                .and_then(|entry| {
+                                    serde_json::from_slice::<Checkpoint>(&entry.value).ok()
+                                })
+                                .map_or(0, |checkpoint| checkpoint.applied_through);
+                            replica.observe_projection(projection, head, projected);
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(error = %error, "Checkpoint probe failed.");
+                        }
+                        Err(_) => tracing::debug!("Checkpoint probe timed out."),
+                    }
+                }
+            }
             Ok(Err(error)) => tracing::debug!(error = %error, "Store probe failed."),
             Err(_) => tracing::debug!("Store probe timed out."),
         }

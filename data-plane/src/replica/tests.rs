@@ -91,6 +91,7 @@ async fn a_replica_that_hears_nothing_goes_stale() {
         max_staleness: Duration::from_millis(300),
         // Never probe within the test: silence must make it stale.
         probe_interval: Duration::from_secs(3600),
+        projection: None,
     };
     let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -214,6 +215,7 @@ async fn a_watch_that_stalls_without_an_error_is_reopened_and_stale_in_between()
         buckets: vec![f.bucket.clone()],
         max_staleness: Duration::from_millis(600),
         probe_interval: Duration::from_millis(50),
+        projection: None,
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -245,6 +247,7 @@ async fn a_replica_whose_watch_stays_behind_fails_closed() {
         buckets: vec![f.bucket.clone()],
         max_staleness: Duration::from_millis(400),
         probe_interval: Duration::from_millis(40),
+        projection: None,
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -263,5 +266,54 @@ async fn a_replica_whose_watch_stays_behind_fails_closed() {
         kv.watches.load(Ordering::SeqCst) >= 2,
         "it tried a new watch first"
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn read_models_that_trail_the_event_log_make_the_replica_stale() {
+    let f = fixture().await;
+    let checkpoints = Bucket::new("projector").expect("valid");
+    f.store.ensure_bucket(&checkpoints).await.expect("bucket");
+    let checkpoint = key("checkpoint.read_models");
+    let shutdown = CancellationToken::new();
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(300),
+        probe_interval: Duration::from_millis(30),
+        projection: None,
+    }
+    .with_projection(checkpoints.clone(), checkpoint.clone());
+    let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+
+    // An event the projector never applies (it is down).
+    let subject = portcullis_proto::subjects::organization("O1").expect("subject");
+    let appended = portcullis_store::EventLog::append(
+        f.store.as_ref(),
+        &subject,
+        portcullis_store::Version::NONE,
+        &portcullis_store::CommandId::parse("c-1").expect("command id"),
+        portcullis_store::NewEvent {
+            event_type: "portcullis.v1.Test".to_owned(),
+            payload: Bytes::from_static(b"x"),
+        },
+    )
+    .await
+    .expect("append");
+    eventually("stale: the projection trails the log", || {
+        matches!(replica.freshness(), Err(Staleness::ProjectionBehind(_)))
+    })
+    .await;
+
+    // The projector catches up: fresh again.
+    let value = format!("{{\"applied_through\":{}}}", appended.sequence);
+    f.store
+        .put(&checkpoints, &checkpoint, Bytes::from(value), Expect::Any)
+        .await
+        .expect("checkpoint");
+    eventually("fresh once the projection caught up", || {
+        replica.freshness().is_ok()
+    })
+    .await;
     shutdown.cancel();
 }

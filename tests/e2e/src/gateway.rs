@@ -317,6 +317,10 @@ async fn serve_replica(shared: &Shared, listener: tokio::net::TcpListener) -> Re
         ReplicaConfig::new(
             buckets.read_models().cloned().collect(),
             shared.max_staleness,
+        )
+        .with_projection(
+            buckets.projector().clone(),
+            portcullis_store::Key::new("checkpoint.read_models").expect("key"),
         ),
         shared.store.clone(),
         shared.store.clone(),

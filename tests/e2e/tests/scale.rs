@@ -16,7 +16,9 @@
 //! 5. a data plane killed under load: clients recover through the balancer, and every call
 //!    that was answered is in the audit;
 //! 6. NATS unreachable: data planes answer from cache until `--max-staleness`, then 503, and
-//!    recover by themselves when NATS is back.
+//!    recover by themselves when NATS is back;
+//! 7. both projectors down: a revocation recorded in the log but not projected makes every
+//!    data plane refuse everything within `--max-staleness`; projectors back, it is enforced.
 //!
 //! The figures (propagation p50/p99, calls and audit records lost, recovery times) are printed
 //! as `scale: …` lines; `BENCHMARKS.md` quotes them with the command that reproduces them.
@@ -70,6 +72,7 @@ struct Topology {
     _upstream: McpPeer,
     dir: tempfile::TempDir,
     data_args: Vec<String>,
+    projector_args: Vec<String>,
 }
 
 impl Topology {
@@ -107,9 +110,8 @@ impl Topology {
                 None => Process::start(&refs, dir.path()),
             }
         };
-        let projectors: Vec<Process> = (0..2)
-            .map(|_| start(&args("projector", &[]), None))
-            .collect();
+        let projector_args = args("projector", &[]);
+        let projectors: Vec<Process> = (0..2).map(|_| start(&projector_args, None)).collect();
         let control_args = args(
             "control-plane",
             &[
@@ -203,6 +205,7 @@ impl Topology {
             _upstream: upstream,
             dir,
             data_args,
+            projector_args,
         }
     }
 
@@ -551,6 +554,20 @@ async fn propagation<F: std::future::Future<Output = ()>>(
     (took, returned)
 }
 
+/// The gist of a JSON-RPC error's message, for tallying: its text up to the first digit or
+/// parenthesis (durations and ids vary from call to call).
+fn reason(message: &Value) -> String {
+    message["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| !c.is_ascii_digit() && *c != '(')
+        .take(70)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// What a load run saw.
 #[derive(Debug, Default)]
 struct LoadResult {
@@ -591,9 +608,11 @@ async fn load(clients: Vec<Client>, stop: Arc<AtomicBool>) -> LoadResult {
                 let outcome = if client.session.is_none() {
                     match client.initialize().await {
                         Ok(_) => continue,
-                        Err(Some(answer)) => {
-                            Err(format!("initialize: HTTP {}", answer.status.as_u16()))
-                        }
+                        Err(Some(answer)) => Err(format!(
+                            "initialize: HTTP {} {}",
+                            answer.status.as_u16(),
+                            reason(&answer.message)
+                        )),
                         Err(None) => Err("initialize: no answer".to_owned()),
                     }
                 } else {
@@ -609,12 +628,7 @@ async fn load(clients: Vec<Client>, stop: Arc<AtomicBool>) -> LoadResult {
                                 "HTTP {} JSON-RPC {} {}",
                                 answer.status.as_u16(),
                                 answer.message["error"]["code"],
-                                answer.message["error"]["message"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                                    .chars()
-                                    .take(80)
-                                    .collect::<String>()
+                                reason(&answer.message)
                             ))
                         }
                         Err(error) if error.is_timeout() => Err("timed out".to_owned()),
@@ -1089,6 +1103,86 @@ async fn a_cluster_behind_a_load_balancer_serves_enforces_and_survives_faults() 
         "scale: NATS unreachable: data planes failed closed after {:.1} s, served again {:.1} s after NATS returned",
         lost.elapsed().saturating_sub(back.elapsed()).as_secs_f64(),
         recovered.as_secs_f64()
+    );
+
+    // 7. Both projectors down: a revocation recorded in the log cannot reach the read models,
+    //    so within --max-staleness every data plane refuses everything; projectors back,
+    //    the revocation is enforced and the rest is served again.
+    // The test's own connection to NATS recovers on its own schedule.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while topology
+        .side
+        .control
+        .list_humans(&topology.side.admin, &topology.side.host_id)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the control service never answered again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let eve = topology
+        .connect("eve@example.com", TrustLevel::High, TrustLevel::Low)
+        .await;
+    known_everywhere(&topology, &eve).await;
+    let mut eve_client = topology.client(&eve);
+    eve_client.initialize().await.expect("initialize");
+    let mut ada_client = topology.client(&ada);
+    ada_client.initialize().await.expect("initialize");
+    for projector in &mut topology.projectors {
+        projector.kill();
+    }
+    let revoked_at = Instant::now();
+    // The write is recorded; without a projector the command cannot see it projected.
+    let revoke = topology
+        .side
+        .control
+        .delete_grant(
+            &topology.side.admin,
+            &context(),
+            None,
+            &topology.side.host_id,
+            &eve.human_id,
+            &topology.server_id,
+        )
+        .await;
+    assert!(revoke.is_err(), "no projector, so the write cannot settle");
+    for process in &topology.data {
+        process.wait_readyz(503, Duration::from_secs(15));
+    }
+    let refused = eve_client
+        .echo("after the revocation")
+        .await
+        .expect("answer");
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{refused:?}"
+    );
+    let (_, body) = topology.data[0].get("/readyz").expect("readyz");
+    assert!(body.contains("behind the event log"), "{body}");
+    eprintln!(
+        "scale: projectors down: every data plane refused everything by {:.1} s after the unprojected revocation (the revoke command gave up after 5 s)",
+        revoked_at.elapsed().as_secs_f64()
+    );
+    let args: Vec<&str> = topology.projector_args.iter().map(String::as_str).collect();
+    for n in 0..topology.projectors.len() {
+        topology.projectors[n] = Process::start(&args, topology.dir.path());
+        topology.projectors[n].wait_ready(READY_WITHIN);
+    }
+    for process in &topology.data {
+        process.wait_readyz(200, Duration::from_secs(30));
+    }
+    let denied = eve_client.echo("revoked").await.expect("answer");
+    assert_eq!(denied.message["error"]["code"], -32003, "{denied:?}");
+    assert!(
+        ada_client
+            .echo("still granted")
+            .await
+            .expect("answer")
+            .allowed()
     );
 
     for process in topology

@@ -119,7 +119,8 @@ pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
     let readiness = Readiness::default();
     let buckets = Buckets::new(None)?;
     let replica = Replica::start(
-        ReplicaConfig::new(buckets.read_models().cloned().collect(), max_staleness),
+        ReplicaConfig::new(buckets.read_models().cloned().collect(), max_staleness)
+            .with_projection(buckets.projector().clone(), projector_checkpoint()?),
         stores.kv.clone(),
         stores.log.clone(),
         shutdown.clone(),
@@ -169,4 +170,11 @@ async fn probe_loop(
         };
         let _ = status.send(state);
     }
+}
+
+/// The key of the default projector's checkpoint (`checkpoint.<name>`), which data planes
+/// compare with the log head.
+pub(crate) fn projector_checkpoint() -> anyhow::Result<portcullis_store::Key> {
+    let name = portcullis_projector::ProjectorOptions::default().name;
+    Ok(portcullis_store::Key::join(["checkpoint", name.as_str()])?)
 }

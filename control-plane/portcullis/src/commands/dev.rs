@@ -45,6 +45,10 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         ReplicaConfig::new(
             buckets.read_models().cloned().collect(),
             settings.max_staleness,
+        )
+        .with_projection(
+            buckets.projector().clone(),
+            super::cluster::projector_checkpoint()?,
         ),
         stores.kv.clone(),
         stores.log.clone(),
