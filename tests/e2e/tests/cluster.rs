@@ -98,6 +98,26 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         keys(&data) == Some(1.0)
     })
     .await;
+    // The projector's own metrics: what it applied, the log head, no lag once caught up.
+    let projector_gauge = |series: &str| {
+        projector
+            .get("/metrics")
+            .and_then(|(_, page)| gauge(&page, series))
+    };
+    eventually(
+        "the projector reports no lag",
+        Duration::from_secs(10),
+        || {
+            projector_gauge("portcullis_projection_applied_through").is_some_and(|v| v >= 1.0)
+                && projector_gauge("portcullis_projection_lag_events") == Some(0.0)
+                && projector_gauge("portcullis_event_log_reachable") == Some(1.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        projector_gauge("portcullis_projector_restarts_total"),
+        Some(0.0)
+    );
     drop(store);
 
     // NATS goes away: the data plane keeps serving until --max-staleness, then fails closed.
@@ -109,6 +129,12 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         "not before the bound: {took:?}"
     );
     control.wait_readyz(503, Duration::from_secs(10));
+    eventually(
+        "the projector reports the log unreachable",
+        Duration::from_secs(10),
+        || projector_gauge("portcullis_event_log_reachable") == Some(0.0),
+    )
+    .await;
     let (_, body) = data.get("/readyz").expect("still answering");
     assert!(body.contains("no word from the store"), "{body}");
     // The MCP endpoint refuses too, with a JSON-RPC error that says why.

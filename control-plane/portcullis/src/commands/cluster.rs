@@ -90,10 +90,18 @@ pub async fn projector(common: CommonSettings, nats: NatsSettings) -> anyhow::Re
     let shutdown = crate::shutdown::on_signal()?;
     let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
     let readiness = Readiness::default();
-    let projector = super::projector::spawn(stores, &readiness, shutdown.clone());
+    let gauges = super::projector::ProjectorGauges::default();
+    let log = stores.log.clone();
+    let projector =
+        super::projector::spawn_with_gauges(stores, &readiness, gauges.clone(), shutdown.clone());
+    let head = LogHead::default();
+    tokio::spawn(head.clone().follow(log, shutdown.clone()));
+    let router = health::router(readiness).merge(health::metrics_router(move || {
+        projector_metrics(&gauges, &head)
+    }));
     let served = health::serve(
         common.listen,
-        health::router(readiness),
+        router,
         shutdown.clone(),
         common.shutdown_grace,
     )
@@ -177,4 +185,81 @@ async fn probe_loop(
 pub(crate) fn projector_checkpoint() -> anyhow::Result<portcullis_store::Key> {
     let name = portcullis_projector::ProjectorOptions::default().name;
     Ok(portcullis_store::Key::join(["checkpoint", name.as_str()])?)
+}
+
+/// The event log's head as last read (every second), and whether that read succeeded.
+#[derive(Clone, Debug, Default)]
+struct LogHead {
+    sequence: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reachable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LogHead {
+    async fn follow(
+        self,
+        log: std::sync::Arc<dyn portcullis_store::EventLog>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        use std::sync::atomic::Ordering;
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            match tokio::time::timeout(Duration::from_secs(1), log.head()).await {
+                Ok(Ok(head)) => {
+                    self.sequence.fetch_max(head, Ordering::AcqRel);
+                    self.reachable.store(true, Ordering::Release);
+                }
+                _ => self.reachable.store(false, Ordering::Release),
+            }
+        }
+    }
+}
+
+/// The projector's `/metrics`: what it applied, the log's head, the lag between them, whether
+/// the log answers, and restarts.
+fn projector_metrics(gauges: &super::projector::ProjectorGauges, head: &LogHead) -> String {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let applied = gauges.applied_through.load(Ordering::Acquire);
+    let log_head = head.sequence.load(Ordering::Acquire);
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    gauge(
+        "portcullis_projection_applied_through",
+        "The last event-log sequence the projector applied.",
+        "gauge",
+        applied,
+    );
+    gauge(
+        "portcullis_event_log_head",
+        "The event log's last sequence, as last read (every second).",
+        "gauge",
+        log_head,
+    );
+    gauge(
+        "portcullis_projection_lag_events",
+        "Events in the log the projector has not applied yet.",
+        "gauge",
+        log_head.saturating_sub(applied),
+    );
+    gauge(
+        "portcullis_event_log_reachable",
+        "Whether the last read of the event log's head succeeded (1) or not (0).",
+        "gauge",
+        u64::from(head.reachable.load(Ordering::Acquire)),
+    );
+    gauge(
+        "portcullis_projector_restarts_total",
+        "How often the projector stopped on an error and was started again.",
+        "counter",
+        gauges.restarts.load(Ordering::Acquire),
+    );
+    out
 }

@@ -1,6 +1,9 @@
 //! Running the projector under supervision: a projector that stops on an error is restarted
-//! with backoff (it resumes from its checkpoint), and readiness says why it is not current.
+//! with backoff (it resumes from its checkpoint), readiness says why it is not current, and
+//! `ProjectorGauges` count what it applied and how often it restarted, for `/metrics`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_projector::{Projector, ProjectorOptions};
@@ -10,9 +13,28 @@ use tokio_util::sync::CancellationToken;
 use crate::health::Readiness;
 use crate::stores::Stores;
 
+/// What the supervised projector has done, for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectorGauges {
+    /// The last log sequence applied.
+    pub applied_through: Arc<AtomicU64>,
+    /// How often it stopped on an error and was started again.
+    pub restarts: Arc<AtomicU64>,
+}
+
 /// Starts the supervised projector and registers its `projector` readiness check (ready once
 /// it has applied everything that was in the log when it started).
 pub fn spawn(stores: Stores, readiness: &Readiness, shutdown: CancellationToken) -> JoinHandle<()> {
+    spawn_with_gauges(stores, readiness, ProjectorGauges::default(), shutdown)
+}
+
+/// `spawn`, keeping `gauges` current.
+pub fn spawn_with_gauges(
+    stores: Stores,
+    readiness: &Readiness,
+    gauges: ProjectorGauges,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     let status = readiness.add_reported("projector");
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(500);
@@ -32,9 +54,11 @@ pub fn spawn(stores: Stores, readiness: &Readiness, shutdown: CancellationToken)
             };
             let mut progress = projector.progress();
             let report = status.clone();
+            let applied = gauges.applied_through.clone();
             let reporter = tokio::spawn(async move {
                 loop {
                     let state = *progress.borrow_and_update();
+                    applied.fetch_max(state.applied_through, Ordering::AcqRel);
                     let _ = report.send(if state.caught_up {
                         Ok(())
                     } else {
@@ -56,6 +80,7 @@ pub fn spawn(stores: Stores, readiness: &Readiness, shutdown: CancellationToken)
                     let message = format!("{error:#}");
                     tracing::error!(error = %message, retry_in_ms = backoff.as_millis() as u64, "Projector stopped; restarting from its checkpoint.");
                     let _ = status.send(Err(format!("stopped: {message}")));
+                    gauges.restarts.fetch_add(1, Ordering::AcqRel);
                 }
             }
             tokio::select! {
