@@ -468,29 +468,18 @@ async fn control_side(db: &std::path::Path, shutdown: &CancellationToken) -> Con
     let projector =
         Projector::new(log.clone(), kv.clone(), ProjectorOptions::default()).expect("projector");
     let projector = tokio::spawn(projector.run(shutdown.clone()));
-    let ring = KeyRing::parse(TEST_MASTER_KEY).expect("key ring");
-    let control = Arc::new(
-        Control::new(
-            log.clone(),
-            kv,
-            Arc::new(RingSealer(ring.clone())),
-            ControlOptions::default(),
-        )
-        .expect("control"),
-    );
-    let host = ensure_default_host(log.as_ref(), &context())
-        .await
-        .expect("default host");
-    control
-        .ensure_signing_key(&context(), &host.host_id)
-        .await
-        .expect("signing key");
+    let TestControl {
+        control,
+        ring,
+        host_id,
+        admin,
+    } = control_over(log, kv).await;
     ControlSide {
         store,
         control,
         ring,
-        host_id: host.host_id,
-        admin: Principal::for_tests("e2e-admin", &[DEFAULT_ORG_ID]),
+        host_id,
+        admin,
         projector,
     }
 }
