@@ -213,7 +213,12 @@ impl JetStreamStore {
             .map_err(|err| unavailable(err.into()))?;
         let names = self.names.clone();
         let context = format!("following {filter}");
-        Ok(Box::pin(messages.map(move |message| {
+        // async-nats 0.51 recreates an ordered consumer that has delivered nothing yet with
+        // `DeliverPolicy::All`, dropping the start sequence, so a reset before the first delivery
+        // (seen on a three-node cluster) replays the log from 1. The floor drops those replays:
+        // a subscriber never sees an event before the sequence it asked for.
+        let floor = from.max(1);
+        let events = messages.map(move |message| {
             let message = message.map_err(|err| LogError::Unavailable {
                 context: context.clone(),
                 source: err.into(),
@@ -231,6 +236,9 @@ impl JetStreamStore {
                 message.payload.clone(),
                 published,
             )
+        });
+        Ok(Box::pin(events.filter(move |event| {
+            std::future::ready(!matches!(event, Ok(event) if event.sequence < floor))
         })))
     }
 }

@@ -49,3 +49,64 @@ impl Backend for SingleNode {
 }
 
 portcullis_contract_tests::contract_tests!(single_node());
+
+/// async-nats recreates an ordered consumer that has delivered nothing yet from the start of
+/// the stream; the store's subscription still never shows an event before the sequence it was
+/// asked to start from. The consumer is deleted behind the subscription's back to force the
+/// reset deterministically.
+#[tokio::test]
+async fn a_reset_subscription_never_replays_before_its_start() {
+    use futures::StreamExt;
+    use portcullis_contract_tests::{command, event, labels, next_event, subject};
+    use portcullis_store::SubjectFilter;
+
+    let backend = single_node().await;
+    let stores = backend.connect().await;
+    let s1 = subject("h1", "server", "s1");
+    for label in ["before-1", "before-2"] {
+        let version = stores.log.load(&s1).await.expect("load").version;
+        stores
+            .log
+            .append(&s1, version, &command(label), event(label))
+            .await
+            .expect("append");
+    }
+    let head = stores.log.head().await.expect("head");
+    let filter = SubjectFilter::host("h1").expect("filter");
+    let mut live = stores
+        .log
+        .subscribe(&filter, head + 1)
+        .await
+        .expect("subscribe");
+
+    let client = async_nats::connect(backend.server.client_urls().join(","))
+        .await
+        .expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    let stream_name = format!("{}_EVENTS", backend.namespace.to_ascii_uppercase());
+    let stream = jetstream.get_stream(&stream_name).await.expect("stream");
+    let names: Vec<String> = stream
+        .consumer_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("consumer names");
+    assert_eq!(
+        names.len(),
+        1,
+        "the subscription's ordered consumer: {names:?}"
+    );
+    stream
+        .delete_consumer(&names[0])
+        .await
+        .expect("delete consumer");
+
+    let version = stores.log.load(&s1).await.expect("load").version;
+    stores
+        .log
+        .append(&s1, version, &command("after"), event("after"))
+        .await
+        .expect("append after the reset");
+    assert_eq!(labels(&[next_event(&mut live).await]), ["after"]);
+}
