@@ -21,5 +21,6 @@ pub mod proxy;
 pub mod relay;
 pub mod replica;
 pub mod sse;
+pub mod tracing_context;
 
 pub use proxy::{Config, DataPlane, StartError};

@@ -804,6 +804,7 @@ async fn instrumented(
     let request_id = ulid::Ulid::new().to_string();
     let span = tracing::info_span!(
         "mcp.request",
+        otel.kind = "server",
         request_id = %request_id,
         http.method = %method,
         server_key = server_key.as_deref().unwrap_or(""),
@@ -811,6 +812,7 @@ async fn instrumented(
         rpc = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    crate::tracing_context::continue_from(&span, &headers);
     let mut rpc: &'static str = "-";
     let mut response = async {
         match method {

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::handle::SessionHandle;
 use crate::jsonrpc::{self, Outbound, codes};
@@ -108,6 +109,15 @@ pub async fn send(
             kind: "connect",
             detail: format!("its URL is refused: {e}"),
         })?;
+    // The URL without query or credentials: an admin may have put a key in it.
+    let span = tracing::info_span!(
+        "upstream.request",
+        otel.kind = "client",
+        http.request.method = %exchange.method,
+        server.address = url.host_str().unwrap_or(""),
+        url.path = url.path(),
+        http.response.status_code = tracing::field::Empty,
+    );
     let mut request = inner.client.request(exchange.method.clone(), url);
     request = match exchange.method {
         reqwest::Method::GET => request.header(header::ACCEPT, "text/event-stream"),
@@ -130,13 +140,19 @@ pub async fn send(
     if let Some(token) = exchange.bearer {
         request = request.bearer_auth(token);
     }
+    request = request.headers(crate::tracing_context::headers_for(&span));
     let started = Instant::now();
     let limit = exchange.timeout.unwrap_or(inner.config.upstream_timeout);
-    let sent = tokio::time::timeout(limit, request.send()).await;
+    let sent = tokio::time::timeout(limit, request.send())
+        .instrument(span.clone())
+        .await;
     inner
         .metrics
         .upstream_seconds
         .observe(started.elapsed().as_secs_f64());
+    if let Ok(Ok(response)) = &sent {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
     match sent {
         Err(_) => Err(inner.upstream_failure(
             "timeout",

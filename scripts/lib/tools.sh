@@ -150,6 +150,25 @@ ensure_schemathesis() {
   "$PORTCULLIS_SCHEMATHESIS" --version >&2
 }
 
+# --- OTLP trace receiver (the observability tests) ---------------------------------------------
+# tests/fixtures/peers/otlp_sink.py receives spans over OTLP/gRPC with PyPI opentelemetry-proto
+# and grpcio, in its own venv (<repo>/.peers/otlp-venv) so its protobuf pin meets no other
+# tool's. The tests read PORTCULLIS_OTLP_PYTHON.
+OTLP_PROTO_VERSION=1.45.2
+GRPCIO_VERSION=1.85.3
+
+ensure_otlp_sink() {
+  local venv="$repo/.peers/otlp-venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('opentelemetry-proto') == '$OTLP_PROTO_VERSION'; assert m.version('grpcio') == '$GRPCIO_VERSION'" 2>/dev/null; then
+    log "Installing opentelemetry-proto $OTLP_PROTO_VERSION and grpcio $GRPCIO_VERSION (PyPI) into .peers/otlp-venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "opentelemetry-proto==$OTLP_PROTO_VERSION" "grpcio==$GRPCIO_VERSION"
+  fi
+  export PORTCULLIS_OTLP_PYTHON="$venv/bin/python"
+  printf 'opentelemetry-proto %s, grpcio %s\n' "$OTLP_PROTO_VERSION" "$GRPCIO_VERSION" >&2
+}
+
 # Debian's nats-server 2.9.10: too old for Portcullis. Tests prove it is refused with a clear
 # message. Extracted from the .deb into <repo>/.peers/debian-nats (nothing is installed).
 ensure_old_nats_server() {

@@ -58,6 +58,12 @@ pub struct CommonArgs {
     /// (e.g. `10s`, `500ms`).
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: String,
+
+    /// Export traces over OTLP/gRPC to this collector, e.g. `http://otel-collector:4317`.
+    /// Unset: no traces leave the process. Spans at `info` and above are exported whatever
+    /// `--log` says; W3C `traceparent` is read from MCP clients and sent to upstreams.
+    #[arg(long, env = "PORTCULLIS_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `portcullis dev`.

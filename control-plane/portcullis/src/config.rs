@@ -44,6 +44,8 @@ pub struct CommonSettings {
     pub log_filter: String,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_grace: Duration,
+    /// Where traces go over OTLP/gRPC, if anywhere.
+    pub otlp_endpoint: Option<url::Url>,
 }
 
 impl CommonSettings {
@@ -61,8 +63,38 @@ impl CommonSettings {
                 &args.shutdown_grace,
                 Duration::ZERO..=Duration::from_secs(600),
             )?,
+            otlp_endpoint: args
+                .otlp_endpoint
+                .as_deref()
+                .map(parse_otlp_endpoint)
+                .transpose()?,
         })
     }
+}
+
+/// An OTLP/gRPC collector address: `http` or `https`, a host, nothing that would be sent
+/// somewhere unexpected (credentials, query, fragment).
+fn parse_otlp_endpoint(value: &str) -> Result<url::Url, ConfigError> {
+    let invalid = |reason: String| {
+        ConfigError::new("otlp-endpoint", "PORTCULLIS_OTLP_ENDPOINT", value, reason)
+    };
+    let url = url::Url::parse(value.trim())
+        .map_err(|e| invalid(format!("{e}; write e.g. `http://otel-collector:4317`")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http:// or https:// URL".to_owned()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("must name a host".to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "must not carry credentials; they would end up in logs".to_owned(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment".to_owned()));
+    }
+    Ok(url)
 }
 
 /// Parses a duration such as `10s`, `500ms` or `2m`, within `range`.

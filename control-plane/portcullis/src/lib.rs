@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod http_metrics;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

@@ -118,6 +118,41 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         projector_gauge("portcullis_projector_restarts_total"),
         Some(0.0)
     );
+    // The control plane's metrics: its view of the log, and requests by route template (a
+    // probe of a random path is `unmatched`, never its own series).
+    let control_gauge = |series: &str| {
+        control
+            .get("/metrics")
+            .and_then(|(_, page)| gauge(&page, series))
+    };
+    eventually(
+        "the control plane reports the log's head",
+        Duration::from_secs(10),
+        || {
+            control_gauge("portcullis_control_event_log_reachable") == Some(1.0)
+                && control_gauge("portcullis_control_event_log_head").is_some_and(|v| v >= 1.0)
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let _ = control.get("/api/v1/hosts");
+    }
+    let _ = control.get("/no/such/route-8c1f");
+    let (_, page) = control.get("/metrics").expect("control-plane metrics");
+    assert!(
+        page.lines().any(|line| line.starts_with(
+            "portcullis_control_requests_total{route=\"/api/v1/hosts\",method=\"GET\",status=\"401\"} 3"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("route=\"unmatched\"") && !page.contains("route-8c1f"),
+        "{page}"
+    );
+    assert!(
+        page.contains("portcullis_control_request_seconds_bucket{"),
+        "{page}"
+    );
     drop(store);
 
     // NATS goes away: the data plane keeps serving until --max-staleness, then fails closed.
@@ -129,6 +164,12 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         "not before the bound: {took:?}"
     );
     control.wait_readyz(503, Duration::from_secs(10));
+    eventually(
+        "the control plane reports the log unreachable",
+        Duration::from_secs(10),
+        || control_gauge("portcullis_control_event_log_reachable") == Some(0.0),
+    )
+    .await;
     eventually(
         "the projector reports the log unreachable",
         Duration::from_secs(10),

@@ -197,6 +197,10 @@ fn bad_settings_are_refused_naming_the_flag_and_its_variable() {
             "--upstream-timeout",
         ),
         (vec!["control-plane"], "--nats"),
+        (
+            vec!["dev", "--otlp-endpoint", "http://user:pw@collector:4317"],
+            "--otlp-endpoint (env PORTCULLIS_OTLP_ENDPOINT)",
+        ),
     ] {
         let (status, stderr) = run(&args, Duration::from_secs(10));
         assert!(!status.success(), "{args:?} should fail");

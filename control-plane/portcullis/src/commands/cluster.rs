@@ -20,7 +20,13 @@ pub async fn control_plane(
     let stores = crate::stores::connect_jetstream(&nats, &shutdown).await?;
     let readiness = Readiness::default();
     let reachable = readiness.add_reported("event_log");
-    let probe = tokio::spawn(probe_loop(stores.log.clone(), reachable, shutdown.clone()));
+    let metrics = std::sync::Arc::new(crate::http_metrics::HttpMetrics::default());
+    let probe = tokio::spawn(probe_loop(
+        stores.log.clone(),
+        reachable,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     let key_ring = crate::admin::key_ring(&admin, None)?;
     let control = crate::admin::control(&stores, key_ring.clone())?;
@@ -68,7 +74,9 @@ pub async fn control_plane(
         &shutdown,
     )
     .await?;
+    let rendered = metrics.clone();
     let app = health::router(readiness)
+        .merge(health::metrics_router(move || rendered.text()))
         .merge(crate::admin::router(
             control,
             stores.audit.clone(),
@@ -76,7 +84,10 @@ pub async fn control_plane(
             public_urls,
             allow_private_upstreams,
         ))
-        .merge(consent.unwrap_or_default());
+        .merge(consent.unwrap_or_default())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::http_metrics::track(metrics.clone(), request, next)
+        }));
     let served = health::serve(common.listen, app, shutdown.clone(), common.shutdown_grace).await;
     shutdown.cancel();
     let _ = probe.await;
@@ -159,10 +170,12 @@ pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reports whether the event log answers, once a second.
+/// Reports whether the event log answers (to readiness) and its head (to metrics), once a
+/// second.
 async fn probe_loop(
     log: std::sync::Arc<dyn portcullis_store::EventLog>,
     status: tokio::sync::watch::Sender<Result<(), String>>,
+    metrics: std::sync::Arc<crate::http_metrics::HttpMetrics>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -171,7 +184,12 @@ async fn probe_loop(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let state = match tokio::time::timeout(Duration::from_secs(2), log.head()).await {
+        let head = tokio::time::timeout(Duration::from_secs(2), log.head()).await;
+        metrics.observe_log(match &head {
+            Ok(Ok(head)) => Some(*head),
+            _ => None,
+        });
+        let state = match head {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(format!("{error:#}")),
             Err(_) => Err("event log did not answer within 2s".to_owned()),

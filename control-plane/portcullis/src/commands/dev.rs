@@ -96,11 +96,28 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         settings.allow_private_upstreams,
     );
 
+    // The admin API and consent pages are counted as on a control plane; the MCP endpoints
+    // keep the data plane's own metrics.
+    let control_metrics = Arc::new(crate::http_metrics::HttpMetrics::default());
+    tokio::spawn(crate::http_metrics::follow_log(
+        control_metrics.clone(),
+        stores.log.clone(),
+        shutdown.clone(),
+    ));
+    let tracked = control_metrics.clone();
+    let control_routes = api
+        .merge(consent.unwrap_or_default())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::http_metrics::track(tracked.clone(), request, next)
+        }));
     let metrics = proxy.clone();
     let app = health::router(readiness)
-        .merge(health::metrics_router(move || metrics.metrics_text()))
-        .merge(api)
-        .merge(consent.unwrap_or_default())
+        .merge(health::metrics_router(move || {
+            let mut text = metrics.metrics_text();
+            text.push_str(&control_metrics.text());
+            text
+        }))
+        .merge(control_routes)
         .merge(proxy.router());
     let served = health::serve(
         settings.common.listen,

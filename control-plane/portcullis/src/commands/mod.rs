@@ -8,31 +8,41 @@ mod projector;
 use crate::cli::Command;
 use crate::config::{AdminSettings, CommonSettings, DataPlaneSettings, DevSettings, NatsSettings};
 
-/// Runs `command` to completion.
+/// Runs `command` to completion, then flushes the traces it exported.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => {
             let settings = DevSettings::from_args(&args)?;
-            crate::telemetry::init(&settings.common);
-            dev::run(settings).await
+            let telemetry = crate::telemetry::init(&settings.common, "portcullis")?;
+            finish(telemetry, dev::run(settings).await).await
         }
         Command::ControlPlane(args) => {
             let common = CommonSettings::from_args(&args.common)?;
             let nats = NatsSettings::from_args(&args.nats)?;
             let admin = AdminSettings::from_args(&args.admin)?;
-            crate::telemetry::init(&common);
-            cluster::control_plane(common, nats, admin, args.allow_private_upstreams).await
+            let telemetry = crate::telemetry::init(&common, "portcullis-control-plane")?;
+            let outcome =
+                cluster::control_plane(common, nats, admin, args.allow_private_upstreams).await;
+            finish(telemetry, outcome).await
         }
         Command::DataPlane(args) => {
             let settings = DataPlaneSettings::from_args(&args)?;
-            crate::telemetry::init(&settings.common);
-            cluster::data_plane(settings).await
+            let telemetry = crate::telemetry::init(&settings.common, "portcullis-data-plane")?;
+            finish(telemetry, cluster::data_plane(settings).await).await
         }
         Command::Projector(args) => {
             let common = CommonSettings::from_args(&args.common)?;
             let nats = NatsSettings::from_args(&args.nats)?;
-            crate::telemetry::init(&common);
-            cluster::projector(common, nats).await
+            let telemetry = crate::telemetry::init(&common, "portcullis-projector")?;
+            finish(telemetry, cluster::projector(common, nats).await).await
         }
     }
+}
+
+async fn finish(
+    telemetry: crate::telemetry::Telemetry,
+    outcome: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    telemetry.shutdown().await;
+    outcome
 }

@@ -102,3 +102,22 @@ fn public_urls_are_a_scheme_a_domain_and_maybe_a_port() {
         assert!(parse_public_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn otlp_endpoints_are_plain_collector_urls() {
+    for good in ["http://127.0.0.1:4317", "https://otel.example.com:4317/"] {
+        assert!(parse_otlp_endpoint(good).is_ok(), "{good}");
+    }
+    for (bad, says) in [
+        ("127.0.0.1:4317", "http"),
+        ("grpc://collector:4317", "http:// or https://"),
+        ("http://user:secret@collector:4317", "credentials"),
+        ("http://collector:4317/?token=x", "query"),
+        ("not a url", "otel-collector"),
+    ] {
+        let err = parse_otlp_endpoint(bad).expect_err(bad);
+        assert_eq!(err.flag, "otlp-endpoint");
+        assert!(err.reason.contains(says), "{bad}: {err}");
+        assert!(!err.to_string().is_empty());
+    }
+}

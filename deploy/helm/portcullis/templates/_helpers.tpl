@@ -178,6 +178,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.log.filter | quote }}
 - name: PORTCULLIS_SHUTDOWN_GRACE
   value: {{ .Values.shutdownGrace | quote }}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: PORTCULLIS_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- if .Values.nats.enabled }}
 - name: PORTCULLIS_NATS
   value: {{ include "portcullis.bundledNatsUrl" . | quote }}
