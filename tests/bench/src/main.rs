@@ -60,6 +60,8 @@ struct Args {
     revocation_rounds: usize,
     #[command(flatten)]
     proxy: proxy::ProxyArgs,
+    #[command(flatten)]
+    cluster: proxy::cluster::ClusterArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,6 +84,10 @@ enum Scenario {
     /// A grant revoked through the control service: time until both of two in-process
     /// data-plane replicas deny (embedded store). Uses no backend.
     Revocation,
+    /// The distributed deployment on one NATS node: a new data plane's time to ready with
+    /// 1,000 servers and 100,000 sessions in the read models, and throughput through nginx
+    /// over 1, 2 and 3 data planes. Uses no backend.
+    Cluster,
 }
 
 #[tokio::main]
@@ -99,7 +105,12 @@ async fn main() -> anyhow::Result<()> {
         .scenarios
         .iter()
         .copied()
-        .filter(|s| !matches!(s, Scenario::Proxy | Scenario::Revocation))
+        .filter(|s| {
+            !matches!(
+                s,
+                Scenario::Proxy | Scenario::Revocation | Scenario::Cluster
+            )
+        })
         .collect();
     if !storage.is_empty() {
         println!("| backend | scenario | result | p50 | p99 | notes |\n|---|---|---|---|---|---|");
@@ -117,7 +128,9 @@ async fn main() -> anyhow::Result<()> {
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
                 Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
                 Scenario::Control => scenarios::control(&backend, args.writers, duration).await?,
-                Scenario::Proxy | Scenario::Revocation => unreachable!("filtered out above"),
+                Scenario::Proxy | Scenario::Revocation | Scenario::Cluster => {
+                    unreachable!("filtered out above")
+                }
             };
             println!(
                 "| {} | {} | {} |",
@@ -130,6 +143,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.scenarios.contains(&Scenario::Revocation) {
         proxy::revocation::run(args.proxy.upstream_bin.as_deref(), args.revocation_rounds).await?;
+    }
+    if args.scenarios.contains(&Scenario::Cluster) {
+        // On this (the main) thread too: it starts processes.
+        proxy::cluster::run(&args.proxy, &args.cluster, args.seconds).await?;
     }
     if args.scenarios.contains(&Scenario::Proxy) {
         // Runs on this (the main) thread: the processes it starts die with it.
@@ -147,5 +164,6 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Control => "control commands",
         Scenario::Proxy => "proxy hop",
         Scenario::Revocation => "revocation",
+        Scenario::Cluster => "cluster",
     }
 }

@@ -113,7 +113,8 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
     listener.local_addr().context("reading the free port")
 }
 
-async fn ready(listen: SocketAddr) -> bool {
+/// Whether `/readyz` at `listen` answers 200.
+pub async fn ready(listen: SocketAddr) -> bool {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let Ok(mut stream) = tokio::net::TcpStream::connect(listen).await else {
         return false;
@@ -143,12 +144,27 @@ async fn seed_sessions(
         .context("reopening the seeded store")?;
     let buckets = Buckets::new(None)?;
     let bucket = buckets.for_kind(ModelKind::Session).clone();
+    let mut entries = session_entries(host_id, server_id, count)?;
+    while !entries.is_empty() {
+        let rest = entries.split_off(entries.len().min(SEED_BATCH));
+        ReadModelStore::put_many(&store, &bucket, std::mem::replace(&mut entries, rest)).await?;
+    }
+    Ok(())
+}
+
+/// `count` live sessions (Medium, on `server_id`, 5,000 humans) as `sessions` read-model
+/// entries of `host_id`.
+pub fn session_entries(
+    host_id: &str,
+    server_id: &str,
+    count: usize,
+) -> anyhow::Result<Vec<(portcullis_store::Key, Bytes)>> {
     let now_ms = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis(),
     )?;
-    let mut batch = Vec::with_capacity(SEED_BATCH);
+    let mut entries = Vec::with_capacity(count);
     for index in 0..count {
         let session_id = format!("01BENCH{index:019}");
         let session = Versioned {
@@ -168,13 +184,7 @@ async fn seed_sessions(
             }),
         };
         let key = model_key(ModelKind::Session, &[host_id, &session_id])?;
-        batch.push((key, Bytes::from(serde_json::to_vec(&session)?)));
-        if batch.len() == SEED_BATCH {
-            ReadModelStore::put_many(&store, &bucket, std::mem::take(&mut batch)).await?;
-        }
+        entries.push((key, Bytes::from(serde_json::to_vec(&session)?)));
     }
-    if !batch.is_empty() {
-        ReadModelStore::put_many(&store, &bucket, batch).await?;
-    }
-    Ok(())
+    Ok(entries)
 }

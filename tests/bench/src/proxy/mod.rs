@@ -17,6 +17,7 @@
 //! `--gateway-url`, `--gateway-token` and `--gateway-pid`.
 
 mod child;
+pub mod cluster;
 mod gateway;
 mod load;
 mod mcp_client;
