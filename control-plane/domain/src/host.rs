@@ -12,6 +12,8 @@ use crate::validate::{InvalidSettings, normalize_host_settings};
 use crate::{Aggregate, Decision, EventBody};
 
 /// A host's state.
+// One value per command, folded and dropped at once: boxing `Live` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Host {
     /// Never created.
@@ -83,6 +85,8 @@ pub struct SettingsPatch {
     pub session_absolute_seconds: Option<u64>,
     /// Browser origins allowed to call the MCP endpoint (replaces the list).
     pub allowed_origins: Option<Vec<String>>,
+    /// Sign-in methods and domain rules (replaces them all).
+    pub auth: Option<portcullis_proto::events::v1::HostAuthSettings>,
 }
 
 impl SettingsPatch {
@@ -103,6 +107,9 @@ impl SettingsPatch {
         }
         if let Some(origins) = &self.allowed_origins {
             settings.allowed_origins.clone_from(origins);
+        }
+        if let Some(auth) = &self.auth {
+            settings.auth = Some(auth.clone());
         }
         settings
     }
@@ -311,7 +318,9 @@ fn change_settings(
     wanted: &HostSettings,
 ) -> Result<Decision<EventBody>, HostRejected> {
     let settings = normalize_host_settings(wanted)?;
-    if &settings == current {
+    // Compared normalized: settings stored before a field existed (e.g. `auth`) equal their
+    // explicit defaults.
+    if normalize_host_settings(current).is_ok_and(|current| current == settings) {
         Ok(Decision::Unchanged)
     } else {
         Ok(Decision::Append(EventBody::HostSettingsChanged(

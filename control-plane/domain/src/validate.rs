@@ -373,6 +373,25 @@ pub enum InvalidSettings {
         #[source]
         source: InvalidOrigin,
     },
+    /// Every sign-in method is off: nobody could consent.
+    #[error("auth: at least one sign-in method must be on")]
+    NoSignInMethod,
+    /// A domain rule lists too many domains.
+    #[error("auth.{rule}.domains: at most {MAX_RULE_DOMAINS} domains")]
+    TooManyDomains {
+        /// The rule (`allowed_domains`, `password_domains`, …).
+        rule: &'static str,
+    },
+    /// One domain of a rule is not a domain name.
+    #[error("auth.{rule}.domains[{index}]: {reason}")]
+    Domain {
+        /// The rule.
+        rule: &'static str,
+        /// Its position in the rule.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl InvalidSettings {
@@ -386,6 +405,11 @@ impl InvalidSettings {
             InvalidSettings::AbsoluteOutOfRange => "session_absolute_seconds".to_owned(),
             InvalidSettings::TooManyOrigins => "allowed_origins".to_owned(),
             InvalidSettings::Origin { index, .. } => format!("allowed_origins[{index}]"),
+            InvalidSettings::NoSignInMethod => "auth".to_owned(),
+            InvalidSettings::TooManyDomains { rule } => format!("auth.{rule}.domains"),
+            InvalidSettings::Domain { rule, index, .. } => {
+                format!("auth.{rule}.domains[{index}]")
+            }
         }
     }
 }
@@ -436,7 +460,87 @@ pub fn normalize_host_settings(
         session_idle_seconds: settings.session_idle_seconds,
         session_absolute_seconds: settings.session_absolute_seconds,
         allowed_origins: origins,
+        auth: Some(normalize_auth_settings(settings.auth.as_ref())?),
     })
+}
+
+/// At most this many domains in one domain rule.
+pub const MAX_RULE_DOMAINS: usize = 200;
+
+/// Checks sign-in settings and returns them with every default made explicit (password on,
+/// mailed codes off) and every domain normalized (`normalize_domain`, de-duplicated).
+pub fn normalize_auth_settings(
+    auth: Option<&pb::HostAuthSettings>,
+) -> Result<pb::HostAuthSettings, InvalidSettings> {
+    let default = pb::HostAuthSettings::default();
+    let auth = auth.unwrap_or(&default);
+    let password = auth.password.unwrap_or(true);
+    let email_otp = auth.email_otp.unwrap_or(false);
+    if !password && !email_otp {
+        return Err(InvalidSettings::NoSignInMethod);
+    }
+    let rule = |name: &'static str, rule: Option<&pb::DomainRule>| {
+        rule.map(|rule| normalize_domain_rule(name, rule))
+            .transpose()
+    };
+    Ok(pb::HostAuthSettings {
+        password: Some(password),
+        email_otp: Some(email_otp),
+        allowed_domains: rule("allowed_domains", auth.allowed_domains.as_ref())?,
+        password_domains: rule("password_domains", auth.password_domains.as_ref())?,
+        email_otp_domains: rule("email_otp_domains", auth.email_otp_domains.as_ref())?,
+    })
+}
+
+fn normalize_domain_rule(
+    name: &'static str,
+    rule: &pb::DomainRule,
+) -> Result<pb::DomainRule, InvalidSettings> {
+    if rule.domains.len() > MAX_RULE_DOMAINS {
+        return Err(InvalidSettings::TooManyDomains { rule: name });
+    }
+    let mut domains: Vec<String> = Vec::with_capacity(rule.domains.len());
+    for (index, domain) in rule.domains.iter().enumerate() {
+        let domain = normalize_domain(domain).map_err(|reason| InvalidSettings::Domain {
+            rule: name,
+            index,
+            reason,
+        })?;
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    Ok(pb::DomainRule {
+        domains,
+        include_subdomains: rule.include_subdomains,
+    })
+}
+
+/// An email domain as rules hold it: trimmed, without a final dot, IDNA (UTS #46, STD3
+/// rules) to lower-case ASCII, with at least two labels. `Err` says why not.
+pub fn normalize_domain(input: &str) -> Result<String, String> {
+    let trimmed = input.trim();
+    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if trimmed.contains(['@', '*', '/', ':', ' ']) {
+        return Err(format!(
+            "{trimmed:?} is not a domain name; write e.g. `example.com` (no `@`, wildcard, scheme or port)"
+        ));
+    }
+    let ascii = idna::domain_to_ascii_strict(trimmed)
+        .map_err(|_| format!("{trimmed:?} is not a valid domain name"))?;
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|label| label.is_empty()) {
+        return Err(format!(
+            "{trimmed:?} needs at least two labels, e.g. `example.com`"
+        ));
+    }
+    if ascii.len() > 253 {
+        return Err("longer than 253 characters".to_owned());
+    }
+    Ok(ascii)
 }
 
 #[cfg(test)]

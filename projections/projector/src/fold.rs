@@ -16,9 +16,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::models::{
-    AdminToken, Agent, AgentClientOwner, Classification, Grant, Host, HostSettings, Human,
-    HumanEmailOwner, Organization, PublicSigningKey, Server, ServerKeyOwner, Session,
-    SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, UpstreamCredential, Versioned,
+    AdminToken, Agent, AgentClientOwner, AuthSettings, Classification, DomainRule, Grant, Host,
+    HostSettings, Human, HumanEmailOwner, Organization, PublicSigningKey, Server, ServerKeyOwner,
+    Session, SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, UpstreamCredential,
+    Versioned,
 };
 use crate::targets::ModelKind;
 
@@ -271,6 +272,26 @@ fn host_settings(settings: Option<&pb::HostSettings>) -> HostSettings {
             .session_absolute_seconds
             .unwrap_or(DEFAULT_SESSION_ABSOLUTE_SECONDS),
         allowed_origins: settings.allowed_origins.clone(),
+        auth: auth_settings(settings.auth.as_ref()),
+    }
+}
+
+fn auth_settings(auth: Option<&pb::HostAuthSettings>) -> AuthSettings {
+    let Some(auth) = auth else {
+        return AuthSettings::default();
+    };
+    let rule = |rule: Option<&pb::DomainRule>| {
+        rule.map(|rule| DomainRule {
+            domains: rule.domains.clone(),
+            include_subdomains: rule.include_subdomains,
+        })
+    };
+    AuthSettings {
+        password: auth.password.unwrap_or(true),
+        email_otp: auth.email_otp.unwrap_or(false),
+        allowed_domains: rule(auth.allowed_domains.as_ref()),
+        password_domains: rule(auth.password_domains.as_ref()),
+        email_otp_domains: rule(auth.email_otp_domains.as_ref()),
     }
 }
 

@@ -183,6 +183,151 @@ pub struct HostSettings {
     pub session_absolute_seconds: u64,
     /// Browser origins allowed to call the MCP endpoint.
     pub allowed_origins: Vec<String>,
+    /// Sign-in methods and email-domain rules (defaults in models folded before they existed).
+    #[serde(default)]
+    pub auth: AuthSettings,
+}
+
+/// A sign-in method of the consent pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignInMethod {
+    /// Email and password.
+    Password,
+    /// A 6-digit code sent by mail.
+    EmailOtp,
+}
+
+impl SignInMethod {
+    /// Every method, in the order pages offer them.
+    pub const ALL: [SignInMethod; 2] = [SignInMethod::Password, SignInMethod::EmailOtp];
+
+    /// The name settings and messages use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "password",
+            SignInMethod::EmailOtp => "email_otp",
+        }
+    }
+}
+
+/// A host's sign-in methods and email-domain rules, defaults resolved.
+///
+/// An email may use a method only if its domain is allowed by `allowed_domains` and by the
+/// method's own rule; an absent rule allows every domain. Judged on the address the method
+/// verified, never on what was typed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// Email and password.
+    pub password: bool,
+    /// A mailed 6-digit code.
+    pub email_otp: bool,
+    /// Domains every method accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<DomainRule>,
+    /// Domains email and password accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_domains: Option<DomainRule>,
+    /// Domains the mailed code accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_otp_domains: Option<DomainRule>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            password: true,
+            email_otp: false,
+            allowed_domains: None,
+            password_domains: None,
+            email_otp_domains: None,
+        }
+    }
+}
+
+/// Email domains (lower-case ASCII); with `include_subdomains`, names below them match too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRule {
+    /// The domains.
+    pub domains: Vec<String>,
+    /// Whether `a.example.com` matches `example.com`.
+    pub include_subdomains: bool,
+}
+
+impl DomainRule {
+    /// Whether `domain` (lower-case ASCII) is one of the domains, or below one at a label
+    /// boundary when subdomains are included.
+    pub fn allows(&self, domain: &str) -> bool {
+        self.domains.iter().any(|allowed| {
+            domain == allowed
+                || (self.include_subdomains
+                    && domain
+                        .strip_suffix(allowed.as_str())
+                        .is_some_and(|head| head.ends_with('.') && head.len() > 1))
+        })
+    }
+}
+
+impl AuthSettings {
+    /// Whether the method is on.
+    pub fn enabled(&self, method: SignInMethod) -> bool {
+        match method {
+            SignInMethod::Password => self.password,
+            SignInMethod::EmailOtp => self.email_otp,
+        }
+    }
+
+    /// The method's own domain rule.
+    pub fn rule(&self, method: SignInMethod) -> Option<&DomainRule> {
+        match method {
+            SignInMethod::Password => self.password_domains.as_ref(),
+            SignInMethod::EmailOtp => self.email_otp_domains.as_ref(),
+        }
+    }
+
+    /// Whether `email` (normalized, so lower-case ASCII) may sign in with `method`: the
+    /// method is on, and both the global rule and the method's rule allow its domain.
+    pub fn allows(&self, method: SignInMethod, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.enabled(method)
+            && self
+                .allowed_domains
+                .as_ref()
+                .is_none_or(|rule| rule.allows(domain))
+            && self.rule(method).is_none_or(|rule| rule.allows(domain))
+    }
+
+    /// What in these settings is probably a mistake: an enabled method whose rules no email
+    /// can satisfy (an empty list, or two lists with nothing in common).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for method in SignInMethod::ALL {
+            if !self.enabled(method) {
+                continue;
+            }
+            let nobody = match (self.allowed_domains.as_ref(), self.rule(method)) {
+                (None, None) => false,
+                (Some(only), None) | (None, Some(only)) => only.domains.is_empty(),
+                (Some(global), Some(own)) => !overlaps(global, own),
+            };
+            if nobody {
+                warnings.push(format!(
+                    "no email can sign in with {}: auth.allowed_domains and auth.{}_domains \
+                     allow no domain in common",
+                    method.name(),
+                    method.name()
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+/// Whether some domain satisfies both rules.
+fn overlaps(a: &DomainRule, b: &DomainRule) -> bool {
+    a.domains.iter().any(|domain| b.allows(domain))
+        || b.domains.iter().any(|domain| a.allows(domain))
 }
 
 /// Which tools `tools/list` shows an agent.

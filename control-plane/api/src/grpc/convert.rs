@@ -57,7 +57,9 @@ pub(super) fn host(urls: &PublicUrls, view: HostView) -> api::Host {
             session_idle_seconds: Some(settings.session_idle_seconds),
             session_absolute_seconds: Some(settings.session_absolute_seconds),
             allowed_origins: settings.allowed_origins.clone(),
+            auth: Some(auth_settings(&settings.auth)),
         }),
+        warnings: settings.auth.warnings(),
         host_id: view.host_id,
         org_id: view.org_id,
         prefix: view.prefix,
@@ -97,7 +99,25 @@ pub(super) fn settings_patch(settings: pb::HostSettings) -> Result<HostSettingsP
                 .unwrap_or(portcullis_proto::DEFAULT_SESSION_ABSOLUTE_SECONDS),
         ),
         allowed_origins: Some(settings.allowed_origins),
+        auth: Some(settings.auth.unwrap_or_default()),
     })
+}
+
+/// The sign-in settings of a host view, every field explicit.
+fn auth_settings(auth: &portcullis_projector::models::AuthSettings) -> pb::HostAuthSettings {
+    let rule = |rule: Option<&portcullis_projector::models::DomainRule>| {
+        rule.map(|rule| pb::DomainRule {
+            domains: rule.domains.clone(),
+            include_subdomains: rule.include_subdomains,
+        })
+    };
+    pb::HostAuthSettings {
+        password: Some(auth.password),
+        email_otp: Some(auth.email_otp),
+        allowed_domains: rule(auth.allowed_domains.as_ref()),
+        password_domains: rule(auth.password_domains.as_ref()),
+        email_otp_domains: rule(auth.email_otp_domains.as_ref()),
+    }
 }
 
 /// The message of a server whose MCP URL at the gateway is `mcp_url`.

@@ -32,6 +32,9 @@ pub struct Host {
     pub mcp_url: String,
     /// Its settings, defaults resolved.
     pub settings: Settings,
+    /// What in the settings is probably a mistake, e.g. a sign-in method whose domain rules
+    /// no email can satisfy. Empty when nothing looks wrong.
+    pub warnings: Vec<String>,
 }
 
 impl Host {
@@ -43,6 +46,7 @@ impl Host {
             org_id: view.org_id,
             prefix: view.prefix,
             default: view.is_default,
+            warnings: view.settings.auth.warnings(),
             settings: view.settings.into(),
         }
     }
@@ -61,6 +65,8 @@ pub struct Settings {
     pub session_absolute_seconds: u64,
     /// Browser origins allowed to call the MCP endpoint.
     pub allowed_origins: Vec<String>,
+    /// How humans sign in to the consent pages.
+    pub auth: AuthSettings,
 }
 
 impl From<HostSettings> for Settings {
@@ -71,6 +77,83 @@ impl From<HostSettings> for Settings {
             session_idle_seconds: settings.session_idle_seconds,
             session_absolute_seconds: settings.session_absolute_seconds,
             allowed_origins: settings.allowed_origins,
+            auth: settings.auth.into(),
+        }
+    }
+}
+
+/// A host's sign-in methods and email-domain rules. An email may use a method only if its
+/// domain is allowed by `allowed_domains` and by that method's own list; an absent list
+/// allows every domain; the domain is the one of the address the method verified.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Email and password. Default: on.
+    #[serde(default = "on")]
+    pub password: bool,
+    /// A 6-digit code sent by mail, valid 5 minutes, single use. Default: off.
+    #[serde(default)]
+    pub email_otp: bool,
+    /// Domains every method accepts. Absent: every domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<DomainRule>,
+    /// Domains email and password accepts. Absent: every domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_domains: Option<DomainRule>,
+    /// Domains the mailed code accepts. Absent: every domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_otp_domains: Option<DomainRule>,
+}
+
+fn on() -> bool {
+    true
+}
+
+/// Email domains, e.g. `["example.com", "bücher.example"]` (stored IDNA-normalized, e.g.
+/// `xn--bcher-kva.example`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRule {
+    /// The domains (at most 200); an empty list allows nobody.
+    #[schema(max_items = 200)]
+    pub domains: Vec<String>,
+    /// Whether names below a domain (at a label boundary) match too. Default: false.
+    #[serde(default)]
+    pub include_subdomains: bool,
+}
+
+impl From<portcullis_projector::models::AuthSettings> for AuthSettings {
+    fn from(auth: portcullis_projector::models::AuthSettings) -> Self {
+        let rule = |rule: Option<portcullis_projector::models::DomainRule>| {
+            rule.map(|rule| DomainRule {
+                domains: rule.domains,
+                include_subdomains: rule.include_subdomains,
+            })
+        };
+        AuthSettings {
+            password: auth.password,
+            email_otp: auth.email_otp,
+            allowed_domains: rule(auth.allowed_domains),
+            password_domains: rule(auth.password_domains),
+            email_otp_domains: rule(auth.email_otp_domains),
+        }
+    }
+}
+
+impl AuthSettings {
+    fn into_proto(self) -> pb::HostAuthSettings {
+        let rule = |rule: Option<DomainRule>| {
+            rule.map(|rule| pb::DomainRule {
+                domains: rule.domains,
+                include_subdomains: rule.include_subdomains,
+            })
+        };
+        pb::HostAuthSettings {
+            password: Some(self.password),
+            email_otp: Some(self.email_otp),
+            allowed_domains: rule(self.allowed_domains),
+            password_domains: rule(self.password_domains),
+            email_otp_domains: rule(self.email_otp_domains),
         }
     }
 }
@@ -94,6 +177,9 @@ pub struct SettingsInput {
     /// e.g. `https://app.example.com`. Default: none.
     #[schema(max_items = 50)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Sign-in methods and email-domain rules (replaces them all). Default: email and
+    /// password, every domain.
+    pub auth: Option<AuthSettings>,
 }
 
 impl SettingsInput {
@@ -108,6 +194,7 @@ impl SettingsInput {
             session_idle_seconds: self.session_idle_seconds,
             session_absolute_seconds: self.session_absolute_seconds,
             allowed_origins: self.allowed_origins.unwrap_or_default(),
+            auth: self.auth.map(AuthSettings::into_proto),
         }
     }
 
@@ -118,6 +205,7 @@ impl SettingsInput {
             session_idle_seconds: self.session_idle_seconds,
             session_absolute_seconds: self.session_absolute_seconds,
             allowed_origins: self.allowed_origins,
+            auth: self.auth.map(AuthSettings::into_proto),
         }
     }
 }
@@ -125,12 +213,13 @@ impl SettingsInput {
 /// The service names a bad setting as `allowed_origins[2]`; the request has it under
 /// `settings`.
 fn in_settings(error: ControlError) -> ControlError {
-    const SETTINGS: [&str; 5] = [
+    const SETTINGS: [&str; 6] = [
         "dynamic_mcps",
         "tool_visibility",
         "session_idle_seconds",
         "session_absolute_seconds",
         "allowed_origins",
+        "auth",
     ];
     match error {
         ControlError::Invalid { field, reason }

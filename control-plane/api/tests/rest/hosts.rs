@@ -38,8 +38,10 @@ async fn a_host_is_created_listed_read_changed_and_deleted() {
             "session_idle_seconds": 2_592_000,
             "session_absolute_seconds": 7_776_000,
             "allowed_origins": [],
+            "auth": { "password": true, "email_otp": false },
         })
     );
+    assert_eq!(host["warnings"], json!([]));
 
     let list = app.get("/api/v1/hosts").send().await;
     list.expect_status(StatusCode::OK);
@@ -70,6 +72,7 @@ async fn a_host_is_created_listed_read_changed_and_deleted() {
             "session_idle_seconds": 3600,
             "session_absolute_seconds": 7_776_000,
             "allowed_origins": ["https://app.example.com"],
+            "auth": { "password": true, "email_otp": false },
         })
     );
     let read = app.get(&format!("/api/v1/hosts/{id}")).send().await;
@@ -247,5 +250,73 @@ async fn client_config_has_snippets_for_the_host_and_each_server() {
     assert_eq!(
         server["upstream"]["mcp_url"],
         format!("{host_url}?upstream_mcp=https%3A%2F%2Ffiles.example.com%2Fmcp")
+    );
+}
+
+#[tokio::test]
+async fn sign_in_methods_and_domain_rules_are_set_normalized_and_warned_about() {
+    let app = App::start().await;
+    let id = app.host("acme").await;
+    let path = format!("/api/v1/hosts/{id}");
+    let changed = app
+        .patch(
+            &path,
+            json!({ "settings": { "auth": {
+                "email_otp": true,
+                "allowed_domains": { "domains": ["Acme.COM", "Bücher.example"], "include_subdomains": true },
+                "password_domains": { "domains": ["other.example"] },
+            }}}),
+        )
+        .send()
+        .await;
+    changed.expect_status(StatusCode::OK);
+    assert_eq!(
+        changed.body["settings"]["auth"],
+        json!({
+            "password": true,
+            "email_otp": true,
+            "allowed_domains": { "domains": ["acme.com", "xn--bcher-kva.example"], "include_subdomains": true },
+            "password_domains": { "domains": ["other.example"], "include_subdomains": false },
+        })
+    );
+    // Password is on, but its list and the global one have nothing in common.
+    let warnings = changed.body["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("password"),
+        "{warnings:?}"
+    );
+    // Other settings leave the sign-in rules alone.
+    let kept = app
+        .patch(&path, json!({ "settings": { "dynamic_mcps": true } }))
+        .send()
+        .await;
+    assert_eq!(
+        kept.body["settings"]["auth"],
+        changed.body["settings"]["auth"]
+    );
+
+    // Refused, naming the field, and nothing changes.
+    for (auth, field) in [
+        (json!({ "password": false }), "settings.auth"),
+        (
+            json!({ "allowed_domains": { "domains": ["ok.example", "*.acme.com"] } }),
+            "settings.auth.allowed_domains.domains[1]",
+        ),
+        (
+            json!({ "email_otp_domains": { "domains": ["user@acme.com"] } }),
+            "settings.auth.email_otp_domains.domains[0]",
+        ),
+        (json!({ "sso": true }), "settings.auth.sso"),
+    ] {
+        app.patch(&path, json!({ "settings": { "auth": auth } }))
+            .send()
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "invalid_request", Some(field));
+    }
+    let read = app.get(&path).send().await;
+    assert_eq!(
+        read.body["settings"]["auth"],
+        changed.body["settings"]["auth"]
     );
 }

@@ -252,6 +252,9 @@ pub struct HostSettingsPatch {
     pub session_absolute_seconds: Option<u64>,
     /// Browser origins allowed to call the MCP endpoint (replaces the list).
     pub allowed_origins: Option<Vec<String>>,
+    /// Sign-in methods and email-domain rules (replaces them all; absent fields inside take
+    /// their defaults).
+    pub auth: Option<pb::HostAuthSettings>,
 }
 
 impl HostSettingsPatch {
@@ -265,6 +268,7 @@ impl HostSettingsPatch {
             session_idle_seconds: self.session_idle_seconds,
             session_absolute_seconds: self.session_absolute_seconds,
             allowed_origins: self.allowed_origins,
+            auth: self.auth,
         }
     }
 }

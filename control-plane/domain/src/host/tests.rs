@@ -57,8 +57,52 @@ fn changed(settings: HostSettings) -> EventBody {
 fn permitted() -> HostSettings {
     HostSettings {
         tool_visibility: portcullis_proto::events::v1::ToolVisibility::Permitted as i32,
+        auth: Some(portcullis_proto::events::v1::HostAuthSettings {
+            password: Some(true),
+            email_otp: Some(false),
+            ..Default::default()
+        }),
         ..HostSettings::default()
     }
+}
+
+#[test]
+fn settings_stored_before_sign_in_rules_equal_their_defaults() {
+    let legacy = EventBody::HostCreated(HostCreated {
+        host_id: "acme-pink-panda-6942".into(),
+        org_id: "O1".into(),
+        prefix: "acme".into(),
+        is_default: false,
+        settings: Some(HostSettings {
+            tool_visibility: portcullis_proto::events::v1::ToolVisibility::Permitted as i32,
+            ..HostSettings::default()
+        }),
+    });
+    check(
+        std::slice::from_ref(&legacy),
+        change(permitted()),
+        Ok(Decision::Unchanged),
+    );
+    let otp = HostSettings {
+        auth: Some(portcullis_proto::events::v1::HostAuthSettings {
+            email_otp: Some(true),
+            ..Default::default()
+        }),
+        ..HostSettings::default()
+    };
+    let expected = HostSettings {
+        auth: Some(portcullis_proto::events::v1::HostAuthSettings {
+            password: Some(true),
+            email_otp: Some(true),
+            ..Default::default()
+        }),
+        ..permitted()
+    };
+    check(
+        &[legacy],
+        change(otp),
+        Ok(Decision::Append(changed(expected))),
+    );
 }
 
 #[test]

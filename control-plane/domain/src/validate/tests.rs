@@ -207,6 +207,7 @@ fn host_settings_are_normalized_and_bounded() {
             "https://a.example.com".into(),
             "http://localhost:8080".into(),
         ],
+        auth: None,
     };
     let normalized = normalize_host_settings(&given).expect("valid");
     assert_eq!(
@@ -252,5 +253,93 @@ fn host_settings_are_normalized_and_bounded() {
     assert_eq!(
         bad_origin.err().map(|e| e.field()),
         Some("allowed_origins[1]".to_owned())
+    );
+}
+
+#[test]
+fn sign_in_settings_get_explicit_defaults_and_normalized_domains() {
+    let normalized = normalize_auth_settings(None).expect("defaults are valid");
+    assert_eq!(normalized.password, Some(true));
+    assert_eq!(normalized.email_otp, Some(false));
+    assert!(normalized.allowed_domains.is_none());
+
+    let given = pb::HostAuthSettings {
+        password: Some(false),
+        email_otp: Some(true),
+        allowed_domains: Some(pb::DomainRule {
+            domains: vec![
+                " Example.COM. ".into(),
+                "example.com".into(),
+                "Bücher.example".into(),
+            ],
+            include_subdomains: true,
+        }),
+        password_domains: None,
+        email_otp_domains: Some(pb::DomainRule::default()),
+    };
+    let normalized = normalize_auth_settings(Some(&given)).expect("valid");
+    let allowed = normalized.allowed_domains.expect("kept");
+    assert_eq!(allowed.domains, ["example.com", "xn--bcher-kva.example"]);
+    assert!(allowed.include_subdomains);
+    assert_eq!(
+        normalized.email_otp_domains,
+        Some(pb::DomainRule::default())
+    );
+}
+
+#[test]
+fn bad_sign_in_settings_name_the_field() {
+    let off = pb::HostAuthSettings {
+        password: Some(false),
+        email_otp: Some(false),
+        ..Default::default()
+    };
+    let err = normalize_auth_settings(Some(&off)).expect_err("nobody could sign in");
+    assert_eq!(err, InvalidSettings::NoSignInMethod);
+    assert_eq!(err.field(), "auth");
+    for bad in [
+        "",
+        "user@example.com",
+        "*.example.com",
+        "https://example.com",
+        "example.com:443",
+        "localhost",
+        "exa mple.com",
+        "-bad-.example",
+        "a..b",
+    ] {
+        let given = pb::HostAuthSettings {
+            password_domains: Some(pb::DomainRule {
+                domains: vec!["ok.example".into(), bad.into()],
+                include_subdomains: false,
+            }),
+            ..Default::default()
+        };
+        let err = normalize_auth_settings(Some(&given)).expect_err(bad);
+        assert_eq!(
+            err.field(),
+            "auth.password_domains.domains[1]",
+            "{bad:?}: {err}"
+        );
+    }
+    let many = pb::HostAuthSettings {
+        allowed_domains: Some(pb::DomainRule {
+            domains: (0..=MAX_RULE_DOMAINS)
+                .map(|i| format!("d{i}.example"))
+                .collect(),
+            include_subdomains: false,
+        }),
+        ..Default::default()
+    };
+    let err = normalize_auth_settings(Some(&many)).expect_err("too many");
+    assert_eq!(err.field(), "auth.allowed_domains.domains");
+    // Through the whole settings too.
+    let settings = pb::HostSettings {
+        auth: Some(off),
+        ..Default::default()
+    };
+    assert_eq!(
+        normalize_host_settings(&settings),
+        Err(InvalidSettings::NoSignInMethod)
     );
 }

@@ -8,6 +8,7 @@ use portcullis_proto::TrustLevel::{High, Low, Medium};
 use portcullis_proto::events::v1 as pb;
 
 use super::*;
+use crate::models::SignInMethod;
 use crate::test_events::*;
 
 /// Folds `history` into one key as the projector would, the n-th event at sequence n.
@@ -287,6 +288,16 @@ fn host_settings_get_their_defaults_resolved() {
             session_idle_seconds: Some(3600),
             session_absolute_seconds: None,
             allowed_origins: vec!["https://app.example.com".into()],
+            auth: Some(pb::HostAuthSettings {
+                password: Some(false),
+                email_otp: Some(true),
+                allowed_domains: Some(pb::DomainRule {
+                    domains: vec!["example.com".into()],
+                    include_subdomains: true,
+                }),
+                password_domains: None,
+                email_otp_domains: None,
+            }),
         }),
     }));
     let deleted = event(Body::HostDeleted(pb::HostDeleted {}));
@@ -296,6 +307,17 @@ fn host_settings_get_their_defaults_resolved() {
     assert_eq!(settings.tool_visibility, ToolVisibility::All);
     assert_eq!(settings.session_idle_seconds, 3600);
     assert_eq!(settings.session_absolute_seconds, 90 * 24 * 3600);
+    assert!(!settings.auth.password && settings.auth.email_otp);
+    assert!(
+        settings
+            .auth
+            .allows(SignInMethod::EmailOtp, "ada@eu.example.com")
+    );
+    assert!(
+        !settings
+            .auth
+            .allows(SignInMethod::Password, "ada@example.com")
+    );
     check::<Host>(&[created, changed, deleted], tombstone(3));
 }
 
@@ -640,4 +662,100 @@ fn a_token_refresh_moves_last_use_like_any_refresh() {
         value.live().unwrap().last_used_ms,
         1_760_000_000_000 + 5_000
     );
+}
+
+fn rule(domains: &[&str], include_subdomains: bool) -> Option<DomainRule> {
+    Some(DomainRule {
+        domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        include_subdomains,
+    })
+}
+
+/// Every combination of the two lists: unset, a match, no match, and subdomains at a label
+/// boundary only.
+#[test]
+fn domain_rules_intersect_the_global_and_the_method_list() {
+    let both = |global, own| AuthSettings {
+        password: true,
+        email_otp: true,
+        allowed_domains: global,
+        password_domains: own,
+        email_otp_domains: None,
+    };
+    let pw = SignInMethod::Password;
+    let cases: [(AuthSettings, &str, bool); 12] = [
+        (both(None, None), "a@any.example", true),
+        (both(rule(&["acme.com"], false), None), "a@acme.com", true),
+        (both(rule(&["acme.com"], false), None), "a@other.com", false),
+        (both(None, rule(&["acme.com"], false)), "a@acme.com", true),
+        (both(None, rule(&["acme.com"], false)), "a@other.com", false),
+        (
+            both(rule(&["acme.com", "b.com"], false), rule(&["b.com"], false)),
+            "a@b.com",
+            true,
+        ),
+        (
+            both(rule(&["acme.com", "b.com"], false), rule(&["b.com"], false)),
+            "a@acme.com",
+            false,
+        ),
+        (
+            both(rule(&["acme.com"], false), rule(&["b.com"], false)),
+            "a@acme.com",
+            false,
+        ),
+        (both(rule(&["acme.com"], true), None), "a@eu.acme.com", true),
+        (
+            both(rule(&["acme.com"], true), None),
+            "a@notacme.com",
+            false,
+        ),
+        (
+            both(rule(&["acme.com"], false), None),
+            "a@eu.acme.com",
+            false,
+        ),
+        (both(rule(&[], false), None), "a@acme.com", false),
+    ];
+    for (index, (settings, email, allowed)) in cases.iter().enumerate() {
+        assert_eq!(
+            settings.allows(pw, email),
+            *allowed,
+            "case {index}: {email}"
+        );
+    }
+    // The other method is judged by the global list alone.
+    let settings = both(rule(&["acme.com"], false), rule(&["b.com"], false));
+    assert!(settings.allows(SignInMethod::EmailOtp, "a@acme.com"));
+    // A method that is off allows nobody.
+    let off = AuthSettings {
+        email_otp: false,
+        ..AuthSettings::default()
+    };
+    assert!(!off.allows(SignInMethod::EmailOtp, "a@acme.com"));
+}
+
+#[test]
+fn an_empty_intersection_is_warned_about() {
+    let settings = AuthSettings {
+        password: true,
+        email_otp: true,
+        allowed_domains: rule(&["acme.com"], false),
+        password_domains: rule(&["b.com"], false),
+        email_otp_domains: rule(&["eu.acme.com"], false),
+    };
+    let warnings = settings.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("password"), "{warnings:?}");
+    assert!(warnings[1].contains("email_otp"), "{warnings:?}");
+    // With subdomains the email-code list overlaps; an empty list is always nobody.
+    let settings = AuthSettings {
+        allowed_domains: rule(&["acme.com"], true),
+        password_domains: rule(&[], false),
+        ..settings
+    };
+    let warnings = settings.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("password"), "{warnings:?}");
+    assert!(AuthSettings::default().warnings().is_empty());
 }
