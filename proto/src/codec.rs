@@ -68,6 +68,9 @@ event_bodies!(
     UpstreamCredentialStored,
     UpstreamCredentialRevoked,
     UpstreamCredentialRefreshClaimed,
+    HumanSignInCodeIssued,
+    HumanSignInCodeFailed,
+    HumanSignInCodeRedeemed,
 );
 
 /// Why a recorded event could not be decoded. Every variant names the log sequence, so an
@@ -224,6 +227,9 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HumanVerificationCodeIssued(_)
         | Body::HumanVerificationFailed(_)
         | Body::HumanEmailVerified(_)
+        | Body::HumanSignInCodeIssued(_)
+        | Body::HumanSignInCodeFailed(_)
+        | Body::HumanSignInCodeRedeemed(_)
         | Body::GrantRevoked(_)
         | Body::AgentRegistered(_)
         | Body::AgentCapCleared(_)

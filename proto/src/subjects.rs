@@ -61,7 +61,10 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::HumanPasswordSet(_)
         | Body::HumanVerificationCodeIssued(_)
         | Body::HumanVerificationFailed(_)
-        | Body::HumanEmailVerified(_) => HUMAN,
+        | Body::HumanEmailVerified(_)
+        | Body::HumanSignInCodeIssued(_)
+        | Body::HumanSignInCodeFailed(_)
+        | Body::HumanSignInCodeRedeemed(_) => HUMAN,
         Body::HumanEmailClaimed(_) | Body::HumanEmailReleased(_) => HUMAN_EMAIL,
         Body::GrantIssued(_) | Body::GrantChanged(_) | Body::GrantRevoked(_) => GRANT,
         Body::AgentRegistered(_)

@@ -169,6 +169,23 @@ ensure_otlp_sink() {
   printf 'opentelemetry-proto %s, grpcio %s\n' "$OTLP_PROTO_VERSION" "$GRPCIO_VERSION" >&2
 }
 
+# --- SMTP server (sign-in code tests) -----------------------------------------------------------
+# PyPI aiosmtpd run as `python -m aiosmtpd` with its Maildir handler: a real SMTP server on
+# loopback whose messages the tests read back. Its own venv (<repo>/.peers/smtp-venv); the tests
+# read PORTCULLIS_AIOSMTPD_PYTHON.
+AIOSMTPD_VERSION=1.4.6
+
+ensure_smtp_sink() {
+  local venv="$repo/.peers/smtp-venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('aiosmtpd') == '$AIOSMTPD_VERSION'" 2>/dev/null; then
+    log "Installing aiosmtpd $AIOSMTPD_VERSION (PyPI) into .peers/smtp-venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+  fi
+  export PORTCULLIS_AIOSMTPD_PYTHON="$venv/bin/python"
+  printf 'aiosmtpd %s\n' "$AIOSMTPD_VERSION" >&2
+}
+
 # Debian's nats-server 2.9.10: too old for Portcullis. Tests prove it is refused with a clear
 # message. Extracted from the .deb into <repo>/.peers/debian-nats (nothing is installed).
 ensure_old_nats_server() {

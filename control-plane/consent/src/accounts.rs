@@ -16,6 +16,12 @@ use crate::sealed::{open_bytes, seal_bytes};
 /// How long a mailed code is valid, in milliseconds.
 pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
 
+/// How long a mailed sign-in code (email OTP) is valid, in milliseconds.
+pub const SIGN_IN_CODE_TTL_MS: i64 = 5 * 60 * 1000;
+
+/// The subject of the sign-in code mail.
+pub const SIGN_IN_CODE_SUBJECT: &str = "Your Portcullis sign-in code";
+
 /// The subject of the code mail.
 pub const CODE_SUBJECT: &str = "Your Portcullis verification code";
 /// The subject of the mail sent when a verified email signs up again.
@@ -35,6 +41,10 @@ fn password_aad(host_id: &str, human_id: &str) -> String {
 
 fn code_aad(host_id: &str, human_id: &str) -> String {
     format!("human-code:{host_id}:{human_id}")
+}
+
+fn sign_in_code_purpose(host_id: &str, human_id: &str) -> String {
+    format!("human-sign-in-code:{host_id}:{human_id}")
 }
 
 /// A context for a write the human caused.
@@ -162,6 +172,94 @@ impl Inner {
             ),
         );
         Ok(true)
+    }
+
+    /// Mails a sign-in code (email OTP) to `account`, voiding the previous one, within the
+    /// mail rate limit; only its keyed hash is stored. `Ok(false)` when the limit held it back.
+    pub(crate) async fn send_sign_in_code(
+        &self,
+        host_id: &str,
+        account: &AccountView,
+    ) -> Result<bool, AccountError> {
+        if !self.limits.allow_mail(host_id, &account.email) {
+            return Ok(false);
+        }
+        let code = Zeroizing::new(format!("{:06}", rand::rng().random_range(0..1_000_000u32)));
+        let code_hash = self
+            .config
+            .key_ring
+            .mac(
+                sign_in_code_purpose(host_id, &account.human_id).as_bytes(),
+                code.as_bytes(),
+            )
+            .map_err(|e| unavailable("hash code", e))?;
+        let context = human_context(&account.human_id);
+        self.control
+            .account_command(
+                &context,
+                host_id,
+                &account.human_id,
+                &HumanCommand::IssueSignInCode {
+                    code_hash,
+                    expires_at_ms: context.now_ms.saturating_add(SIGN_IN_CODE_TTL_MS),
+                },
+            )
+            .await
+            .map_err(|e| unavailable("issue sign-in code", e))?
+            .map_err(|e| unavailable("issue sign-in code", e))?;
+        self.config.mailer.send_later(
+            account.email.clone(),
+            SIGN_IN_CODE_SUBJECT,
+            format!(
+                "Your sign-in code is {}\n\n\
+                 Enter it on the page where you asked for it. It expires in 5 minutes and \
+                 works once. If you did not ask for it, ignore this message: nobody can sign \
+                 in without it.",
+                code.as_str()
+            ),
+        );
+        Ok(true)
+    }
+
+    /// Checks `entered` against the human's current sign-in code and records the attempt;
+    /// a match uses the code up and proves the mailbox.
+    pub(crate) async fn check_sign_in_code(
+        &self,
+        host_id: &str,
+        human_id: &str,
+        entered: &str,
+    ) -> Result<Result<Account, HumanRejected>, AccountError> {
+        let Some(account) = self
+            .control
+            .account(host_id, human_id)
+            .await
+            .map_err(|e| unavailable("read account", e))?
+        else {
+            return Ok(Err(HumanRejected::NotFound));
+        };
+        let well_formed = entered.len() == 6 && entered.bytes().all(|b| b.is_ascii_digit());
+        let matched = account.account.sign_in_code.as_ref().and_then(|code| {
+            (well_formed
+                && self.config.key_ring.mac_matches(
+                    &code.sealed,
+                    sign_in_code_purpose(host_id, human_id).as_bytes(),
+                    entered.as_bytes(),
+                ))
+            .then(|| code.sealed.clone())
+        });
+        let context = human_context(human_id);
+        self.control
+            .account_command(
+                &context,
+                host_id,
+                human_id,
+                &HumanCommand::RedeemSignInCode {
+                    matched_code_hash: matched,
+                    at_ms: context.now_ms,
+                },
+            )
+            .await
+            .map_err(|e| unavailable("redeem sign-in code", e))
     }
 
     /// Checks `entered` against the human's current code and records the attempt.

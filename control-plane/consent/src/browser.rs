@@ -11,6 +11,7 @@
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_projector::models::SignInMethod;
 use portcullis_secrets::KeyRing;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ pub struct BrowserSession {
     pub pending_human_id: Option<String>,
     /// The email the code went to (shown on the page).
     pub pending_email: Option<String>,
+    /// Which code it was: `email_otp` for a sign-in code, else (absent) an email
+    /// verification after a password sign-up or sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_method: Option<String>,
     /// The CSRF token every form carries.
     pub csrf: String,
     /// Deadline, milliseconds since the Unix epoch.
@@ -49,6 +54,7 @@ impl BrowserSession {
             human_id: None,
             pending_human_id: None,
             pending_email: None,
+            pending_method: None,
             csrf: random_token(),
             expires_at_ms: now_ms.saturating_add(SESSION_TTL_MS),
         }
@@ -70,6 +76,22 @@ impl BrowserSession {
             pending_human_id: Some(human_id.to_owned()),
             pending_email: Some(email.to_owned()),
             ..Self::anonymous(&self.host_id, now_ms)
+        }
+    }
+
+    /// A session waiting for the sign-in code (email OTP) mailed to `email`.
+    pub fn pending_sign_in_code(&self, human_id: &str, email: &str, now_ms: i64) -> Self {
+        Self {
+            pending_method: Some(SignInMethod::EmailOtp.name().to_owned()),
+            ..self.pending(human_id, email, now_ms)
+        }
+    }
+
+    /// The method the pending code belongs to.
+    pub fn pending_method(&self) -> SignInMethod {
+        match self.pending_method.as_deref() {
+            Some("email_otp") => SignInMethod::EmailOtp,
+            _ => SignInMethod::Password,
         }
     }
 

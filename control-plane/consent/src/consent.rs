@@ -24,6 +24,7 @@ use portcullis_commands::control::{
 use portcullis_domain::human::HumanRejected;
 use portcullis_domain::validate::normalize_email;
 use portcullis_oauth::authorize::AuthorizationRequest;
+use portcullis_projector::models::SignInMethod;
 use portcullis_proto::TrustLevel;
 use portcullis_proto::events::v1 as pb;
 use portcullis_secrets::KeyRing;
@@ -200,13 +201,20 @@ async fn step(
         }
     }
     if let (Some(_), Some(email)) = (&session.pending_human_id, &session.pending_email) {
+        let sign_in_code = session.pending_method() == SignInMethod::EmailOtp;
         return pages::render(
             status,
             &pages::Verify {
-                title: "Verify your email",
+                title: if sign_in_code {
+                    "Enter your sign-in code"
+                } else {
+                    "Verify your email"
+                },
                 flow: flow_text,
                 csrf: &session.csrf,
                 email,
+                minutes: if sign_in_code { 5 } else { 10 },
+                sign_in_code,
                 error: notice.error.as_deref(),
                 info: notice.info.as_deref(),
             },
@@ -220,6 +228,8 @@ async fn step(
             flow: flow_text,
             csrf: &session.csrf,
             email: "",
+            password: host.auth.password,
+            email_code: host.auth.email_otp,
             error: notice.error.as_deref(),
             info: notice.info.as_deref(),
         },
@@ -655,7 +665,78 @@ pub(crate) async fn account(
         ))
         .await;
     };
+    let auth = &posted.host.auth;
+    let method = if form.action == "email-code" {
+        SignInMethod::EmailOtp
+    } else {
+        SignInMethod::Password
+    };
+    // The method must be on, and the email's domain allowed for it, before anything is
+    // checked or sent: the answer depends on the domain alone, never on whether an account
+    // exists or a password is right.
+    if !auth.enabled(method) {
+        return retry(Notice::error(StatusCode::FORBIDDEN, method_off(method))).await;
+    }
+    if !auth.allows(method, &email) {
+        tracing::info!(
+            host_id,
+            method = method.name(),
+            "Sign-in refused by the domain rules."
+        );
+        return retry(Notice::error(StatusCode::FORBIDDEN, domain_refused(method))).await;
+    }
     match form.action.as_str() {
+        "email-code" => {
+            if !inner.limits.allow(Action::SignIn, host_id, ip)
+                || !inner.limits.allow_sign_in_email(host_id, &email)
+            {
+                return retry(Notice::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts. Wait a minute and try again.",
+                ))
+                .await;
+            }
+            if !inner.config.mailer.is_configured() {
+                return retry(Notice::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "This gateway cannot send email, so sign-in codes cannot be sent. Ask your admin to configure mail.",
+                ))
+                .await;
+            }
+            // Known or not, verified or not: the same page follows, and only the mailbox
+            // owner can use the code (which also proves a new or unclaimed account).
+            let account = match inner
+                .control
+                .sign_up_human(&crate::context("consent.sign_in_code"), host_id, &email)
+                .await
+            {
+                Ok(account) => account,
+                Err(error) => return store_failure(&error),
+            };
+            let sent = match inner.send_sign_in_code(host_id, &account).await {
+                Ok(sent) => sent,
+                Err(_) => return unavailable_page(),
+            };
+            let session =
+                posted
+                    .session
+                    .pending_sign_in_code(&account.human_id, &account.email, now);
+            if !sent {
+                return step(
+                    &inner,
+                    &posted.host,
+                    &posted.flow,
+                    &form.flow,
+                    &session,
+                    Notice::error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many codes were sent. Wait a few minutes before asking for another.",
+                    ),
+                )
+                .await;
+            }
+            with_session(&inner, back_to_flow(&form.flow), &session)
+        }
         "sign-in" => {
             if !inner.limits.allow(Action::SignIn, host_id, ip)
                 || !inner.limits.allow_sign_in_email(host_id, &email)
@@ -670,6 +751,13 @@ pub(crate) async fn account(
                 .sign_in(host_id, &email, Zeroizing::new(form.password))
                 .await
             {
+                Ok(SignIn::Ok(account)) if !auth.allows(SignInMethod::Password, &account.email) => {
+                    retry(Notice::error(
+                        StatusCode::FORBIDDEN,
+                        domain_refused(SignInMethod::Password),
+                    ))
+                    .await
+                }
                 Ok(SignIn::Ok(account)) => {
                     let session = posted.session.signed_in(&account.human_id, now);
                     tracing::info!(host_id, human_id = %account.human_id, "Signed in.");
@@ -773,13 +861,18 @@ pub(crate) async fn verify(
     let Some(human_id) = posted.session.pending_human_id.clone() else {
         return retry(Notice::default()).await;
     };
+    let method = posted.session.pending_method();
     if form.action == "resend" {
         let account = match inner.control.account(host_id, &human_id).await {
             Ok(Some(account)) => account,
             Ok(None) => return retry(Notice::default()).await,
             Err(error) => return store_failure(&error),
         };
-        return match inner.send_code(host_id, &account).await {
+        let sent = match method {
+            SignInMethod::EmailOtp => inner.send_sign_in_code(host_id, &account).await,
+            SignInMethod::Password => inner.send_code(host_id, &account).await,
+        };
+        return match sent {
             Ok(true) => retry(Notice::info("We sent a new code.")).await,
             Ok(false) => {
                 retry(Notice::error(
@@ -799,6 +892,35 @@ pub(crate) async fn verify(
         .await;
     }
     let code = form.code.trim();
+    // The rules are judged again on the address the code just proved, as they stand now.
+    let email = posted.session.pending_email.clone().unwrap_or_default();
+    if !posted.host.auth.allows(method, &email) {
+        return retry(Notice::error(StatusCode::FORBIDDEN, domain_refused(method))).await;
+    }
+    if method == SignInMethod::EmailOtp {
+        return match inner.check_sign_in_code(host_id, &human_id, code).await {
+            Ok(Ok(account)) if account.sign_in_code.is_none() && account.email_verified => {
+                let session = posted.session.signed_in(&human_id, now_ms());
+                tracing::info!(host_id, %human_id, "Signed in with a mailed code.");
+                with_session(&inner, back_to_flow(&form.flow), &session)
+            }
+            Ok(Ok(_)) => {
+                retry(Notice::error(
+                    StatusCode::BAD_REQUEST,
+                    "That code is not right. Check the newest email and try again.",
+                ))
+                .await
+            }
+            Ok(Err(rejected)) => {
+                retry(Notice::error(
+                    StatusCode::BAD_REQUEST,
+                    code_refused(&rejected),
+                ))
+                .await
+            }
+            Err(_) => unavailable_page(),
+        };
+    }
     match inner.check_code(host_id, &human_id, code).await {
         Ok(Ok(account)) if account.email_verified => {
             let session = posted.session.signed_in(&human_id, now_ms());
@@ -813,18 +935,50 @@ pub(crate) async fn verify(
             .await
         }
         Ok(Err(rejected)) => {
-            let message = match rejected {
-                HumanRejected::CodeExpired => "That code has expired. Send a new code.",
-                HumanRejected::TooManyAttempts | HumanRejected::NoCode => {
-                    "That code can no longer be used. Send a new code."
-                }
-                // A verified account (someone signed up again with its email) or a removed
-                // one: the code cannot help; same message as a wrong code.
-                _ => "That code is not right. Check the newest email and try again.",
-            };
-            retry(Notice::error(StatusCode::BAD_REQUEST, message)).await
+            retry(Notice::error(
+                StatusCode::BAD_REQUEST,
+                code_refused(&rejected),
+            ))
+            .await
         }
         Err(_) => unavailable_page(),
+    }
+}
+
+/// Why a code did not sign in, as the page says it.
+fn code_refused(rejected: &HumanRejected) -> &'static str {
+    match rejected {
+        HumanRejected::CodeExpired => "That code has expired. Send a new code.",
+        HumanRejected::TooManyAttempts | HumanRejected::NoCode => {
+            "That code can no longer be used. Send a new code."
+        }
+        // A verified account (someone signed up again with its email) or a removed one: the
+        // code cannot help; same message as a wrong code.
+        _ => "That code is not right. Check the newest email and try again.",
+    }
+}
+
+/// What the page says when a method is off.
+fn method_off(method: SignInMethod) -> &'static str {
+    match method {
+        SignInMethod::Password => {
+            "Signing in with a password is off on this gateway. Use another way to sign in."
+        }
+        SignInMethod::EmailOtp => {
+            "Signing in with a code by email is off on this gateway. Use another way to sign in."
+        }
+    }
+}
+
+/// What the page says when the domain rules refuse an email for a method.
+fn domain_refused(method: SignInMethod) -> &'static str {
+    match method {
+        SignInMethod::Password => {
+            "This email cannot sign in here with a password. Use the email your admin gave access to, or another way to sign in."
+        }
+        SignInMethod::EmailOtp => {
+            "This email cannot sign in here with a code. Use the email your admin gave access to, or another way to sign in."
+        }
     }
 }
 

@@ -163,6 +163,8 @@ pub(crate) struct HostContext {
     pub(crate) host_id: String,
     /// The host's base URL (its issuer), no trailing slash.
     pub(crate) base: String,
+    /// How humans may sign in here.
+    pub(crate) auth: portcullis_projector::models::AuthSettings,
 }
 
 impl Inner {
@@ -191,6 +193,7 @@ impl Inner {
         Ok(HostContext {
             base: self.config.public_urls.host_base(&host_id, host.is_default),
             host_id,
+            auth: host.settings.auth,
         })
     }
 }

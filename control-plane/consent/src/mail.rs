@@ -71,8 +71,9 @@ impl Mailer {
             .parse()
             .map_err(|_| MailError::From(from_text.to_owned()))?;
         let transport = if let Some(url) = &settings.smtp_url {
+            let url = lettre_url(url)?;
             Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
                     .map_err(|e| MailError::SmtpUrl(e.to_string()))?
                     .build(),
             )
@@ -132,9 +133,97 @@ impl Mailer {
     }
 }
 
+/// Our SMTP URL as lettre reads it. lettre takes a bare `smtp://` as *plain text* and
+/// `?tls=required` as STARTTLS; ours means STARTTLS unless `?tls=none` says otherwise, so a
+/// URL without the parameter can never send codes in the clear by accident. Opportunistic
+/// TLS (downgradable by anyone on the path) is refused.
+fn lettre_url(url: &str) -> Result<String, MailError> {
+    let invalid = |why: &str| MailError::SmtpUrl(why.to_owned());
+    let mut parsed = url::Url::parse(url.trim()).map_err(|e| invalid(&e.to_string()))?;
+    let tls: Vec<String> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    let others: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != "tls")
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    if !others.is_empty() {
+        return Err(invalid("the only query parameter is tls=none"));
+    }
+    let tls = match tls.as_slice() {
+        [] => None,
+        [one] => Some(one.as_str()),
+        _ => return Err(invalid("tls is given twice")),
+    };
+    match (parsed.scheme(), tls) {
+        ("smtp", None | Some("required")) => {
+            parsed.set_query(Some("tls=required"));
+        }
+        ("smtp", Some("none")) => parsed.set_query(None),
+        ("smtps", None) => {}
+        ("smtp", Some(_)) | ("smtps", Some(_)) => {
+            return Err(invalid(
+                "tls may only be `none` (smtp:// to a local relay); smtp:// alone requires STARTTLS and smtps:// is TLS",
+            ));
+        }
+        (other, _) => return Err(invalid(&format!("unknown scheme {other}"))),
+    }
+    Ok(parsed.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn smtp_urls_never_fall_back_to_plain_text_unless_told() {
+        assert_eq!(
+            lettre_url("smtp://mail.example.com:587").expect("starttls"),
+            "smtp://mail.example.com:587?tls=required"
+        );
+        assert_eq!(
+            lettre_url("smtp://u:p@mail.example.com?tls=required").expect("starttls"),
+            "smtp://u:p@mail.example.com?tls=required"
+        );
+        assert_eq!(
+            lettre_url("smtp://127.0.0.1:2525?tls=none").expect("plain"),
+            "smtp://127.0.0.1:2525"
+        );
+        assert_eq!(
+            lettre_url("smtps://mail.example.com").expect("tls"),
+            "smtps://mail.example.com"
+        );
+        for bad in [
+            "smtp://mail.example.com?tls=opportunistic",
+            "smtps://mail.example.com?tls=none",
+            "smtp://mail.example.com?tls=none&tls=required",
+            "smtp://mail.example.com?x=1",
+            "ftp://mail.example.com",
+            "not a url",
+        ] {
+            assert!(
+                matches!(lettre_url(bad), Err(MailError::SmtpUrl(_))),
+                "{bad}"
+            );
+        }
+        for good in [
+            "smtp://mail.example.com",
+            "smtp://127.0.0.1:2525?tls=none",
+            "smtps://mail.example.com:465",
+        ] {
+            assert!(
+                Mailer::new(&MailSettings {
+                    smtp_url: Some(good.to_owned()),
+                    ..MailSettings::default()
+                })
+                .is_ok(),
+                "{good}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn the_outbox_gets_one_eml_file_per_message() {

@@ -19,11 +19,15 @@ pub struct SignIn<'a> {
     pub flow: &'a str,
     pub csrf: &'a str,
     pub email: &'a str,
+    /// Whether email and password is on.
+    pub password: bool,
+    /// Whether a code by email is on.
+    pub email_code: bool,
     pub error: Option<&'a str>,
     pub info: Option<&'a str>,
 }
 
-/// The verification-code page.
+/// The code page: an email verification, or a sign-in code.
 #[derive(Debug, Template)]
 #[template(path = "verify.html")]
 pub struct Verify<'a> {
@@ -31,6 +35,10 @@ pub struct Verify<'a> {
     pub flow: &'a str,
     pub csrf: &'a str,
     pub email: &'a str,
+    /// How long the code is valid.
+    pub minutes: u32,
+    /// A sign-in code (email OTP) rather than an email verification.
+    pub sign_in_code: bool,
     pub error: Option<&'a str>,
     pub info: Option<&'a str>,
 }

@@ -13,7 +13,8 @@
 //! current state.
 
 use portcullis_proto::events::v1::{
-    HumanAdded, HumanEmailVerified, HumanPasswordSet, HumanRemoved, HumanVerificationCodeIssued,
+    HumanAdded, HumanEmailVerified, HumanPasswordSet, HumanRemoved, HumanSignInCodeFailed,
+    HumanSignInCodeIssued, HumanSignInCodeRedeemed, HumanVerificationCodeIssued,
     HumanVerificationFailed,
 };
 
@@ -51,6 +52,9 @@ pub struct Account {
     pub email_verified: bool,
     /// The current verification code, if one is outstanding.
     pub code: Option<PendingCode>,
+    /// The current sign-in code (email OTP), if one is outstanding; `sealed` holds its keyed
+    /// hash, never the code.
+    pub sign_in_code: Option<PendingCode>,
 }
 
 /// An outstanding verification code.
@@ -95,6 +99,22 @@ pub enum HumanCommand {
         /// The sealed code the entered one matched (`None`: it matched none). Verified only
         /// if this is still the current code.
         matched_code_sealed: Option<Vec<u8>>,
+        /// Now, milliseconds since the Unix epoch.
+        at_ms: i64,
+    },
+    /// Mails a sign-in code (email OTP), voiding the previous one. Allowed whether or not the
+    /// email is verified yet: redeeming the code proves the mailbox.
+    IssueSignInCode {
+        /// The code's keyed hash.
+        code_hash: Vec<u8>,
+        /// Its deadline, milliseconds since the Unix epoch.
+        expires_at_ms: i64,
+    },
+    /// Records a sign-in attempt with a mailed code.
+    RedeemSignInCode {
+        /// The hash of the current code if the entered one matched it (`None`: no match).
+        /// Redeemed only if this is still the current code.
+        matched_code_hash: Option<Vec<u8>>,
         /// Now, milliseconds since the Unix epoch.
         at_ms: i64,
     },
@@ -166,6 +186,23 @@ impl Aggregate for Human {
                         account.email_verified = true;
                         account.code = None;
                     }
+                    EventBody::HumanSignInCodeIssued(e) => {
+                        account.sign_in_code = Some(PendingCode {
+                            sealed: e.code_hash.clone(),
+                            expires_at_ms: e.expires_at_ms,
+                            failed_attempts: 0,
+                        });
+                    }
+                    EventBody::HumanSignInCodeFailed(_) => {
+                        if let Some(code) = &mut account.sign_in_code {
+                            code.failed_attempts = code.failed_attempts.saturating_add(1);
+                        }
+                    }
+                    EventBody::HumanSignInCodeRedeemed(_) => {
+                        account.email_verified = true;
+                        account.code = None;
+                        account.sign_in_code = None;
+                    }
                     _ => {}
                 }
                 Human::Live {
@@ -205,6 +242,44 @@ impl Aggregate for Human {
                 if account.email_verified =>
             {
                 Err(HumanRejected::AlreadyVerified)
+            }
+            (
+                Human::Live { .. },
+                HumanCommand::IssueSignInCode {
+                    code_hash,
+                    expires_at_ms,
+                },
+            ) => Ok(Decision::Append(EventBody::HumanSignInCodeIssued(
+                HumanSignInCodeIssued {
+                    code_hash: code_hash.clone(),
+                    expires_at_ms: *expires_at_ms,
+                },
+            ))),
+            (
+                Human::Live { account, .. },
+                HumanCommand::RedeemSignInCode {
+                    matched_code_hash,
+                    at_ms,
+                },
+            ) => {
+                let Some(code) = &account.sign_in_code else {
+                    return Err(HumanRejected::NoCode);
+                };
+                if code.failed_attempts >= MAX_CODE_ATTEMPTS {
+                    return Err(HumanRejected::TooManyAttempts);
+                }
+                if *at_ms >= code.expires_at_ms {
+                    return Err(HumanRejected::CodeExpired);
+                }
+                if matched_code_hash.as_deref() == Some(code.sealed.as_slice()) {
+                    Ok(Decision::Append(EventBody::HumanSignInCodeRedeemed(
+                        HumanSignInCodeRedeemed {},
+                    )))
+                } else {
+                    Ok(Decision::Append(EventBody::HumanSignInCodeFailed(
+                        HumanSignInCodeFailed {},
+                    )))
+                }
             }
             (
                 Human::Live { .. },

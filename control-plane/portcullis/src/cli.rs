@@ -127,7 +127,7 @@ pub struct AdminArgs {
     #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// SMTP server for the consent flow's mail (email verification codes):
+    /// SMTP server for the consent flow's mail (verification and sign-in codes):
     /// `smtp://[user:password@]host[:port]` (STARTTLS required), `smtps://…` (TLS), or
     /// `smtp://host:port?tls=none` for a local relay. Without it, `dev` writes each message
     /// to `<data-dir>/outbox/` and the control plane to --mail-outbox, if set.

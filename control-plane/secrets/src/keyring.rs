@@ -6,6 +6,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hmac::Mac;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -57,6 +58,8 @@ pub enum KeyRingError {
     #[error("master key id {0:?} appears twice")]
     DuplicateKeyId(String),
 }
+
+type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The cipher refused to seal (only for inputs beyond what AES-GCM can take, ~64 GiB).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,6 +236,60 @@ impl KeyRing {
             },
             associated_data,
         )
+    }
+
+    /// A keyed hash (HMAC-SHA256) of `data` for `purpose` under the active key, as
+    /// `<id length><key id><32-byte tag>`: for secrets that are only ever compared, never
+    /// read back (mailed codes). `purpose` separates uses, as associated data does for
+    /// sealing. Without the key a stored hash cannot be checked against guesses, so even a
+    /// six-digit code does not fall to an offline search.
+    pub fn mac(&self, purpose: &[u8], data: &[u8]) -> Result<Vec<u8>, SealError> {
+        let tag = self.tag(&self.active, purpose, data).ok_or(SealError)?;
+        let id = self.active.as_bytes();
+        let len = u8::try_from(id.len()).map_err(|_| SealError)?;
+        let mut out = Vec::with_capacity(1 + id.len() + tag.len());
+        out.push(len);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Whether `stored` (made by `mac`, under any key of the ring) is the hash of `data` for
+    /// `purpose`; compared in constant time.
+    pub fn mac_matches(&self, stored: &[u8], purpose: &[u8], data: &[u8]) -> bool {
+        let Some((&len, rest)) = stored.split_first() else {
+            return false;
+        };
+        let len = usize::from(len);
+        if rest.len() < len {
+            return false;
+        }
+        let (id, tag) = rest.split_at(len);
+        let Ok(key_id) = std::str::from_utf8(id) else {
+            return false;
+        };
+        self.keyed(key_id, purpose, data)
+            .is_some_and(|mac| mac.verify_slice(tag).is_ok())
+    }
+
+    fn tag(&self, key_id: &str, purpose: &[u8], data: &[u8]) -> Option<[u8; 32]> {
+        Some(
+            self.keyed(key_id, purpose, data)?
+                .finalize()
+                .into_bytes()
+                .into(),
+        )
+    }
+
+    /// HMAC-SHA256 under `key_id` over the purpose's length, the purpose and the data (the
+    /// length first, so (purpose, data) pairs cannot collide).
+    fn keyed(&self, key_id: &str, purpose: &[u8], data: &[u8]) -> Option<HmacSha256> {
+        let key = self.keys.get(key_id)?;
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&key.0).ok()?;
+        mac.update(&(purpose.len() as u64).to_be_bytes());
+        mac.update(purpose);
+        mac.update(data);
+        Some(mac)
     }
 
     fn cipher(&self, key_id: &str) -> Option<Aes256Gcm> {

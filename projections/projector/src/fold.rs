@@ -491,9 +491,11 @@ impl ReadModel for Human {
                 pre_authorized: e.pre_authorized,
                 email_verified: false,
             })),
-            Some(Body::HumanEmailVerified(_)) => update(current, |human| {
-                human.email_verified = true;
-            }),
+            Some(Body::HumanEmailVerified(_) | Body::HumanSignInCodeRedeemed(_)) => {
+                update(current, |human| {
+                    human.email_verified = true;
+                })
+            }
             Some(Body::HumanRemoved(_)) => delete(current),
             _ => None,
         })

@@ -11,8 +11,9 @@
 //! any port for a loopback one), foreign resources, CSRF and `Origin` checks, unverified and
 //! claimed accounts, the code attempt limit, real clients' registrations, discovery
 //! documents, the JWKS, `no-store`, framing and cookie attributes, a token used at
-//! another server's endpoint, signing-key rotation and retirement through the admin API, and
-//! a client the admin pre-registered.
+//! another server's endpoint, signing-key rotation and retirement through the admin API, a
+//! client the admin pre-registered, and the host's sign-in methods and email-domain rules
+//! (mailed sign-in codes through a real SMTP server, PyPI aiosmtpd).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is the test failure
 
 use std::collections::HashSet;
@@ -24,7 +25,7 @@ use portcullis_e2e::dev_admin::DevGateway;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use test_fixtures::McpPeer;
+use test_fixtures::{Mail, McpPeer, SmtpSink};
 
 const PASSWORD: &str = "correct horse battery";
 /// The redirect URI the test clients register. Nothing listens there: the tests read the
@@ -1952,4 +1953,300 @@ async fn a_pre_registered_client_authorizes_only_at_the_admins_redirect_uris() {
     let listed = gateway.agents().await;
     assert_eq!(listed.len(), 1, "consent reused the agent: {listed:?}");
     assert_eq!(listed[0]["human_email"], email);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-in methods and email-domain rules, with mail through a real SMTP server
+
+/// `dev` mailing through `smtp` (aiosmtpd), server-everything imported as "everything",
+/// `emails` pre-authorized with a High ceiling, and `auth` as the host's sign-in settings.
+async fn gateway_with_smtp(smtp: &SmtpSink, auth: Value, emails: &[&str]) -> (DevGateway, McpPeer) {
+    let upstream = McpPeer::server_everything()
+        .await
+        .expect("server-everything");
+    let url = smtp.url();
+    let gateway = DevGateway::start(&["--smtp-url", &url]).await;
+    gateway
+        .import(upstream.url(), "everything", "Everything")
+        .await;
+    for email in emails {
+        gateway.add_human(email).await;
+        gateway.grant(email, "everything", "high").await;
+    }
+    let (status, host) = gateway
+        .api(
+            "PATCH",
+            &format!("/api/v1/hosts/{}", gateway.host),
+            Some(json!({ "settings": { "auth": auth } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{host}");
+    (gateway, upstream)
+}
+
+/// The 6-digit code of the next new mail to `to`, and that mail.
+async fn mailed_code(smtp: &SmtpSink, to: &str, seen: &[Mail]) -> (String, Mail) {
+    let mail = smtp.next_to(to, seen, MAIL).await.expect("mail");
+    let code = six_digits(&mail.body).unwrap_or_else(|| panic!("no code in {mail:?}"));
+    (code, mail)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_sign_in_code_signs_in_once_and_is_stored_only_as_a_keyed_hash() {
+    let smtp = SmtpSink::start().await.expect("aiosmtpd");
+    let ada = "ada@example.com";
+    let (mut gateway, _upstream) = gateway_with_smtp(
+        &smtp,
+        json!({ "password": false, "email_otp": true }),
+        &[ada],
+    )
+    .await;
+    let client = register(&gateway, &[REDIRECT]).await;
+    let request = authorization(&gateway, &client, &gateway.mcp_url(), &[]);
+    let mut browser = Browser::new(&gateway);
+    let page = browser.open(&request.url).await;
+    assert!(
+        page.body.contains("Email me a sign-in code") && !page.body.contains("name=\"password\""),
+        "{}",
+        page.body
+    );
+    // Password sign-in is off, even posted by hand; nothing is mailed for it.
+    let refused = browser
+        .submit(
+            &page,
+            "/consent/account",
+            &[
+                ("email", ada),
+                ("password", PASSWORD),
+                ("action", "sign-in"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("password is off"), "{}", refused.body);
+
+    let code_page = browser
+        .submit(
+            &page,
+            "/consent/account",
+            &[("email", ada), ("action", "email-code")],
+        )
+        .await;
+    assert_eq!(code_page.status, 200, "{}", code_page.body);
+    assert!(
+        code_page.body.contains("Sign-in code") && code_page.body.contains("5 minutes"),
+        "{}",
+        code_page.body
+    );
+    let (first_code, first) = mailed_code(&smtp, ada, &[]).await;
+    assert_eq!(first.subject, "Your Portcullis sign-in code");
+    // A new code voids the old one.
+    let resent = browser
+        .submit(&code_page, "/consent/verify", &[("action", "resend")])
+        .await;
+    assert!(
+        resent.body.contains("We sent a new code"),
+        "{}",
+        resent.body
+    );
+    let (second_code, _) = mailed_code(&smtp, ada, std::slice::from_ref(&first)).await;
+    if first_code != second_code {
+        let old = browser
+            .submit(
+                &resent,
+                "/consent/verify",
+                &[("code", &first_code), ("action", "verify")],
+            )
+            .await;
+        assert_eq!(old.status, 400, "{}", old.body);
+        assert!(old.body.contains("not right"), "{}", old.body);
+    }
+    let signed_in = browser
+        .submit(
+            &resent,
+            "/consent/verify",
+            &[("code", &second_code), ("action", "verify")],
+        )
+        .await;
+    assert_signed_in(&signed_in, ada);
+    let location = accept(&mut browser, signed_in, "medium").await;
+    assert!(location.starts_with(REDIRECT), "{location}");
+    assert!(param(&location, "code").is_some(), "{location}");
+
+    // The log holds each code only as a key id and an HMAC: never the digits.
+    let status = gateway.process.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{}", gateway.process.log_text());
+    let store =
+        portcullis_store_sqlite::SqliteStore::open(&gateway.data.path().join("data/portcullis.db"))
+            .expect("store");
+    let filter = portcullis_store::SubjectFilter::host(&gateway.host).expect("filter");
+    let head = portcullis_store::EventLog::head(&store)
+        .await
+        .expect("head");
+    let mut events = portcullis_store::EventLog::subscribe(&store, &filter, 1)
+        .await
+        .expect("subscribe");
+    let mut hashes = Vec::new();
+    let mut redeemed = 0;
+    while let Some(Ok(record)) = futures::StreamExt::next(&mut events).await {
+        let event = portcullis_proto::decode_event(&record).expect("event");
+        match event.body {
+            Some(portcullis_proto::events::v1::event::Body::HumanSignInCodeIssued(e)) => {
+                hashes.push(e.code_hash)
+            }
+            Some(portcullis_proto::events::v1::event::Body::HumanSignInCodeRedeemed(_)) => {
+                redeemed += 1
+            }
+            _ => {}
+        }
+        if record.sequence >= head {
+            break;
+        }
+    }
+    assert_eq!(hashes.len(), 2, "two codes issued");
+    assert_eq!(redeemed, 1, "one redeemed");
+    for hash in &hashes {
+        for code in [&first_code, &second_code] {
+            assert!(
+                !hash.windows(6).any(|w| w == code.as_bytes()),
+                "a code in the log"
+            );
+        }
+        assert!(hash.len() > 32, "key id and tag: {}", hash.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_rules_decide_which_email_may_use_which_method() {
+    let smtp = SmtpSink::start().await.expect("aiosmtpd");
+    let (ada, bob, eve) = ("ada@acme.com", "bob@partner.example", "eve@evil.example");
+    // Everyone from acme.com or partner.example; passwords only for acme.com.
+    let (gateway, _upstream) = gateway_with_smtp(
+        &smtp,
+        json!({
+            "password": true,
+            "email_otp": true,
+            "allowed_domains": { "domains": ["ACME.com", "partner.example"] },
+            "password_domains": { "domains": ["acme.com"] },
+        }),
+        &[ada, bob],
+    )
+    .await;
+    let client = register(&gateway, &[REDIRECT]).await;
+    let request = authorization(&gateway, &client, &gateway.mcp_url(), &[]);
+    let mut browser = Browser::new(&gateway);
+    let page = browser.open(&request.url).await;
+    assert!(
+        page.body.contains("Email me a sign-in code") && page.body.contains("name=\"password\""),
+        "{}",
+        page.body
+    );
+    // partner.example may not use a password: refused before anything is checked or mailed.
+    for action in ["sign-in", "create"] {
+        let refused = browser
+            .submit(
+                &page,
+                "/consent/account",
+                &[("email", bob), ("password", PASSWORD), ("action", action)],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{action}: {}", refused.body);
+        assert!(
+            refused.body.contains("cannot sign in here with a password"),
+            "{action}: {}",
+            refused.body
+        );
+    }
+    // evil.example may use nothing; a code is not even sent. Case and spaces change nothing.
+    for who in [eve, " Eve@EVIL.example "] {
+        let refused = browser
+            .submit(
+                &page,
+                "/consent/account",
+                &[("email", who), ("action", "email-code")],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(
+            refused.body.contains("cannot sign in here with a code"),
+            "{}",
+            refused.body
+        );
+    }
+    // bob signs in with a code.
+    let code_page = browser
+        .submit(
+            &page,
+            "/consent/account",
+            &[("email", bob), ("action", "email-code")],
+        )
+        .await;
+    let (code, _) = mailed_code(&smtp, bob, &[]).await;
+    let signed_in = browser
+        .submit(
+            &code_page,
+            "/consent/verify",
+            &[("code", &code), ("action", "verify")],
+        )
+        .await;
+    assert_signed_in(&signed_in, bob);
+
+    // ada creates a password account (its code goes through SMTP too) and signs in.
+    let mut browser = Browser::new(&gateway);
+    let page = browser.open(&request.url).await;
+    let verify = create_account(&mut browser, &page, ada, PASSWORD).await;
+    let (code, mail) = mailed_code(&smtp, ada, &[]).await;
+    assert_eq!(mail.subject, "Your Portcullis verification code");
+    let signed_in = browser
+        .submit(
+            &verify,
+            "/consent/verify",
+            &[("code", &code), ("action", "verify")],
+        )
+        .await;
+    assert_signed_in(&signed_in, ada);
+
+    // Nothing was mailed to eve, and bob got only his code.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.messages().expect("mails");
+    assert!(
+        !mails.iter().any(|m| m.to.contains("evil.example")),
+        "{mails:?}"
+    );
+    assert_eq!(
+        mails.iter().filter(|m| m.to.contains(bob)).count(),
+        1,
+        "{mails:?}"
+    );
+
+    // The admin turns codes off: the page offers passwords only and a posted code request
+    // is refused.
+    let (status, host) = gateway
+        .api(
+            "PATCH",
+            &format!("/api/v1/hosts/{}", gateway.host),
+            Some(json!({ "settings": { "auth": { "password": true, "email_otp": false } } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{host}");
+    let mut browser = Browser::new(&gateway);
+    let page = browser.open(&request.url).await;
+    assert!(
+        !page.body.contains("Email me a sign-in code"),
+        "{}",
+        page.body
+    );
+    let refused = browser
+        .submit(
+            &page,
+            "/consent/account",
+            &[("email", ada), ("action", "email-code")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("code by email is off"),
+        "{}",
+        refused.body
+    );
 }

@@ -222,3 +222,118 @@ fn no_code_no_verification() {
         Err(HumanRejected::NotFound),
     );
 }
+
+fn sign_in_code(hash: &[u8], expires_at_ms: i64) -> EventBody {
+    EventBody::HumanSignInCodeIssued(HumanSignInCodeIssued {
+        code_hash: hash.to_vec(),
+        expires_at_ms,
+    })
+}
+
+fn redeem(matched: Option<&[u8]>, at_ms: i64) -> HumanCommand {
+    HumanCommand::RedeemSignInCode {
+        matched_code_hash: matched.map(<[u8]>::to_vec),
+        at_ms,
+    }
+}
+
+fn verified() -> Vec<EventBody> {
+    let mut history = live_unverified();
+    history.push(code_issued(b"v", 100));
+    history.push(EventBody::HumanEmailVerified(HumanEmailVerified {}));
+    history
+}
+
+#[test]
+fn a_sign_in_code_is_issued_to_verified_and_unverified_accounts() {
+    for history in [live_unverified(), verified()] {
+        check(
+            &history,
+            HumanCommand::IssueSignInCode {
+                code_hash: b"h1".to_vec(),
+                expires_at_ms: 300,
+            },
+            Ok(Decision::Append(sign_in_code(b"h1", 300))),
+        );
+    }
+    check(
+        &[added(), removed()],
+        HumanCommand::IssueSignInCode {
+            code_hash: b"h1".to_vec(),
+            expires_at_ms: 300,
+        },
+        Err(HumanRejected::NotFound),
+    );
+}
+
+#[test]
+fn the_current_sign_in_code_is_redeemed_once_and_proves_the_mailbox() {
+    let mut history = live_unverified();
+    history.push(sign_in_code(b"h1", 300));
+    check(
+        &history,
+        redeem(Some(b"h1"), 299),
+        Ok(Decision::Append(EventBody::HumanSignInCodeRedeemed(
+            HumanSignInCodeRedeemed {},
+        ))),
+    );
+    history.push(EventBody::HumanSignInCodeRedeemed(
+        HumanSignInCodeRedeemed {},
+    ));
+    let state = history.iter().fold(Human::default(), Human::evolve);
+    let Human::Live { account, .. } = &state else {
+        panic!("{state:?}");
+    };
+    assert!(account.email_verified, "redeeming proves the mailbox");
+    // Single use: the same code again finds nothing.
+    check(
+        &history,
+        redeem(Some(b"h1"), 299),
+        Err(HumanRejected::NoCode),
+    );
+}
+
+#[test]
+fn a_new_sign_in_code_voids_the_old_and_old_or_late_codes_fail() {
+    let mut history = verified();
+    history.push(sign_in_code(b"old", 300));
+    history.push(sign_in_code(b"new", 600));
+    check(
+        &history,
+        redeem(Some(b"old"), 100),
+        Ok(Decision::Append(EventBody::HumanSignInCodeFailed(
+            HumanSignInCodeFailed {},
+        ))),
+    );
+    check(
+        &history,
+        redeem(Some(b"new"), 600),
+        Err(HumanRejected::CodeExpired),
+    );
+}
+
+#[test]
+fn wrong_sign_in_codes_are_counted_and_then_the_code_is_dead() {
+    let mut history = verified();
+    history.push(sign_in_code(b"h1", 300));
+    for _ in 0..MAX_CODE_ATTEMPTS {
+        check(
+            &history,
+            redeem(None, 100),
+            Ok(Decision::Append(EventBody::HumanSignInCodeFailed(
+                HumanSignInCodeFailed {},
+            ))),
+        );
+        history.push(EventBody::HumanSignInCodeFailed(HumanSignInCodeFailed {}));
+    }
+    check(
+        &history,
+        redeem(Some(b"h1"), 100),
+        Err(HumanRejected::TooManyAttempts),
+    );
+    check(
+        &verified(),
+        redeem(Some(b"h1"), 100),
+        Err(HumanRejected::NoCode),
+    );
+}

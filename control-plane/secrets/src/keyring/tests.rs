@@ -117,3 +117,27 @@ fn debug_output_names_key_ids_only() {
     assert!(shown.contains("k1"));
     assert!(!shown.contains(&STANDARD.encode([5u8; 32])));
 }
+
+#[test]
+fn a_keyed_hash_matches_only_its_data_purpose_and_ring() {
+    let keys = ring(&format!("{},{}", key_text("k2", 2), key_text("k1", 1)));
+    let stored = keys.mac(b"human-sign-in-code:h:u", b"123456").expect("mac");
+    assert!(!stored.windows(6).any(|w| w == b"123456"), "no plaintext");
+    assert!(keys.mac_matches(&stored, b"human-sign-in-code:h:u", b"123456"));
+    assert!(!keys.mac_matches(&stored, b"human-sign-in-code:h:u", b"123457"));
+    assert!(!keys.mac_matches(&stored, b"human-sign-in-code:h:v", b"123456"));
+    assert!(!keys.mac_matches(
+        &stored[..stored.len() - 1],
+        b"human-sign-in-code:h:u",
+        b"123456"
+    ));
+    assert!(!keys.mac_matches(&[], b"p", b"d"));
+    // Still checked after a rotation keeps the old key; not by a ring without it.
+    let rotated = ring(&format!("{},{}", key_text("k3", 3), key_text("k2", 2)));
+    assert!(rotated.mac_matches(&stored, b"human-sign-in-code:h:u", b"123456"));
+    let other = ring(&key_text("k2", 9));
+    assert!(!other.mac_matches(&stored, b"human-sign-in-code:h:u", b"123456"));
+    // The purpose and the data cannot trade bytes.
+    let a = keys.mac(b"ab", b"c").expect("mac");
+    assert!(!keys.mac_matches(&a, b"a", b"bc"));
+}
