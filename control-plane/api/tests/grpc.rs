@@ -998,6 +998,45 @@ async fn validation_errors_are_invalid_argument_naming_the_field() {
         )
         .await;
     assert_failed(no_settings, "invalidargument", "settings");
+    let no_method = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            json!({ "hostId": host_id, "settings": { "auth": { "password": false } } }),
+        )
+        .await;
+    assert_failed(no_method, "invalidargument", "auth");
+    // Sign-in rules set over gRPC come back normalized, with a warning for a method no
+    // email can use.
+    let host = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            json!({ "hostId": host_id, "settings": { "auth": {
+                "emailOtp": true,
+                "allowedDomains": { "domains": ["Acme.COM"] },
+                "emailOtpDomains": { "domains": ["other.example"] },
+            } } }),
+        )
+        .await
+        .expect("update sign-in rules");
+    assert_eq!(
+        host["settings"]["auth"]["allowedDomains"]["domains"],
+        json!(["acme.com"]),
+        "{host}"
+    );
+    assert_eq!(host["settings"]["auth"]["password"], true, "{host}");
+    let warnings = host["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{host}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("email_otp"),
+        "{host}"
+    );
     let bad_audit = gateway
         .call(
             Client::Grpcurl,

@@ -270,7 +270,6 @@ impl Topology {
         Connection {
             human_id,
             agent_id,
-            session_id,
             token,
         }
     }
@@ -328,7 +327,6 @@ impl Topology {
 struct Connection {
     human_id: String,
     agent_id: String,
-    session_id: String,
     token: String,
 }
 
@@ -1194,5 +1192,4 @@ async fn a_cluster_behind_a_load_balancer_serves_enforces_and_survives_faults() 
         let status = process.terminate(Duration::from_secs(15));
         assert!(status.success(), "{status}: {}", process.log_text());
     }
-    let _ = ada.session_id;
 }
