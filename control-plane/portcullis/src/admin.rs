@@ -231,13 +231,26 @@ pub async fn consent_router(
             "No mail configured (--smtp-url or --mail-outbox): new accounts cannot verify their email, so only existing accounts can sign in."
         );
     }
-    let codes = portcullis_oauth::code::KvCodeLedger::new(
-        stores.kv.clone(),
-        portcullis_store::Bucket::new(portcullis_oauth::code::OAUTH_BUCKET)
-            .context("invalid oauth bucket name")?,
-    )
-    .await
-    .context("cannot open the oauth bucket")?;
+    let bucket = portcullis_store::Bucket::new(portcullis_oauth::code::OAUTH_BUCKET)
+        .context("invalid oauth bucket name")?;
+    // A cluster that is still electing its leaders times out for a few seconds: keep trying
+    // (the process is not ready meanwhile) rather than exit on a transient error.
+    let mut backoff = std::time::Duration::from_millis(500);
+    let codes = loop {
+        match portcullis_oauth::code::KvCodeLedger::new(stores.kv.clone(), bucket.clone()).await {
+            Ok(codes) => break codes,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot open the oauth bucket yet; retrying.");
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        return Err(anyhow::anyhow!(error).context("cannot open the oauth bucket"));
+                    }
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    };
     let url_policy = if allow_private {
         UrlPolicy::DEVELOPMENT
     } else {
