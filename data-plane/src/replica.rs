@@ -412,19 +412,56 @@ fn upsert(state: &BucketState, key: Key, slot: Slot) {
     state.applied.fetch_max(revision, Ordering::AcqRel);
 }
 
-/// After a (re-)watch delivered the store's state: whatever the cache holds that the store no
-/// longer has was deleted while the previous watch was down; mark it deleted.
-fn forget_unseen(state: &BucketState, seen: &HashSet<Key>) {
-    let stale: Vec<(Arc<Key>, u64)> = state
+/// After a (re-)watch delivered the store's state: whatever the cache holds that the replay
+/// did not show was probably deleted while the previous watch was down. Each such key is
+/// read from the store before it is dropped, because a replay can also be incomplete (a
+/// JetStream consumer served by a node still catching up after it rejoined): a key the
+/// store still holds is kept, at the revision the store has; one it does not hold, or that
+/// cannot be read, is marked deleted (fail closed).
+async fn forget_unseen(
+    kv: &dyn ReadModelStore,
+    bucket: &Bucket,
+    state: &BucketState,
+    seen: &HashSet<Key>,
+) {
+    let unseen: Vec<(Arc<Key>, u64)> = state
         .cache
         .iter()
         .filter(|(key, slot)| matches!(slot, Slot::Live(_)) && !seen.contains(key.as_ref()))
         .map(|(key, slot)| (key, slot.revision()))
         .collect();
-    for (key, revision) in stale {
-        state
-            .cache
-            .insert(Key::clone(&key), Slot::Deleted(revision));
+    // Normally a handful (keys deleted during the gap); read a few at a time, since the
+    // replica is not caught up until this is done.
+    let read: Vec<_> = futures::stream::iter(unseen)
+        .map(|(key, revision)| async move {
+            let found = kv.get(bucket, &key).await;
+            (key, revision, found)
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for (key, revision, found) in read {
+        match found {
+            Ok(Some(entry)) => {
+                tracing::info!(%key, "A re-watch did not replay a key the store holds; kept.");
+                let cached = Cached {
+                    value: entry.value,
+                    revision: entry.revision,
+                };
+                upsert(state, Key::clone(&key), Slot::Live(Arc::new(cached)));
+            }
+            Ok(None) => {
+                state
+                    .cache
+                    .insert(Key::clone(&key), Slot::Deleted(revision));
+            }
+            Err(error) => {
+                tracing::warn!(%key, %error, "Cannot confirm a key the re-watch did not replay; treating it as deleted.");
+                state
+                    .cache
+                    .insert(Key::clone(&key), Slot::Deleted(revision));
+            }
+        }
     }
 }
 
@@ -481,7 +518,7 @@ async fn watch_bucket(
                         }
                         Some(Ok(WatchEvent::CaughtUp)) => {
                             if let Some(seen) = initial.take() {
-                                forget_unseen(&state, &seen);
+                                forget_unseen(kv.as_ref(), &bucket, &state, &seen).await;
                             }
                             state.applied.fetch_max(floor, Ordering::AcqRel);
                             state.caught_up.store(true, Ordering::Release);

@@ -317,3 +317,119 @@ async fn read_models_that_trail_the_event_log_make_the_replica_stale() {
     .await;
     shutdown.cancel();
 }
+
+/// A store whose first watch stalls after its initial state (so the replica re-watches), and
+/// whose later watches leave `omit` out of their initial replay, as a consumer served by a
+/// node still catching up can; `get` answers from the whole store.
+struct IncompleteRewatch {
+    inner: Arc<SqliteStore>,
+    watches: AtomicU64,
+    omit: Key,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for IncompleteRewatch {
+    async fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), portcullis_store::KvError> {
+        self.inner.ensure_bucket(bucket).await
+    }
+    async fn get(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+    ) -> Result<Option<portcullis_store::Entry>, portcullis_store::KvError> {
+        self.inner.get(bucket, key).await
+    }
+    async fn put(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<u64, portcullis_store::KvError> {
+        self.inner.put(bucket, key, value, expect).await
+    }
+    async fn delete(
+        &self,
+        bucket: &Bucket,
+        key: &Key,
+        expect: Expect,
+    ) -> Result<(), portcullis_store::KvError> {
+        self.inner.delete(bucket, key, expect).await
+    }
+    async fn keys(
+        &self,
+        bucket: &Bucket,
+        prefix: Option<&Key>,
+    ) -> Result<Vec<Key>, portcullis_store::KvError> {
+        self.inner.keys(bucket, prefix).await
+    }
+    async fn watch(
+        &self,
+        bucket: &Bucket,
+    ) -> Result<portcullis_store::WatchStream, portcullis_store::KvError> {
+        let stream = self.inner.watch(bucket).await?;
+        let mut done = false;
+        if self.watches.fetch_add(1, Ordering::SeqCst) == 0 {
+            let initial = stream.take_while(move |event| {
+                let go = !done;
+                done |= matches!(event, Ok(WatchEvent::CaughtUp));
+                futures::future::ready(go)
+            });
+            return Ok(Box::pin(initial.chain(futures::stream::pending())));
+        }
+        let omit = self.omit.clone();
+        Ok(Box::pin(stream.filter(move |event| {
+            let skip = !done && matches!(event, Ok(WatchEvent::Put(entry)) if entry.key == omit);
+            done |= matches!(event, Ok(WatchEvent::CaughtUp));
+            futures::future::ready(!skip)
+        })))
+    }
+    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, portcullis_store::KvError> {
+        self.inner.last_revision(bucket).await
+    }
+}
+
+#[tokio::test]
+async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one() {
+    let f = fixture().await;
+    for name in ["s.keep", "s.gone"] {
+        f.store
+            .put(&f.bucket, &key(name), Bytes::from("live"), Expect::Any)
+            .await
+            .expect("put");
+    }
+    let kv = Arc::new(IncompleteRewatch {
+        inner: f.store.clone(),
+        watches: AtomicU64::new(0),
+        omit: key("s.keep"),
+    });
+    let shutdown = CancellationToken::new();
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(600),
+        probe_interval: Duration::from_millis(50),
+        projection: None,
+    };
+    let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+    assert!(replica.get(&f.bucket, &key("s.keep")).is_some());
+    // Deleted while the first watch is stalled: only the re-watch can tell.
+    f.store
+        .delete(&f.bucket, &key("s.gone"), Expect::Any)
+        .await
+        .expect("delete");
+    eventually("the deletion is applied through a new watch", || {
+        replica.get(&f.bucket, &key("s.gone")).is_none()
+    })
+    .await;
+    assert!(kv.watches.load(Ordering::SeqCst) >= 2, "re-watched");
+    eventually("caught up again", || replica.freshness().is_ok()).await;
+    // Let the re-watch's catch-up finish whatever it does with unseen keys.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The key the re-watch did not replay is still there: the store holds it.
+    assert!(
+        replica.get(&f.bucket, &key("s.keep")).is_some(),
+        "a live key missing from an incomplete replay was dropped"
+    );
+    shutdown.cancel();
+}
