@@ -132,13 +132,24 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
     assert_eq!(state.applied.load(Ordering::Acquire), 6);
 }
 
+/// What a `StallsFirstWatch` store's watches after the first do.
+enum Later {
+    /// Work normally.
+    Work,
+    /// Deliver nothing at all.
+    Stall,
+    /// Leave this key out of their initial replay, as a consumer served by a node still
+    /// catching up can.
+    Omit(Key),
+}
+
 /// A store whose first watch delivers the initial state and then nothing more, without an
-/// error (as a JetStream consumer on a dead node can); later watches work, or with
-/// `stall_all` deliver nothing at all.
+/// error (as a JetStream consumer on a dead node can); later watches do as `later` says.
+/// Everything else answers from the whole store.
 struct StallsFirstWatch {
     inner: Arc<SqliteStore>,
     watches: AtomicU64,
-    stall_all: bool,
+    later: Later,
 }
 
 #[async_trait::async_trait]
@@ -182,14 +193,23 @@ impl ReadModelStore for StallsFirstWatch {
         bucket: &Bucket,
     ) -> Result<portcullis_store::WatchStream, portcullis_store::KvError> {
         let stream = self.inner.watch(bucket).await?;
+        let mut done = false;
         if self.watches.fetch_add(1, Ordering::SeqCst) > 0 {
-            if self.stall_all {
-                return Ok(Box::pin(futures::stream::pending()));
-            }
-            return Ok(stream);
+            return match &self.later {
+                Later::Work => Ok(stream),
+                Later::Stall => Ok(Box::pin(futures::stream::pending())),
+                Later::Omit(omit) => {
+                    let omit = omit.clone();
+                    Ok(Box::pin(stream.filter(move |event| {
+                        let skip = !done
+                            && matches!(event, Ok(WatchEvent::Put(entry)) if entry.key == omit);
+                        done |= matches!(event, Ok(WatchEvent::CaughtUp));
+                        futures::future::ready(!skip)
+                    })))
+                }
+            };
         }
         // Up to and including CaughtUp, then silence.
-        let mut done = false;
         let initial = stream.take_while(move |event| {
             let go = !done;
             done |= matches!(event, Ok(WatchEvent::CaughtUp));
@@ -208,7 +228,7 @@ async fn a_watch_that_stalls_without_an_error_is_reopened_and_stale_in_between()
     let kv = Arc::new(StallsFirstWatch {
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
-        stall_all: false,
+        later: Later::Work,
     });
     let shutdown = CancellationToken::new();
     let config = ReplicaConfig {
@@ -241,7 +261,7 @@ async fn a_replica_whose_watch_stays_behind_fails_closed() {
     let kv = Arc::new(StallsFirstWatch {
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
-        stall_all: true,
+        later: Later::Stall,
     });
     let config = ReplicaConfig {
         buckets: vec![f.bucket.clone()],
@@ -318,77 +338,6 @@ async fn read_models_that_trail_the_event_log_make_the_replica_stale() {
     shutdown.cancel();
 }
 
-/// A store whose first watch stalls after its initial state (so the replica re-watches), and
-/// whose later watches leave `omit` out of their initial replay, as a consumer served by a
-/// node still catching up can; `get` answers from the whole store.
-struct IncompleteRewatch {
-    inner: Arc<SqliteStore>,
-    watches: AtomicU64,
-    omit: Key,
-}
-
-#[async_trait::async_trait]
-impl ReadModelStore for IncompleteRewatch {
-    async fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), portcullis_store::KvError> {
-        self.inner.ensure_bucket(bucket).await
-    }
-    async fn get(
-        &self,
-        bucket: &Bucket,
-        key: &Key,
-    ) -> Result<Option<portcullis_store::Entry>, portcullis_store::KvError> {
-        self.inner.get(bucket, key).await
-    }
-    async fn put(
-        &self,
-        bucket: &Bucket,
-        key: &Key,
-        value: Bytes,
-        expect: Expect,
-    ) -> Result<u64, portcullis_store::KvError> {
-        self.inner.put(bucket, key, value, expect).await
-    }
-    async fn delete(
-        &self,
-        bucket: &Bucket,
-        key: &Key,
-        expect: Expect,
-    ) -> Result<(), portcullis_store::KvError> {
-        self.inner.delete(bucket, key, expect).await
-    }
-    async fn keys(
-        &self,
-        bucket: &Bucket,
-        prefix: Option<&Key>,
-    ) -> Result<Vec<Key>, portcullis_store::KvError> {
-        self.inner.keys(bucket, prefix).await
-    }
-    async fn watch(
-        &self,
-        bucket: &Bucket,
-    ) -> Result<portcullis_store::WatchStream, portcullis_store::KvError> {
-        let stream = self.inner.watch(bucket).await?;
-        let mut done = false;
-        if self.watches.fetch_add(1, Ordering::SeqCst) == 0 {
-            let initial = stream.take_while(move |event| {
-                let go = !done;
-                done |= matches!(event, Ok(WatchEvent::CaughtUp));
-                futures::future::ready(go)
-            });
-            return Ok(Box::pin(initial.chain(futures::stream::pending())));
-        }
-        let omit = self.omit.clone();
-        Ok(Box::pin(stream.filter(move |event| {
-            let skip = !done && matches!(event, Ok(WatchEvent::Put(entry)) if entry.key == omit);
-            done |= matches!(event, Ok(WatchEvent::CaughtUp));
-            futures::future::ready(!skip)
-        })))
-    }
-    async fn last_revision(&self, bucket: &Bucket) -> Result<u64, portcullis_store::KvError> {
-        self.inner.last_revision(bucket).await
-    }
-}
-
 #[tokio::test]
 async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one() {
     let f = fixture().await;
@@ -398,10 +347,10 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
             .await
             .expect("put");
     }
-    let kv = Arc::new(IncompleteRewatch {
+    let kv = Arc::new(StallsFirstWatch {
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
-        omit: key("s.keep"),
+        later: Later::Omit(key("s.keep")),
     });
     let shutdown = CancellationToken::new();
     let config = ReplicaConfig {
