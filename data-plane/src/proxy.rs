@@ -72,6 +72,9 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Which upstream addresses may be reached.
     pub url_policy: UrlPolicy,
+    /// How long a request waits for policy data that is not current (a store failover) to
+    /// become current before it is refused with 503; zero refuses at once.
+    pub stale_wait: Duration,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
             max_event_bytes: 8 * 1024 * 1024,
             max_response_bytes: 16 * 1024 * 1024,
             url_policy,
+            stale_wait: Duration::from_secs(10),
         }
     }
 }
@@ -349,8 +353,11 @@ impl HostContext {
     }
 }
 
-fn fresh(inner: &Inner) -> Result<(), Reject> {
-    inner.policy.replica().freshness().map_err(|staleness| {
+/// Waits (up to `stale_wait`) for the policy data to be current; refuses with 503 if it does
+/// not become so.
+async fn fresh(inner: &Inner) -> Result<(), Reject> {
+    let replica = inner.policy.replica();
+    replica.wait_fresh(inner.config.stale_wait).await.map_err(|staleness| {
         Reject::rpc(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
@@ -513,7 +520,6 @@ fn admit(
     hint: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Admitted, Reject> {
-    fresh(inner)?;
     for name in ["host", "origin", "authorization", MCP_SESSION_ID] {
         single(headers, name)?;
     }
@@ -881,6 +887,7 @@ async fn post(
     // with the body unread, and saying so keeps clients from reusing it (an unannounced
     // close made keep-alive clients fail their next request).
     let early = |reject: Reject| reject.with_header(header::CONNECTION, "close");
+    fresh(inner).await.map_err(early)?;
     let admitted = admit(inner, server_key, hint, headers).map_err(early)?;
     tracing::Span::current().record("host", admitted.host.host_id.as_str());
     if !accepts(headers, &["application/json", "text/event-stream"]) {
@@ -1355,6 +1362,7 @@ async fn stream(
     hint: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
+    fresh(inner).await?;
     let admitted = admit(inner, server_key, hint, headers)?;
     if !accepts(headers, &["text/event-stream"]) {
         return Err(Reject::rpc(
@@ -1404,6 +1412,7 @@ async fn delete(
     hint: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
+    fresh(inner).await?;
     let admitted = admit(inner, server_key, hint, headers)?;
     let version = protocol_version(headers)?;
     let handle = open_handle(inner, headers, &admitted)?;
@@ -1444,7 +1453,9 @@ async fn prm_root(
     headers: HeaderMap,
 ) -> Response {
     let hint = upstream_hint(query.as_deref());
-    prm(&inner, &headers, None, hint.as_deref()).unwrap_or_else(IntoResponse::into_response)
+    prm(&inner, &headers, None, hint.as_deref())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn prm_keyed(
@@ -1452,16 +1463,18 @@ async fn prm_keyed(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    prm(&inner, &headers, Some(&key), None).unwrap_or_else(IntoResponse::into_response)
+    prm(&inner, &headers, Some(&key), None)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn prm(
+async fn prm(
     inner: &Inner,
     headers: &HeaderMap,
     server_key: Option<&str>,
     hint: Option<&str>,
 ) -> Result<Response, Reject> {
-    fresh(inner)?;
+    fresh(inner).await?;
     let host = resolve_host(inner, headers)?;
     let (resource, name) = match server_key {
         None => (

@@ -332,6 +332,27 @@ impl Replica {
         Ok(())
     }
 
+    /// Waits up to `within` for the replica to become fresh: `Ok` as soon as it is, else why
+    /// it still is not. A store failover (a JetStream stream electing a new leader after its
+    /// node died takes seconds) then delays requests instead of refusing them, while nothing
+    /// is ever decided from data that cannot be shown current.
+    pub async fn wait_fresh(&self, within: Duration) -> Result<(), Staleness> {
+        /// How often a waiting request looks again; freshness is a few atomic loads.
+        const POLL: Duration = Duration::from_millis(50);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let staleness = match self.freshness() {
+                Ok(()) => return Ok(()),
+                Err(staleness) => staleness,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(staleness);
+            }
+            tokio::time::sleep_until(deadline.min(now + POLL)).await;
+        }
+    }
+
     /// A probe saw the log's head at `head` and the projector's checkpoint at `projected`.
     fn observe_projection(&self, projection: &ProjectionState, head: u64, projected: u64) {
         projection.projected.fetch_max(projected, Ordering::AcqRel);

@@ -82,6 +82,12 @@ pub struct DevArgs {
     #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
     pub max_staleness: String,
 
+    /// How long a request waits for read models that are not current (a NATS node or
+    /// leader failing over) to become current again before it is refused with 503; `0s`
+    /// refuses at once.
+    #[arg(long, env = "PORTCULLIS_STALE_WAIT", default_value = "10s")]
+    pub stale_wait: String,
+
     #[command(flatten)]
     pub admin: AdminArgs,
 
@@ -207,6 +213,12 @@ pub struct DataPlaneArgs {
     /// refuses requests with 503 (e.g. `10s`).
     #[arg(long, env = "PORTCULLIS_MAX_STALENESS", default_value = "10s")]
     pub max_staleness: String,
+
+    /// How long a request waits for read models that are not current (a NATS node or
+    /// leader failing over) to become current again before it is refused with 503; `0s`
+    /// refuses at once.
+    #[arg(long, env = "PORTCULLIS_STALE_WAIT", default_value = "10s")]
+    pub stale_wait: String,
 
     /// Master keys, as given to the control plane (`id:base64[,…]`): they seal MCP session
     /// handles so any replica can open them. Required (or --master-key-file).

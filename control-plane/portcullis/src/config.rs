@@ -138,6 +138,16 @@ pub fn parse_max_staleness(value: &str) -> Result<Duration, ConfigError> {
     )
 }
 
+/// How long a data-plane request waits for stale read models: 0 to 60 s.
+pub fn parse_stale_wait(value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(
+        "stale-wait",
+        "PORTCULLIS_STALE_WAIT",
+        value,
+        Duration::ZERO..=Duration::from_secs(60),
+    )
+}
+
 /// Validated MCP proxy limits.
 #[derive(Clone, Copy, Debug)]
 pub struct McpSettings {
@@ -208,6 +218,8 @@ pub struct DataPlaneSettings {
     pub nats: NatsSettings,
     /// Freshness bound.
     pub max_staleness: Duration,
+    /// How long a request waits for stale read models to become current.
+    pub stale_wait: Duration,
     /// Master keys and public URL (no admin token).
     pub admin: AdminSettings,
     /// Proxy limits.
@@ -222,6 +234,7 @@ impl DataPlaneSettings {
         let common = CommonSettings::from_args(&args.common)?;
         let nats = NatsSettings::from_args(&args.nats)?;
         let max_staleness = parse_max_staleness(&args.max_staleness)?;
+        let stale_wait = parse_stale_wait(&args.stale_wait)?;
         let admin = AdminSettings::from_args(&crate::cli::AdminArgs {
             admin_token: None,
             master_key: args.master_key.clone(),
@@ -251,6 +264,7 @@ impl DataPlaneSettings {
             common,
             nats,
             max_staleness,
+            stale_wait,
             admin,
             mcp: McpSettings::from_args(&args.mcp)?,
             allow_private_upstreams: args.allow_private_upstreams,
@@ -372,6 +386,8 @@ pub struct DevSettings {
     pub data_dir: PathBuf,
     /// Data-plane staleness bound.
     pub max_staleness: Duration,
+    /// How long a request waits for stale read models to become current.
+    pub stale_wait: Duration,
     /// MCP proxy limits.
     pub mcp: McpSettings,
     /// How long audit records are kept.
@@ -383,6 +399,7 @@ impl DevSettings {
     pub fn from_args(args: &crate::cli::DevArgs) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_args(&args.common)?;
         let max_staleness = parse_max_staleness(&args.max_staleness)?;
+        let stale_wait = parse_stale_wait(&args.stale_wait)?;
         let audit_retention = parse_audit_retention(&args.audit_retention)?;
         let shown = args.data_dir.display().to_string();
         let data_dir_error =
@@ -410,6 +427,7 @@ impl DevSettings {
             allow_private_upstreams: !args.refuse_private_upstreams,
             data_dir,
             max_staleness,
+            stale_wait,
             mcp: McpSettings::from_args(&args.mcp)?,
             audit_retention,
         })

@@ -104,6 +104,51 @@ async fn a_replica_that_hears_nothing_goes_stale() {
     shutdown.cancel();
 }
 
+#[tokio::test]
+async fn a_request_waits_for_a_stale_replica_to_recover_but_no_longer_than_asked() {
+    let f = fixture().await;
+    let shutdown = CancellationToken::new();
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(300),
+        // Never probe: only a delivered change counts as word from the store.
+        probe_interval: Duration::from_secs(3600),
+        projection: None,
+    };
+    let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+    assert_eq!(replica.wait_fresh(Duration::ZERO).await, Ok(()));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Stale and nothing changes: refused once the wait is over, not before.
+    let started = std::time::Instant::now();
+    let refused = replica.wait_fresh(Duration::from_millis(150)).await;
+    assert!(matches!(refused, Err(Staleness::Silent(..))), "{refused:?}");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(matches!(
+        replica.wait_fresh(Duration::ZERO).await,
+        Err(Staleness::Silent(..))
+    ));
+
+    // Word from the store while a request waits: it goes on as soon as that arrives.
+    let store = f.store.clone();
+    let bucket = f.bucket.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        store
+            .put(&bucket, &key("s.1"), Bytes::from("v"), Expect::Any)
+            .await
+            .expect("put");
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(replica.wait_fresh(Duration::from_secs(10)).await, Ok(()));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    writer.await.expect("writer");
+    shutdown.cancel();
+}
+
 #[test]
 fn an_older_revision_never_replaces_a_newer_value_or_delete() {
     let state = BucketState {

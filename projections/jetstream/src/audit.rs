@@ -277,16 +277,17 @@ impl JetStreamStore {
                 // As for events: a new leader's interest may not have reached this server.
                 Err(PublishFailure::NoStream) => (
                     format!("no stream answered on {subject}").into(),
-                    started.elapsed() < self.request_timeout,
+                    started.elapsed() < self.audit_append_timeout,
                 ),
                 // Sending again is always safe (the message id makes it idempotent), and a
-                // failed audit append fails the tool call, so keep at it for a whole request
-                // timeout: "duplicate message id is in process" (10158) lasts as long as the
-                // first copy's proposal, which can outlast a few quick retries on a busy
-                // cluster.
+                // failed audit append fails the tool call, so keep at it through a leader
+                // election (`audit_append_timeout`): "duplicate message id is in process"
+                // (10158) lasts as long as the first copy's proposal, and a stream whose
+                // leader's node died answers nothing until a new leader is elected.
                 Err(PublishFailure::Retryable(source)) => (
                     source,
-                    attempt < self.publish_attempts || started.elapsed() < self.request_timeout,
+                    attempt < self.publish_attempts
+                        || started.elapsed() < self.audit_append_timeout,
                 ),
                 Err(PublishFailure::Failed(source)) => (source, false),
             };

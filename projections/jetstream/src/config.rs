@@ -23,6 +23,7 @@ pub(crate) mod defaults {
     pub(crate) const KV_HISTORY: u8 = 8;
     pub(crate) const AUDIT_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 60 * 60);
     pub(crate) const AUDIT_TIME_SLACK: Duration = Duration::from_secs(120);
+    pub(crate) const AUDIT_APPEND_TIMEOUT: Duration = Duration::from_secs(15);
 }
 
 /// Most records per key a JetStream KV bucket keeps.
@@ -75,6 +76,11 @@ pub struct JetStreamConfig {
     /// `since_ms` or after `until_ms`. Covers clock offset plus append retries; larger costs
     /// time-bounded queries more reading. Default: 2 minutes.
     pub audit_time_slack: Duration,
+    /// How long an audit append keeps being sent (always with the same message id) while no
+    /// stream leader acknowledges it. A tool call waits on its record, and NATS takes 4 to 9
+    /// seconds to elect a new leader after the old one's node died, so this is how long a
+    /// call can ride out such a failover before it is refused. Default: 15 seconds.
+    pub audit_append_timeout: Duration,
 }
 
 impl JetStreamConfig {
@@ -96,6 +102,7 @@ impl JetStreamConfig {
             retain_server_order: false,
             audit_max_age: defaults::AUDIT_MAX_AGE,
             audit_time_slack: defaults::AUDIT_TIME_SLACK,
+            audit_append_timeout: defaults::AUDIT_APPEND_TIMEOUT,
         }
     }
 
@@ -124,9 +131,12 @@ impl JetStreamConfig {
                 ),
             ));
         }
-        if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
+        if self.connect_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || self.audit_append_timeout.is_zero()
+        {
             return Err(invalid(
-                "connect_timeout/request_timeout",
+                "connect_timeout/request_timeout/audit_append_timeout",
                 "timeouts must be longer than zero".to_owned(),
             ));
         }

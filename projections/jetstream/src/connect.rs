@@ -154,6 +154,7 @@ impl JetStreamStore {
             kv_history: config.kv_history,
             publish_attempts: config.publish_attempts,
             request_timeout: config.request_timeout,
+            audit_append_timeout: config.audit_append_timeout,
             audit: std::sync::Arc::new(AuditSettings::new(&config)),
         })
     }

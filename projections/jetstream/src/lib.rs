@@ -51,6 +51,8 @@ pub struct JetStreamStore {
     publish_attempts: u32,
     /// Bound of one request, also used for one consumer delivery during a key listing.
     request_timeout: std::time::Duration,
+    /// How long one audit append keeps being sent (see `JetStreamConfig::audit_append_timeout`).
+    audit_append_timeout: std::time::Duration,
     /// Audit stream settings, and whether the stream was checked; shared by clones so the
     /// check runs once per store.
     audit: std::sync::Arc<audit::AuditSettings>,

@@ -63,6 +63,8 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
         &[
             "--max-staleness",
             "2s",
+            "--stale-wait",
+            "1s",
             "--master-key",
             "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             "--public-url",
@@ -178,9 +180,16 @@ async fn the_cluster_parts_serve_from_nats_fail_closed_without_it_and_recover() 
     .await;
     let (_, body) = data.get("/readyz").expect("still answering");
     assert!(body.contains("no word from the store"), "{body}");
-    // The MCP endpoint refuses too, with a JSON-RPC error that says why.
+    // The MCP endpoint refuses too, with a JSON-RPC error that says why, once a request has
+    // waited --stale-wait for the data to become current.
+    let asked = Instant::now();
     let (status, body) = data.get("/mcp").expect("still answering");
+    let held = asked.elapsed();
     assert_eq!(status, 503, "{body}");
+    assert!(
+        held >= Duration::from_secs(1) && held < Duration::from_secs(4),
+        "held {held:?}, not --stale-wait 1s"
+    );
     assert!(
         body.contains("-32012") && body.contains("not current"),
         "{body}"

@@ -166,6 +166,10 @@ fn bad_settings_are_refused_naming_the_flag_and_its_variable() {
             "--max-staleness (env PORTCULLIS_MAX_STALENESS)",
         ),
         (
+            vec!["dev", "--stale-wait", "2m"],
+            "--stale-wait (env PORTCULLIS_STALE_WAIT)",
+        ),
+        (
             vec!["dev", "--shutdown-grace", "forever"],
             "--shutdown-grace",
         ),
@@ -224,6 +228,7 @@ fn every_subcommand_documents_every_flag() {
         "--namespace",
         "--replicas",
         "--max-staleness",
+        "--stale-wait",
         "--listen",
         "--log-format",
         "--log ",

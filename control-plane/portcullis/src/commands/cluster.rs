@@ -129,6 +129,7 @@ pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
         common,
         nats,
         max_staleness,
+        stale_wait,
         admin,
         mcp,
         allow_private_upstreams,
@@ -153,8 +154,10 @@ pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("a master key is required"))?;
     let public_urls = crate::admin::public_urls(&admin, common.listen, false);
+    let mut proxy_config = mcp.proxy_config(public_urls, allow_private_upstreams);
+    proxy_config.stale_wait = stale_wait;
     let proxy = DataPlane::new(
-        mcp.proxy_config(public_urls, allow_private_upstreams),
+        proxy_config,
         replica,
         buckets,
         key_ring,

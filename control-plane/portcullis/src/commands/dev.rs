@@ -68,10 +68,12 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         .ensure_signing_key(&context, &default_host.host_id)
         .await?;
     let public_urls = crate::admin::public_urls(&settings.admin, settings.common.listen, true);
+    let mut proxy_config = settings
+        .mcp
+        .proxy_config(public_urls.clone(), settings.allow_private_upstreams);
+    proxy_config.stale_wait = settings.stale_wait;
     let proxy = DataPlane::new(
-        settings
-            .mcp
-            .proxy_config(public_urls.clone(), settings.allow_private_upstreams),
+        proxy_config,
         replica,
         buckets,
         key_ring.clone(),

@@ -51,6 +51,13 @@ fn durations_are_parsed_and_bounded() {
     assert!(parse_max_staleness("10").is_err(), "a unit is required");
     assert!(parse_max_staleness("0s").is_err(), "below the floor");
     assert!(parse_max_staleness("2h").is_err(), "above the ceiling");
+    assert_eq!(parse_stale_wait("0s").expect("valid"), Duration::ZERO);
+    assert_eq!(
+        parse_stale_wait("10s").expect("valid"),
+        Duration::from_secs(10)
+    );
+    let error = parse_stale_wait("61s").expect_err("above the ceiling");
+    assert!(error.to_string().contains("--stale-wait"), "{error}");
 }
 
 #[test]
