@@ -51,6 +51,12 @@ pub struct ProjectorOptions {
     /// ended) are retried with backoff (100 ms doubling, at most 2 s apart) before the
     /// projector stops with the error. Default: 8 (about 9 s).
     pub max_transient_failures: u32,
+    /// A subscription that has left an event the log holds undelivered for this long, with
+    /// nothing delivered meanwhile, is dropped and opened again from the checkpoint: a
+    /// JetStream consumer on a node that died or is still catching up can go quiet for many
+    /// seconds without an error, and every command waits on the projector. Checked while
+    /// idle, twice as often. Default: 1 second.
+    pub stall_timeout: Duration,
 }
 
 impl Default for ProjectorOptions {
@@ -60,6 +66,7 @@ impl Default for ProjectorOptions {
             bucket_suffix: None,
             max_write_attempts: 64,
             max_transient_failures: 8,
+            stall_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -316,6 +323,7 @@ impl Projector {
             "Projector starting."
         );
         let mut events = None;
+        let mut stall = StallWatch::new(self.options.stall_timeout);
         loop {
             let stream = match &mut events {
                 Some(stream) => stream,
@@ -334,6 +342,17 @@ impl Projector {
                 biased;
                 () = shutdown.cancelled() => return Ok(()),
                 next = stream.next() => next,
+                _ = stall.ticker.tick() => {
+                    if stall.check(self.log.as_ref(), progress.applied_through).await {
+                        tracing::warn!(
+                            projector = %self.options.name,
+                            applied_through = progress.applied_through,
+                            "The log subscription has stalled; subscribing again."
+                        );
+                        events = None;
+                    }
+                    continue;
+                }
             };
             let record = match next {
                 Some(Ok(record)) => record,
@@ -372,6 +391,7 @@ impl Projector {
                 return Ok(());
             }
             failures = 0;
+            stall.progressed();
             progress.applied_through = record.sequence;
             progress.caught_up |= record.sequence >= progress.head_at_start;
             self.progress.send_replace(progress);
@@ -609,6 +629,57 @@ impl Projector {
             event_type: record.event_type.clone(),
             subject: record.subject.to_string(),
             source: Box::new(source),
+        }
+    }
+}
+
+/// Notices a log subscription that stopped delivering without an error.
+struct StallWatch {
+    /// Ticks while the projector waits for an event.
+    ticker: tokio::time::Interval,
+    timeout: Duration,
+    /// When the log was first seen holding an event not yet applied, with nothing applied
+    /// since.
+    behind_since: Option<tokio::time::Instant>,
+}
+
+impl StallWatch {
+    fn new(timeout: Duration) -> Self {
+        let period = (timeout / 2).max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            ticker,
+            timeout,
+            behind_since: None,
+        }
+    }
+
+    /// An event was applied: the subscription is alive.
+    fn progressed(&mut self) {
+        self.behind_since = None;
+    }
+
+    /// Asks the log's head while idle; true when the subscription has left an event
+    /// undelivered for `timeout` (then the watch starts over). A head that cannot be read
+    /// says nothing: the subscription reports its own failures.
+    async fn check(&mut self, log: &dyn EventLog, applied_through: u64) -> bool {
+        let head = tokio::time::timeout(self.timeout, log.head()).await;
+        match head {
+            Ok(Ok(head)) if head > applied_through => {
+                let now = tokio::time::Instant::now();
+                let since = *self.behind_since.get_or_insert(now);
+                if now.duration_since(since) >= self.timeout {
+                    self.behind_since = None;
+                    return true;
+                }
+                false
+            }
+            Ok(Ok(_)) => {
+                self.behind_since = None;
+                false
+            }
+            Ok(Err(_)) | Err(_) => false,
         }
     }
 }

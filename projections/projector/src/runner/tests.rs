@@ -333,3 +333,74 @@ async fn a_store_that_stays_unavailable_stops_the_projector_with_its_error() {
     assert!(err.is_transient(), "{err:?}");
     assert!(matches!(err, ProjectorError::Store { .. }), "{err:?}");
 }
+
+/// An event log whose first subscription goes quiet without an error, as a JetStream
+/// consumer on a node that died can; later ones work.
+struct StallsFirstSubscription {
+    inner: Arc<SqliteStore>,
+    subscriptions: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl EventLog for StallsFirstSubscription {
+    async fn append(
+        &self,
+        subject: &Subject,
+        expected: Version,
+        command_id: &CommandId,
+        event: NewEvent,
+    ) -> Result<portcullis_store::Appended, portcullis_store::AppendError> {
+        self.inner
+            .append(subject, expected, command_id, event)
+            .await
+    }
+
+    async fn load(&self, subject: &Subject) -> Result<portcullis_store::Loaded, LogError> {
+        self.inner.load(subject).await
+    }
+
+    async fn head(&self) -> Result<u64, LogError> {
+        self.inner.head().await
+    }
+
+    async fn subscribe(&self, filter: &SubjectFilter, from: u64) -> Result<EventStream, LogError> {
+        if self.subscriptions.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(Box::pin(futures::stream::pending()));
+        }
+        self.inner.subscribe(filter, from).await
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_that_goes_quiet_with_events_pending_is_opened_again() {
+    let (store, _dir) = store();
+    let last = two_grant_events(&store).await;
+    let log = Arc::new(StallsFirstSubscription {
+        inner: store.clone(),
+        subscriptions: AtomicU32::new(0),
+    });
+    let options = ProjectorOptions {
+        stall_timeout: Duration::from_millis(100),
+        ..ProjectorOptions::default()
+    };
+    let projector = Projector::new(log.clone(), store.clone(), options).unwrap();
+    let mut progress = projector.progress();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(projector.run(shutdown.clone()));
+    let reached = tokio::time::timeout(
+        Duration::from_secs(5),
+        progress.wait_for(|p| p.applied_through == last),
+    )
+    .await;
+    assert!(
+        reached.is_ok(),
+        "the stalled subscription was never replaced"
+    );
+    assert_eq!(log.subscriptions.load(Ordering::SeqCst), 2);
+
+    // Idle with nothing pending is not a stall: no further subscription.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(log.subscriptions.load(Ordering::SeqCst), 2);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
