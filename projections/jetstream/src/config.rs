@@ -131,12 +131,15 @@ impl JetStreamConfig {
                 ),
             ));
         }
-        if self.connect_timeout.is_zero()
-            || self.request_timeout.is_zero()
-            || self.audit_append_timeout.is_zero()
-        {
+        if self.audit_append_timeout.is_zero() {
             return Err(invalid(
-                "connect_timeout/request_timeout/audit_append_timeout",
+                "audit_append_timeout",
+                "must be longer than zero".to_owned(),
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(invalid(
+                "connect_timeout/request_timeout",
                 "timeouts must be longer than zero".to_owned(),
             ));
         }

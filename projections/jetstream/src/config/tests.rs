@@ -82,6 +82,13 @@ fn other_settings_are_checked() {
     }
     assert_eq!(
         refused(JetStreamConfig {
+            audit_append_timeout: Duration::ZERO,
+            ..base.clone()
+        }),
+        "audit_append_timeout"
+    );
+    assert_eq!(
+        refused(JetStreamConfig {
             request_timeout: Duration::ZERO,
             ..base
         }),
