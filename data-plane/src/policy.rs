@@ -33,10 +33,20 @@ pub enum PolicyError {
         #[source]
         source: serde_json::Error,
     },
+    /// The event log has recorded a change to this key that the replica does not show yet:
+    /// wait for it rather than decide from the old value.
+    #[error("read model {key} has a recorded change at log sequence {sequence} not applied yet")]
+    Pending {
+        /// The key.
+        key: String,
+        /// The change's log sequence.
+        sequence: u64,
+    },
 }
 
 struct Decoded<T> {
     revision: u64,
+    applied_through: u64,
     value: Option<Arc<T>>,
 }
 
@@ -44,6 +54,7 @@ impl<T> Clone for Decoded<T> {
     fn clone(&self) -> Self {
         Decoded {
             revision: self.revision,
+            applied_through: self.applied_through,
             value: self.value.clone(),
         }
     }
@@ -86,21 +97,36 @@ impl Policy {
         model_key(kind, tokens).map_err(|e| PolicyError::BadKey(e.to_string()))
     }
 
+    /// Refuses to use a value the event log has a newer change for.
+    fn settled(&self, key: &Key, applied_through: u64) -> Result<(), PolicyError> {
+        match self.replica.pending_change(key, applied_through) {
+            Some(sequence) => Err(PolicyError::Pending {
+                key: key.to_string(),
+                sequence,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The value of `key` with its revision and `applied_through` (zeros when absent).
     fn decode<T: DeserializeOwned>(
         &self,
         kind: ModelKind,
         key: &Key,
-    ) -> Result<(u64, Option<T>), PolicyError> {
+    ) -> Result<(u64, u64, Option<T>), PolicyError> {
         let Some(cached) = self.replica.get(self.buckets.for_kind(kind), key) else {
-            return Ok((0, None));
+            self.settled(key, 0)?;
+            return Ok((0, 0, None));
         };
         let versioned: Versioned<T> =
             serde_json::from_slice(&cached.value).map_err(|source| PolicyError::Corrupt {
                 key: key.to_string(),
                 source,
             })?;
+        self.settled(key, versioned.applied_through)?;
         Ok((
             cached.revision,
+            versioned.applied_through,
             match versioned.state {
                 portcullis_projector::models::State::Live(model) => Some(model),
                 portcullis_projector::models::State::Deleted => None,
@@ -114,7 +140,7 @@ impl Policy {
         tokens: &[&str],
     ) -> Result<Option<T>, PolicyError> {
         let key = Self::key(kind, tokens)?;
-        Ok(self.decode(kind, &key)?.1)
+        Ok(self.decode(kind, &key)?.2)
     }
 
     fn read_cached<T: DeserializeOwned + Send + Sync + 'static>(
@@ -129,14 +155,16 @@ impl Policy {
         if let Some(decoded) = cache.get(&key)
             && decoded.revision == current
         {
+            self.settled(&key, decoded.applied_through)?;
             return Ok(decoded.value);
         }
-        let (revision, value) = self.decode::<T>(kind, &key)?;
+        let (revision, applied_through, value) = self.decode::<T>(kind, &key)?;
         let value = value.map(Arc::new);
         cache.insert(
             key,
             Decoded {
                 revision,
+                applied_through,
                 value: value.clone(),
             },
         );
@@ -207,3 +235,6 @@ impl Policy {
         self.read(ModelKind::Human, &[host_id, human_id])
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -234,6 +234,9 @@ struct Refusal {
     status: StatusCode,
     body: Bytes,
     headers: HeaderMap,
+    /// Refused only because a recorded change has not reached the read models yet; the
+    /// request may wait for it (`settled`).
+    pending: bool,
 }
 
 impl Reject {
@@ -247,6 +250,7 @@ impl Reject {
     ) -> Self {
         Self(Box::new(Refusal {
             status,
+            pending: false,
             body: jsonrpc::error_response(id, code, &message.into(), data),
             headers: HeaderMap::new(),
         }))
@@ -281,6 +285,20 @@ impl Reject {
     }
 
     fn policy(error: PolicyError) -> Self {
+        if let PolicyError::Pending { .. } = error {
+            let mut reject = Self::rpc(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                codes::GATEWAY_UNAVAILABLE,
+                format!(
+                    "A recorded change to the gateway's policy data has not been applied yet ({error}); the request was refused. Retry shortly."
+                ),
+                None,
+            )
+            .with_header(header::RETRY_AFTER, "1");
+            reject.0.pending = true;
+            return reject;
+        }
         tracing::error!(%error, "A read model could not be used; refusing.");
         Self::rpc(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -299,6 +317,7 @@ impl IntoResponse for Reject {
             status,
             body,
             headers,
+            ..
         } = *self.0;
         let mut response = (status, headers, body).into_response();
         response.headers_mut().insert(
@@ -349,6 +368,31 @@ impl HostContext {
                 hint_query(hint)
             ),
             (None, None) => format!("{}/.well-known/oauth-protected-resource/mcp", self.base),
+        }
+    }
+}
+
+/// Runs `step` again while it stops only at a recorded change the read models do not show
+/// yet, for up to `stale_wait`: the decision is then made from the changed value, typically
+/// a few milliseconds later, never from the old one.
+async fn settled<T>(
+    inner: &Inner,
+    mut step: impl FnMut() -> Result<T, Reject>,
+) -> Result<T, Reject> {
+    /// How often a held request looks again; a projected write takes milliseconds.
+    const POLL: Duration = Duration::from_millis(2);
+    let deadline = tokio::time::Instant::now() + inner.config.stale_wait;
+    let mut counted = false;
+    loop {
+        match step() {
+            Err(reject) if reject.0.pending && tokio::time::Instant::now() < deadline => {
+                if !counted {
+                    inner.policy.replica().held_for_pending_change();
+                    counted = true;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            other => return other,
         }
     }
 }
@@ -888,7 +932,9 @@ async fn post(
     // close made keep-alive clients fail their next request).
     let early = |reject: Reject| reject.with_header(header::CONNECTION, "close");
     fresh(inner).await.map_err(early)?;
-    let admitted = admit(inner, server_key, hint, headers).map_err(early)?;
+    let admitted = settled(inner, || admit(inner, server_key, hint, headers))
+        .await
+        .map_err(early)?;
     tracing::Span::current().record("host", admitted.host.host_id.as_str());
     if !accepts(headers, &["application/json", "text/event-stream"]) {
         return Err(early(Reject::rpc(
@@ -957,7 +1003,7 @@ async fn post(
             }
             Transform::None
         }
-        Some("tools/list") => list_filter(inner, &admitted, &message)?,
+        Some("tools/list") => list_filter(inner, &admitted, &message).await?,
         _ => Transform::None,
     };
     forward(
@@ -984,7 +1030,10 @@ async fn forward(
     transform: Transform,
     last_event_id: Option<String>,
 ) -> Result<Response, Reject> {
-    let bearer = upstream_bearer(inner, admitted, pending.id.as_deref())?;
+    let bearer = settled(inner, || {
+        upstream_bearer(inner, admitted, pending.id.as_deref())
+    })
+    .await?;
     let method = if body.is_some() {
         reqwest::Method::POST
     } else {
@@ -1078,7 +1127,7 @@ async fn initialize(
     admitted: &Admitted,
     message: jsonrpc::Message,
 ) -> Result<Response, Reject> {
-    let bearer = upstream_bearer(inner, admitted, message.id())?;
+    let bearer = settled(inner, || upstream_bearer(inner, admitted, message.id())).await?;
     let capabilities = ClientCapabilities::from_declared(message.capabilities.as_ref());
     let requested = message
         .protocol_version
@@ -1164,7 +1213,7 @@ async fn authorize_call(
     request_id: &str,
 ) -> Result<Option<Response>, Reject> {
     let started = Instant::now();
-    let grant = grant_of(inner, admitted)?;
+    let grant = settled(inner, || grant_of(inner, admitted)).await?;
     let facts = Facts {
         session: &admitted.session,
         grant: grant.as_ref(),
@@ -1184,10 +1233,13 @@ async fn authorize_call(
         Decision::Allow(_) => "allowed",
         Decision::Deny(reason, _) => reason.as_str(),
     };
-    let human = inner
-        .policy
-        .human(&admitted.host.host_id, &admitted.session.human_id)
-        .map_err(Reject::policy)?;
+    let human = settled(inner, || {
+        inner
+            .policy
+            .human(&admitted.host.host_id, &admitted.session.human_id)
+            .map_err(Reject::policy)
+    })
+    .await?;
     let who = crate::audit::Subjects {
         host_id: &admitted.host.host_id,
         human_id: &admitted.session.human_id,
@@ -1307,7 +1359,7 @@ fn denial_message(server: &str, tool: &str, reason: DenyReason, levels: &decide:
     }
 }
 
-fn list_filter(
+async fn list_filter(
     inner: &Inner,
     admitted: &Admitted,
     message: &jsonrpc::Message,
@@ -1315,7 +1367,7 @@ fn list_filter(
     let Some(id) = message.id() else {
         return Ok(Transform::None);
     };
-    let grant = grant_of(inner, admitted)?;
+    let grant = settled(inner, || grant_of(inner, admitted)).await?;
     let facts = Facts {
         session: &admitted.session,
         grant: grant.as_ref(),
@@ -1363,7 +1415,7 @@ async fn stream(
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
     fresh(inner).await?;
-    let admitted = admit(inner, server_key, hint, headers)?;
+    let admitted = settled(inner, || admit(inner, server_key, hint, headers)).await?;
     if !accepts(headers, &["text/event-stream"]) {
         return Err(Reject::rpc(
             StatusCode::NOT_ACCEPTABLE,
@@ -1413,7 +1465,7 @@ async fn delete(
     headers: &HeaderMap,
 ) -> Result<Response, Reject> {
     fresh(inner).await?;
-    let admitted = admit(inner, server_key, hint, headers)?;
+    let admitted = settled(inner, || admit(inner, server_key, hint, headers)).await?;
     let version = protocol_version(headers)?;
     let handle = open_handle(inner, headers, &admitted)?;
     let Some(upstream_session) = handle.upstream_session.as_deref() else {
@@ -1421,7 +1473,7 @@ async fn delete(
         return Ok(StatusCode::OK.into_response());
     };
     let version = version.unwrap_or_else(|| handle.protocol_version.clone());
-    let bearer = upstream_bearer(inner, &admitted, None)?;
+    let bearer = settled(inner, || upstream_bearer(inner, &admitted, None)).await?;
     let exchange = Exchange {
         method: reqwest::Method::DELETE,
         url: &admitted.server.url,
@@ -1475,7 +1527,7 @@ async fn prm(
     hint: Option<&str>,
 ) -> Result<Response, Reject> {
     fresh(inner).await?;
-    let host = resolve_host(inner, headers)?;
+    let host = settled(inner, || resolve_host(inner, headers)).await?;
     let (resource, name) = match server_key {
         None => (
             match hint {

@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use moka::ops::compute::Op;
+use portcullis_projector::Buckets;
 use portcullis_store::{Bucket, EventLog, Key, ReadModelStore, WatchEvent};
 use tokio_util::sync::CancellationToken;
+
+mod pending;
 
 /// Settings of a replica.
 #[derive(Clone, Debug)]
@@ -37,6 +40,9 @@ pub struct ReplicaConfig {
     /// The projector's checkpoint (its bucket and key, a JSON `{"applied_through": n}`),
     /// compared with the log head; `None` leaves projection lag unchecked.
     pub projection: Option<(Bucket, Key)>,
+    /// The read-model buckets, when the replica also follows the event log to learn of
+    /// changes before they are projected (`pending_change`); `None` does not follow it.
+    pub pending_changes: Option<Buckets>,
 }
 
 impl ReplicaConfig {
@@ -47,7 +53,15 @@ impl ReplicaConfig {
             max_staleness,
             probe_interval: max_staleness / 5,
             projection: None,
+            pending_changes: None,
         }
+    }
+
+    /// Also follows the event log and marks each key a recorded change will rewrite, until
+    /// the replica shows it (`Replica::pending_change`); `buckets` maps models to buckets.
+    pub fn with_pending_changes(mut self, buckets: Buckets) -> Self {
+        self.pending_changes = Some(buckets);
+        self
     }
 
     /// Also checks that the projector with checkpoint `key` in `bucket` keeps up with the log.
@@ -139,6 +153,9 @@ struct BucketState {
     watch_opened_ms: AtomicU64,
     /// Tells the watch task to drop a stalled watch and open a new one.
     rewatch: tokio::sync::Notify,
+    /// Milliseconds after the replica's start (plus one, so 0 means none) when a re-watch's
+    /// replay first left keys it could not confirm; cleared by a replay that confirms all.
+    unconfirmed_since_ms: AtomicU64,
 }
 
 /// The replica. Cheap to clone.
@@ -150,6 +167,7 @@ pub struct Replica {
     last_contact_ms: Arc<AtomicU64>,
     max_staleness: Duration,
     projection: Option<Arc<ProjectionState>>,
+    pending: Option<Arc<pending::Pending>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -183,6 +201,7 @@ impl Replica {
                     target_seen_ms: AtomicU64::new(0),
                     watch_opened_ms: AtomicU64::new(0),
                     rewatch: tokio::sync::Notify::new(),
+                    unconfirmed_since_ms: AtomicU64::new(0),
                 };
                 (bucket.clone(), Arc::new(state))
             })
@@ -201,7 +220,19 @@ impl Replica {
                     target_seen_ms: AtomicU64::new(0),
                 })
             }),
+            pending: config
+                .pending_changes
+                .as_ref()
+                .map(|_| Arc::new(pending::Pending::new())),
         };
+        if let Some(buckets) = config.pending_changes.clone() {
+            tokio::spawn(pending::follow(
+                log.clone(),
+                buckets,
+                replica.clone(),
+                shutdown.clone(),
+            ));
+        }
         for (bucket, state) in replica.buckets.iter() {
             tokio::spawn(watch_bucket(
                 kv.clone(),
@@ -238,6 +269,35 @@ impl Replica {
                 .filter(|(_, slot)| matches!(slot, Slot::Live(_)))
                 .count()
         })
+    }
+
+    /// The log sequence of a recorded change to `key` that its value, folded through
+    /// `applied_through`, does not show yet: a decision reading it should wait for the
+    /// projected value. `None` when nothing is pending (or the log is not followed).
+    pub fn pending_change(&self, key: &Key, applied_through: u64) -> Option<u64> {
+        self.pending
+            .as_ref()?
+            .ahead_of(key, applied_through, self.projected_through())
+    }
+
+    /// The last event-log sequence the pending-change follower has read (`None` when the log
+    /// is not followed).
+    pub fn pending_log_sequence(&self) -> Option<u64> {
+        self.pending.as_ref().map(|pending| pending.seen_through())
+    }
+
+    /// Counts a request that waited for a pending change.
+    pub fn held_for_pending_change(&self) {
+        if let Some(pending) = &self.pending {
+            pending.held();
+        }
+    }
+
+    /// What the projector had applied at the last probe (0 when not checked).
+    fn projected_through(&self) -> u64 {
+        self.projection
+            .as_ref()
+            .map_or(0, |projection| projection.projected.load(Ordering::Acquire))
     }
 
     /// The highest revision applied in `bucket`.
@@ -292,6 +352,9 @@ impl Replica {
             "portcullis_read_model_fresh {}",
             u8::from(self.freshness().is_ok())
         );
+        if let Some(pending) = &self.pending {
+            pending.metrics_text(&mut out);
+        }
         out
     }
 
@@ -313,6 +376,14 @@ impl Replica {
                 && behind > self.max_staleness
             {
                 return Err(Staleness::Behind(bucket.to_string(), behind));
+            }
+            // Re-watches that keep leaving keys unconfirmed may be hiding deletes.
+            let unconfirmed = state.unconfirmed_since_ms.load(Ordering::Acquire);
+            if unconfirmed != 0 {
+                let since = Duration::from_millis(unconfirmed - 1);
+                if self.started.elapsed().saturating_sub(since) > self.max_staleness {
+                    return Err(Staleness::WatchDown(bucket.to_string()));
+                }
             }
         }
         let silent = self.since_contact();
@@ -435,16 +506,19 @@ fn upsert(state: &BucketState, key: Key, slot: Slot) {
 
 /// After a (re-)watch delivered the store's state: whatever the cache holds that the replay
 /// did not show was probably deleted while the previous watch was down. Each such key is
-/// read from the store before it is dropped, because a replay can also be incomplete (a
-/// JetStream consumer served by a node still catching up after it rejoined): a key the
-/// store still holds is kept, at the revision the store has; one it does not hold, or that
-/// cannot be read, is marked deleted (fail closed).
+/// read from the store's leader before it is dropped, because a replay can also be
+/// incomplete (a JetStream consumer served by a node still catching up after it rejoined):
+/// a key the store still holds is kept, at the revision the store has; one it does not hold
+/// is marked deleted. `false` when some key could not be read (a leader election): nothing
+/// is dropped on a guess, because a delete marked at the value's own revision would hide that
+/// value from every later replay; the caller watches again instead, and the replica turns
+/// stale at the bound if that keeps failing (fail closed).
 async fn forget_unseen(
     kv: &dyn ReadModelStore,
     bucket: &Bucket,
     state: &BucketState,
     seen: &HashSet<Key>,
-) {
+) -> bool {
     let unseen: Vec<(Arc<Key>, u64)> = state
         .cache
         .iter()
@@ -461,6 +535,7 @@ async fn forget_unseen(
         .buffer_unordered(32)
         .collect()
         .await;
+    let mut complete = true;
     for (key, revision, found) in read {
         match found {
             Ok(Some(entry)) => {
@@ -477,13 +552,12 @@ async fn forget_unseen(
                     .insert(Key::clone(&key), Slot::Deleted(revision));
             }
             Err(error) => {
-                tracing::warn!(%key, %error, "Cannot confirm a key the re-watch did not replay; treating it as deleted.");
-                state
-                    .cache
-                    .insert(Key::clone(&key), Slot::Deleted(revision));
+                tracing::warn!(%key, %error, "Cannot confirm a key the re-watch did not replay; watching again.");
+                complete = false;
             }
         }
     }
+    complete
 }
 
 #[tracing::instrument(name = "replica.watch", skip_all, fields(bucket = %bucket))]
@@ -539,7 +613,17 @@ async fn watch_bucket(
                         }
                         Some(Ok(WatchEvent::CaughtUp)) => {
                             if let Some(seen) = initial.take() {
-                                forget_unseen(kv.as_ref(), &bucket, &state, &seen).await;
+                                if !forget_unseen(kv.as_ref(), &bucket, &state, &seen).await {
+                                    let now = replica.now_ms().saturating_add(1);
+                                    let _ = state.unconfirmed_since_ms.compare_exchange(
+                                        0,
+                                        now,
+                                        Ordering::AcqRel,
+                                        Ordering::Acquire,
+                                    );
+                                    break;
+                                }
+                                state.unconfirmed_since_ms.store(0, Ordering::Release);
                             }
                             state.applied.fetch_max(floor, Ordering::AcqRel);
                             state.caught_up.store(true, Ordering::Release);

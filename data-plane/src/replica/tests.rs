@@ -92,6 +92,7 @@ async fn a_replica_that_hears_nothing_goes_stale() {
         // Never probe within the test: silence must make it stale.
         probe_interval: Duration::from_secs(3600),
         projection: None,
+        pending_changes: None,
     };
     let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -114,6 +115,7 @@ async fn a_request_waits_for_a_stale_replica_to_recover_but_no_longer_than_asked
         // Never probe: only a delivered change counts as word from the store.
         probe_interval: Duration::from_secs(3600),
         projection: None,
+        pending_changes: None,
     };
     let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -161,6 +163,7 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
         target_seen_ms: AtomicU64::new(0),
         watch_opened_ms: AtomicU64::new(0),
         rewatch: tokio::sync::Notify::new(),
+        unconfirmed_since_ms: AtomicU64::new(0),
     };
     let live = |v: &str, revision| {
         Slot::Live(Arc::new(Cached {
@@ -195,6 +198,8 @@ struct StallsFirstWatch {
     inner: Arc<SqliteStore>,
     watches: AtomicU64,
     later: Later,
+    /// While set, reads of single keys fail (a leader election).
+    fail_gets: AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -207,6 +212,12 @@ impl ReadModelStore for StallsFirstWatch {
         bucket: &Bucket,
         key: &Key,
     ) -> Result<Option<portcullis_store::Entry>, portcullis_store::KvError> {
+        if self.fail_gets.load(Ordering::SeqCst) {
+            return Err(portcullis_store::KvError::Unavailable {
+                context: format!("reading {bucket}/{key}"),
+                source: "no leader".into(),
+            });
+        }
         self.inner.get(bucket, key).await
     }
     async fn put(
@@ -274,6 +285,7 @@ async fn a_watch_that_stalls_without_an_error_is_reopened_and_stale_in_between()
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
         later: Later::Work,
+        fail_gets: AtomicBool::new(false),
     });
     let shutdown = CancellationToken::new();
     let config = ReplicaConfig {
@@ -281,6 +293,7 @@ async fn a_watch_that_stalls_without_an_error_is_reopened_and_stale_in_between()
         max_staleness: Duration::from_millis(600),
         probe_interval: Duration::from_millis(50),
         projection: None,
+        pending_changes: None,
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -307,12 +320,14 @@ async fn a_replica_whose_watch_stays_behind_fails_closed() {
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
         later: Later::Stall,
+        fail_gets: AtomicBool::new(false),
     });
     let config = ReplicaConfig {
         buckets: vec![f.bucket.clone()],
         max_staleness: Duration::from_millis(400),
         probe_interval: Duration::from_millis(40),
         projection: None,
+        pending_changes: None,
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -346,6 +361,7 @@ async fn read_models_that_trail_the_event_log_make_the_replica_stale() {
         max_staleness: Duration::from_millis(300),
         probe_interval: Duration::from_millis(30),
         projection: None,
+        pending_changes: None,
     }
     .with_projection(checkpoints.clone(), checkpoint.clone());
     let replica = Replica::start(config, f.store.clone(), f.store.clone(), shutdown.clone());
@@ -396,6 +412,7 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
         inner: f.store.clone(),
         watches: AtomicU64::new(0),
         later: Later::Omit(key("s.keep")),
+        fail_gets: AtomicBool::new(false),
     });
     let shutdown = CancellationToken::new();
     let config = ReplicaConfig {
@@ -403,6 +420,7 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
         max_staleness: Duration::from_millis(600),
         probe_interval: Duration::from_millis(50),
         projection: None,
+        pending_changes: None,
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
@@ -425,5 +443,61 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
         replica.get(&f.bucket, &key("s.keep")).is_some(),
         "a live key missing from an incomplete replay was dropped"
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_key_a_rewatch_cannot_confirm_is_kept_and_the_watch_tried_again() {
+    let f = fixture().await;
+    for name in ["s.keep", "s.gone"] {
+        f.store
+            .put(&f.bucket, &key(name), Bytes::from("live"), Expect::Any)
+            .await
+            .expect("put");
+    }
+    let kv = Arc::new(StallsFirstWatch {
+        inner: f.store.clone(),
+        watches: AtomicU64::new(0),
+        later: Later::Omit(key("s.keep")),
+        fail_gets: AtomicBool::new(false),
+    });
+    let shutdown = CancellationToken::new();
+    let config = ReplicaConfig {
+        buckets: vec![f.bucket.clone()],
+        max_staleness: Duration::from_millis(600),
+        probe_interval: Duration::from_millis(50),
+        projection: None,
+        pending_changes: None,
+    };
+    let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
+    eventually("caught up", || replica.freshness().is_ok()).await;
+    // The store cannot answer single reads while the stalled watch is replaced.
+    kv.fail_gets.store(true, Ordering::SeqCst);
+    // Deleted while the first watch is stalled, and the store cannot answer single reads
+    // while it is replaced: neither the kept key nor the deleted one can be confirmed.
+    f.store
+        .delete(&f.bucket, &key("s.gone"), Expect::Any)
+        .await
+        .expect("delete");
+    eventually("the unconfirmed replay is watched again", || {
+        kv.watches.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert!(
+        replica.get(&f.bucket, &key("s.keep")).is_some(),
+        "a key the replay left out was dropped on a guess"
+    );
+    // Nothing is dropped on a guess, so the replica cannot vouch for its data: stale at the
+    // bound.
+    eventually("stale while replays stay unconfirmed", || {
+        matches!(replica.freshness(), Err(Staleness::WatchDown(_)))
+    })
+    .await;
+    // Reads work again: the next replay is confirmed, the deletion applied, the kept key
+    // still served.
+    kv.fail_gets.store(false, Ordering::SeqCst);
+    eventually("fresh again", || replica.freshness().is_ok()).await;
+    assert!(replica.get(&f.bucket, &key("s.gone")).is_none());
+    assert!(replica.get(&f.bucket, &key("s.keep")).is_some());
     shutdown.cancel();
 }

@@ -321,7 +321,8 @@ async fn serve_replica(shared: &Shared, listener: tokio::net::TcpListener) -> Re
         .with_projection(
             buckets.projector().clone(),
             portcullis_store::Key::new("checkpoint.read_models").expect("key"),
-        ),
+        )
+        .with_pending_changes(buckets.clone()),
         shared.store.clone(),
         shared.store.clone(),
         shared.shutdown.clone(),

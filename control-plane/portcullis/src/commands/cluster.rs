@@ -140,7 +140,8 @@ pub async fn data_plane(settings: DataPlaneSettings) -> anyhow::Result<()> {
     let buckets = Buckets::new(None)?;
     let replica = Replica::start(
         ReplicaConfig::new(buckets.read_models().cloned().collect(), max_staleness)
-            .with_projection(buckets.projector().clone(), projector_checkpoint()?),
+            .with_projection(buckets.projector().clone(), projector_checkpoint()?)
+            .with_pending_changes(buckets.clone()),
         stores.kv.clone(),
         stores.log.clone(),
         shutdown.clone(),

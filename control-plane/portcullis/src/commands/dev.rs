@@ -49,7 +49,8 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         .with_projection(
             buckets.projector().clone(),
             super::cluster::projector_checkpoint()?,
-        ),
+        )
+        .with_pending_changes(buckets.clone()),
         stores.kv.clone(),
         stores.log.clone(),
         shutdown.clone(),
