@@ -35,6 +35,36 @@ pub fn binary() -> PathBuf {
     path
 }
 
+/// A loopback address for a server whose port must be known long before it binds (a load
+/// balancer's upstream, a process restarted on its old address): free now, and outside the
+/// kernel's ephemeral range, so no `bind(0)` and no outgoing connection of the meantime can
+/// take it. Ports are tried from a per-process, per-call starting point in 20000–32767.
+pub fn reserved_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(nanos)
+        .wrapping_add(call.wrapping_mul(104_729)))
+        % SPAN;
+    for offset in 0..SPAN {
+        let port = FIRST + (start + offset * 13) % SPAN;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("local addr");
+        }
+    }
+    free_addr()
+}
+
 /// A free loopback address (bound and released; a rare race is retried by the caller).
 pub fn free_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
