@@ -40,8 +40,8 @@ pub(super) struct Pending {
     /// their model (`grant.…`, `session.…`), so one map serves every bucket.
     keys: moka::sync::Cache<Key, u64>,
     /// Key prefixes an event changes every key under (a removed human's grants), with the
-    /// bucket's base and the sequence.
-    prefixes: std::sync::Mutex<Vec<(Key, u64)>>,
+    /// event's sequence and when it was read (a prefix mark also ends after `MARK_LIFETIME`).
+    prefixes: std::sync::Mutex<Vec<(Key, u64, std::time::Instant)>>,
     /// Whether `prefixes` holds anything: spares every decision the lock when it does not.
     any_prefix: std::sync::atomic::AtomicBool,
     /// The last log sequence read.
@@ -87,14 +87,15 @@ impl Pending {
             .prefixes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        prefixes.retain(|(_, sequence)| *sequence > projected);
+        prefixes
+            .retain(|(_, sequence, read)| *sequence > projected && read.elapsed() < MARK_LIFETIME);
         if prefixes.is_empty() {
             self.any_prefix.store(false, Ordering::Release);
         }
         prefixes
             .iter()
-            .filter(|(prefix, sequence)| key.is_under(prefix) && !settled(*sequence))
-            .map(|(_, sequence)| *sequence)
+            .filter(|(prefix, sequence, _)| key.is_under(prefix) && !settled(*sequence))
+            .map(|(_, sequence, _)| *sequence)
             .max()
     }
 
@@ -106,7 +107,7 @@ impl Pending {
         self.holds.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn mark(&self, key: Key, sequence: u64) {
+    pub(super) fn mark(&self, key: Key, sequence: u64) {
         self.keys
             .entry(key)
             .and_compute_with(|current| match current {
@@ -115,13 +116,13 @@ impl Pending {
             });
     }
 
-    fn mark_prefix(&self, prefix: Key, sequence: u64, projected: u64) {
+    pub(super) fn mark_prefix(&self, prefix: Key, sequence: u64, projected: u64) {
         let mut prefixes = self
             .prefixes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        prefixes.retain(|(_, at)| *at > projected);
-        prefixes.push((prefix, sequence));
+        prefixes.retain(|(_, at, read)| *at > projected && read.elapsed() < MARK_LIFETIME);
+        prefixes.push((prefix, sequence, std::time::Instant::now()));
         self.any_prefix.store(true, Ordering::Release);
     }
 

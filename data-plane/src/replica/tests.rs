@@ -501,3 +501,49 @@ async fn a_key_a_rewatch_cannot_confirm_is_kept_and_the_watch_tried_again() {
     assert!(replica.get(&f.bucket, &key("s.keep")).is_some());
     shutdown.cancel();
 }
+
+#[test]
+fn a_pending_mark_holds_older_values_of_its_key_and_ends_once_shown_or_projected() {
+    let pending = pending::Pending::new();
+    let grant = key("grant.h.human.server");
+    let other = key("grant.h.human2.server");
+    pending.mark(grant.clone(), 5);
+    assert_eq!(
+        pending.ahead_of(&grant, 4, 0),
+        Some(5),
+        "an older value waits"
+    );
+    assert_eq!(pending.ahead_of(&other, 0, 0), None, "other keys do not");
+    assert_eq!(
+        pending.ahead_of(&grant, 4, 5),
+        None,
+        "projected: nothing to wait for"
+    );
+    pending.mark(grant.clone(), 9);
+    assert_eq!(
+        pending.ahead_of(&grant, 5, 0),
+        Some(9),
+        "a newer mark replaces it"
+    );
+    pending.mark(grant.clone(), 7);
+    assert_eq!(
+        pending.ahead_of(&grant, 5, 0),
+        Some(9),
+        "an older mark never does"
+    );
+    assert_eq!(pending.ahead_of(&grant, 9, 0), None, "shown: the mark ends");
+    assert_eq!(pending.ahead_of(&grant, 0, 0), None, "and stays gone");
+
+    // A removed human: every grant under the prefix waits, until projected.
+    pending.mark_prefix(key("grant.h.human"), 12, 0);
+    assert_eq!(pending.ahead_of(&grant, 9, 0), Some(12));
+    assert_eq!(pending.ahead_of(&other, 0, 0), None, "not under the prefix");
+    assert_eq!(pending.ahead_of(&key("grant.h.human"), 0, 0), None);
+    assert_eq!(pending.ahead_of(&grant, 12, 0), None, "this key shows it");
+    assert_eq!(
+        pending.ahead_of(&grant, 9, 12),
+        None,
+        "the projector passed it"
+    );
+    assert_eq!(pending.ahead_of(&grant, 9, 0), None, "and the mark is gone");
+}
