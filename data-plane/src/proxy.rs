@@ -379,9 +379,13 @@ async fn settled<T>(
     inner: &Inner,
     mut step: impl FnMut() -> Result<T, Reject>,
 ) -> Result<T, Reject> {
-    /// How often a held request looks again; a projected write takes milliseconds.
-    const POLL: Duration = Duration::from_millis(2);
+    /// First pause of a held request; a projected write takes milliseconds.
+    const FIRST_POLL: Duration = Duration::from_millis(2);
+    /// Longest pause: a change that takes long (its mark ends with the projector's
+    /// checkpoint) must not have every held request spinning.
+    const LAST_POLL: Duration = Duration::from_millis(50);
     let deadline = tokio::time::Instant::now() + inner.config.stale_wait;
+    let mut poll = FIRST_POLL;
     let mut counted = false;
     loop {
         match step() {
@@ -390,7 +394,8 @@ async fn settled<T>(
                     inner.policy.replica().held_for_pending_change();
                     counted = true;
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(poll).await;
+                poll = (poll * 2).min(LAST_POLL);
             }
             other => return other,
         }
