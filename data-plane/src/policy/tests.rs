@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed unwrap is the report
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use portcullis_projector::{Projector, ProjectorOptions};
@@ -76,14 +77,74 @@ async fn project_through(store: &Arc<SqliteStore>, sequence: u64) {
     task.await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn a_recorded_change_holds_reads_of_its_key_until_the_read_models_show_it() {
+/// An event log that counts its subscriptions and, if asked, lets the first one go quiet
+/// without an error, as a JetStream consumer on a node that died can.
+struct CountingLog {
+    inner: Arc<SqliteStore>,
+    subscriptions: AtomicU32,
+    stall_first: bool,
+}
+
+#[async_trait::async_trait]
+impl EventLog for CountingLog {
+    async fn append(
+        &self,
+        subject: &Subject,
+        expected: Version,
+        command_id: &CommandId,
+        event: portcullis_store::NewEvent,
+    ) -> Result<portcullis_store::Appended, portcullis_store::AppendError> {
+        self.inner
+            .append(subject, expected, command_id, event)
+            .await
+    }
+
+    async fn load(
+        &self,
+        subject: &Subject,
+    ) -> Result<portcullis_store::Loaded, portcullis_store::LogError> {
+        self.inner.load(subject).await
+    }
+
+    async fn head(&self) -> Result<u64, portcullis_store::LogError> {
+        self.inner.head().await
+    }
+
+    async fn subscribe(
+        &self,
+        filter: &portcullis_store::SubjectFilter,
+        from: u64,
+    ) -> Result<portcullis_store::EventStream, portcullis_store::LogError> {
+        if self.subscriptions.fetch_add(1, Ordering::SeqCst) == 0 && self.stall_first {
+            return Ok(Box::pin(futures::stream::pending()));
+        }
+        self.inner.subscribe(filter, from).await
+    }
+}
+
+/// An embedded store with every bucket, and a replica following `log`'s pending changes
+/// (checking the projector's checkpoint), fresh and subscribed to the log.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    log: Arc<CountingLog>,
+    replica: Replica,
+    policy: Policy,
+    shutdown: CancellationToken,
+}
+
+async fn fixture(stall_first: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).unwrap());
     let buckets = Buckets::new(None).unwrap();
     for bucket in buckets.read_models().chain([buckets.projector()]) {
         store.ensure_bucket(bucket).await.unwrap();
     }
+    let log = Arc::new(CountingLog {
+        inner: store.clone(),
+        subscriptions: AtomicU32::new(0),
+        stall_first,
+    });
     let shutdown = CancellationToken::new();
     let config = ReplicaConfig::new(
         buckets.read_models().cloned().collect(),
@@ -94,17 +155,30 @@ async fn a_recorded_change_holds_reads_of_its_key_until_the_read_models_show_it(
         Key::new("checkpoint.read_models").unwrap(),
     )
     .with_pending_changes(buckets.clone());
-    let replica = Replica::start(config, store.clone(), store.clone(), shutdown.clone());
-    let policy = Policy::new(replica.clone(), buckets.clone());
+    let replica = Replica::start(config, store.clone(), log.clone(), shutdown.clone());
+    let policy = Policy::new(replica.clone(), buckets);
     eventually("fresh", || replica.freshness().is_ok()).await;
-    // The follower starts at the log's head; give it a moment to subscribe.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The follower starts at the log's head: anything appended before it subscribed is the
+    // replica's catch-up's business, not a pending change.
+    eventually("subscribed", || {
+        log.subscriptions.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    Fixture {
+        _dir: dir,
+        store,
+        log,
+        replica,
+        policy,
+        shutdown,
+    }
+}
 
-    // Granted in the log, not yet projected: the read waits instead of saying "no grant".
-    let subject = portcullis_proto::subjects::grant(HOST, HUMAN, SERVER).unwrap();
-    let issued = append(
-        &store,
-        &subject,
+/// Appends the grant's issue; its log sequence.
+async fn issue_grant(store: &SqliteStore, subject: &Subject) -> u64 {
+    append(
+        store,
+        subject,
         0,
         Body::GrantIssued(pb::GrantIssued {
             human_id: HUMAN.into(),
@@ -112,7 +186,23 @@ async fn a_recorded_change_holds_reads_of_its_key_until_the_read_models_show_it(
             max_trust_level: TrustLevel::High.into(),
         }),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_recorded_change_holds_reads_of_its_key_until_the_read_models_show_it() {
+    let Fixture {
+        _dir,
+        store,
+        replica,
+        policy,
+        shutdown,
+        ..
+    } = fixture(false).await;
+
+    // Granted in the log, not yet projected: the read waits instead of saying "no grant".
+    let subject = portcullis_proto::subjects::grant(HOST, HUMAN, SERVER).unwrap();
+    let issued = issue_grant(&store, &subject).await;
     eventually("the follower read the grant", || {
         replica.pending_log_sequence() >= Some(issued)
     })
@@ -158,98 +248,25 @@ async fn a_recorded_change_holds_reads_of_its_key_until_the_read_models_show_it(
     shutdown.cancel();
 }
 
-/// An event log whose first subscription goes quiet without an error, as a JetStream
-/// consumer on a node that died can; later ones work.
-struct StallsFirstSubscription {
-    inner: Arc<SqliteStore>,
-    subscriptions: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait::async_trait]
-impl EventLog for StallsFirstSubscription {
-    async fn append(
-        &self,
-        subject: &Subject,
-        expected: Version,
-        command_id: &CommandId,
-        event: portcullis_store::NewEvent,
-    ) -> Result<portcullis_store::Appended, portcullis_store::AppendError> {
-        self.inner
-            .append(subject, expected, command_id, event)
-            .await
-    }
-
-    async fn load(
-        &self,
-        subject: &Subject,
-    ) -> Result<portcullis_store::Loaded, portcullis_store::LogError> {
-        self.inner.load(subject).await
-    }
-
-    async fn head(&self) -> Result<u64, portcullis_store::LogError> {
-        self.inner.head().await
-    }
-
-    async fn subscribe(
-        &self,
-        filter: &portcullis_store::SubjectFilter,
-        from: u64,
-    ) -> Result<portcullis_store::EventStream, portcullis_store::LogError> {
-        use std::sync::atomic::Ordering;
-        if self.subscriptions.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Ok(Box::pin(futures::stream::pending()));
-        }
-        self.inner.subscribe(filter, from).await
-    }
-}
-
 #[tokio::test]
 async fn a_follower_whose_subscription_goes_quiet_reads_on_without_losing_an_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("p.db")).unwrap());
-    let buckets = Buckets::new(None).unwrap();
-    for bucket in buckets.read_models().chain([buckets.projector()]) {
-        store.ensure_bucket(bucket).await.unwrap();
-    }
-    let log = Arc::new(StallsFirstSubscription {
-        inner: store.clone(),
-        subscriptions: std::sync::atomic::AtomicU32::new(0),
-    });
-    let shutdown = CancellationToken::new();
-    let config = ReplicaConfig::new(
-        buckets.read_models().cloned().collect(),
-        Duration::from_secs(5),
-    )
-    .with_pending_changes(buckets.clone());
-    let replica = Replica::start(config, store.clone(), log.clone(), shutdown.clone());
-    let policy = Policy::new(replica.clone(), buckets);
-    eventually("fresh", || replica.freshness().is_ok()).await;
-    eventually("subscribed", || {
-        log.subscriptions.load(std::sync::atomic::Ordering::SeqCst) == 1
-    })
-    .await;
+    let Fixture {
+        _dir,
+        store,
+        log,
+        replica,
+        policy,
+        shutdown,
+    } = fixture(true).await;
     // Recorded while the first subscription is quiet: the next one must start before it.
     let subject = portcullis_proto::subjects::grant(HOST, HUMAN, SERVER).unwrap();
-    let issued = append(
-        &store,
-        &subject,
-        0,
-        Body::GrantIssued(pb::GrantIssued {
-            human_id: HUMAN.into(),
-            server_id: SERVER.into(),
-            max_trust_level: TrustLevel::High.into(),
-        }),
-    )
-    .await;
+    let issued = issue_grant(&store, &subject).await;
     eventually(
         "the follower read the grant through a new subscription",
         || replica.pending_log_sequence() >= Some(issued),
     )
     .await;
-    assert_eq!(
-        log.subscriptions.load(std::sync::atomic::Ordering::SeqCst),
-        2
-    );
+    assert_eq!(log.subscriptions.load(Ordering::SeqCst), 2);
     assert!(matches!(
         policy.grant(HOST, HUMAN, SERVER),
         Err(PolicyError::Pending { .. })

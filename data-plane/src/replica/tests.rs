@@ -399,9 +399,11 @@ async fn read_models_that_trail_the_event_log_make_the_replica_stale() {
     shutdown.cancel();
 }
 
-#[tokio::test]
-async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one() {
-    let f = fixture().await;
+/// Keys `s.keep` and `s.gone`, and a caught-up replica whose first watch stalls and whose
+/// later ones leave `s.keep` out of their replay.
+async fn rewatches_leaving_out_s_keep(
+    f: &Fixture,
+) -> (Arc<StallsFirstWatch>, Replica, CancellationToken) {
     for name in ["s.keep", "s.gone"] {
         f.store
             .put(&f.bucket, &key(name), Bytes::from("live"), Expect::Any)
@@ -424,6 +426,13 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
     };
     let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
     eventually("caught up", || replica.freshness().is_ok()).await;
+    (kv, replica, shutdown)
+}
+
+#[tokio::test]
+async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one() {
+    let f = fixture().await;
+    let (kv, replica, shutdown) = rewatches_leaving_out_s_keep(&f).await;
     assert!(replica.get(&f.bucket, &key("s.keep")).is_some());
     // Deleted while the first watch is stalled: only the re-watch can tell.
     f.store
@@ -449,28 +458,7 @@ async fn a_rewatch_that_misses_a_live_key_keeps_it_and_still_drops_a_deleted_one
 #[tokio::test]
 async fn a_key_a_rewatch_cannot_confirm_is_kept_and_the_watch_tried_again() {
     let f = fixture().await;
-    for name in ["s.keep", "s.gone"] {
-        f.store
-            .put(&f.bucket, &key(name), Bytes::from("live"), Expect::Any)
-            .await
-            .expect("put");
-    }
-    let kv = Arc::new(StallsFirstWatch {
-        inner: f.store.clone(),
-        watches: AtomicU64::new(0),
-        later: Later::Omit(key("s.keep")),
-        fail_gets: AtomicBool::new(false),
-    });
-    let shutdown = CancellationToken::new();
-    let config = ReplicaConfig {
-        buckets: vec![f.bucket.clone()],
-        max_staleness: Duration::from_millis(600),
-        probe_interval: Duration::from_millis(50),
-        projection: None,
-        pending_changes: None,
-    };
-    let replica = Replica::start(config, kv.clone(), f.store.clone(), shutdown.clone());
-    eventually("caught up", || replica.freshness().is_ok()).await;
+    let (kv, replica, shutdown) = rewatches_leaving_out_s_keep(&f).await;
     // The store cannot answer single reads while the stalled watch is replaced.
     kv.fail_gets.store(true, Ordering::SeqCst);
     // Deleted while the first watch is stalled, and the store cannot answer single reads
