@@ -897,34 +897,24 @@ pub(crate) async fn verify(
     if !posted.host.auth.allows(method, &email) {
         return retry(Notice::error(StatusCode::FORBIDDEN, domain_refused(method))).await;
     }
-    if method == SignInMethod::EmailOtp {
-        return match inner.check_sign_in_code(host_id, &human_id, code).await {
-            Ok(Ok(account)) if account.sign_in_code.is_none() && account.email_verified => {
-                let session = posted.session.signed_in(&human_id, now_ms());
-                tracing::info!(host_id, %human_id, "Signed in with a mailed code.");
-                with_session(&inner, back_to_flow(&form.flow), &session)
-            }
-            Ok(Ok(_)) => {
-                retry(Notice::error(
-                    StatusCode::BAD_REQUEST,
-                    "That code is not right. Check the newest email and try again.",
-                ))
-                .await
-            }
-            Ok(Err(rejected)) => {
-                retry(Notice::error(
-                    StatusCode::BAD_REQUEST,
-                    code_refused(&rejected),
-                ))
-                .await
-            }
-            Err(_) => unavailable_page(),
-        };
-    }
-    match inner.check_code(host_id, &human_id, code).await {
-        Ok(Ok(account)) if account.email_verified => {
+    // A mailed sign-in code, or the code that verifies a new account's email: either signs
+    // in once the account is verified (and, for a sign-in code, the code is spent).
+    let sign_in_code = method == SignInMethod::EmailOtp;
+    let checked = if sign_in_code {
+        inner.check_sign_in_code(host_id, &human_id, code).await
+    } else {
+        inner.check_code(host_id, &human_id, code).await
+    };
+    match checked {
+        Ok(Ok(account))
+            if account.email_verified && !(sign_in_code && account.sign_in_code.is_some()) =>
+        {
             let session = posted.session.signed_in(&human_id, now_ms());
-            tracing::info!(host_id, %human_id, "Email verified; signed in.");
+            if sign_in_code {
+                tracing::info!(host_id, %human_id, "Signed in with a mailed code.");
+            } else {
+                tracing::info!(host_id, %human_id, "Email verified; signed in.");
+            }
             with_session(&inner, back_to_flow(&form.flow), &session)
         }
         Ok(Ok(_)) => {
