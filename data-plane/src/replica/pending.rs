@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use portcullis_projector::{Buckets, Target, apply_stored, keys_for};
+use portcullis_projector::{Buckets, StallWatch, Target, apply_stored, keys_for};
 use portcullis_proto::decode_event;
 use portcullis_store::{EventLog, Key, RecordedEvent, SubjectFilter};
 use tokio_util::sync::CancellationToken;
@@ -30,9 +30,8 @@ use super::Replica;
 /// milliseconds); a projector that is down is the replica's staleness rules' business.
 const MARK_LIFETIME: Duration = Duration::from_secs(30);
 
-/// How long the follower may sit idle before it compares its position with the log's head,
-/// and how long it may stay behind that head, idle, before it subscribes again.
-const STALL_CHECK: Duration = Duration::from_millis(250);
+/// How long the follower may stay behind the log's head, idle, before it subscribes again.
+const STALL_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The marks.
 pub(super) struct Pending {
@@ -163,8 +162,9 @@ pub(super) async fn follow(
     };
     let everything = SubjectFilter::all();
     let mut backoff = Duration::from_millis(100);
-    // When the log was first seen ahead of what the subscription delivered, while idle.
-    let mut behind_since: Option<tokio::time::Instant> = None;
+    // A subscription served by a node that died or is catching up can go quiet without an
+    // error while the log moves on.
+    let mut stall = StallWatch::new(STALL_TIMEOUT);
     // The sequence to read next; `None` until the first subscription's start is known.
     let mut resume_at: Option<u64> = None;
     loop {
@@ -190,27 +190,19 @@ pub(super) async fn follow(
         match subscribed {
             Ok(mut events) => loop {
                 let next = tokio::select! {
+                    biased;
                     () = shutdown.cancelled() => return,
                     next = events.next() => next,
-                    () = tokio::time::sleep(STALL_CHECK) => {
-                        // Idle: a subscription served by a node that died or is catching up
-                        // can go quiet without an error while the log moves on.
+                    () = stall.tick() => {
                         let read_through = resume_at.unwrap_or(1).saturating_sub(1);
-                        let head = tokio::time::timeout(STALL_CHECK, log.head()).await;
-                        match (head, behind_since) {
-                            (Ok(Ok(head)), _) if head <= read_through => behind_since = None,
-                            (Ok(Ok(_)), None) => behind_since = Some(tokio::time::Instant::now()),
-                            (Ok(Ok(_)), Some(since)) if since.elapsed() >= STALL_CHECK => {
-                                tracing::debug!(read_through, "Pending-change follower stalled; again.");
-                                behind_since = None;
-                                break;
-                            }
-                            _ => {}
+                        if stall.check(log.as_ref(), read_through).await {
+                            tracing::debug!(read_through, "Pending-change follower stalled; again.");
+                            break;
                         }
                         continue;
                     }
                 };
-                behind_since = None;
+                stall.progressed();
                 match next {
                     Some(Ok(record)) => {
                         backoff = Duration::from_millis(100);

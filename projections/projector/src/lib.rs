@@ -20,7 +20,7 @@ mod targets;
 
 pub use fold::{FoldError, ReadModel, apply, apply_stored};
 pub use runner::{
-    Buckets, PROJECTOR_BUCKET, Progress, Projector, ProjectorError, ProjectorOptions,
+    Buckets, PROJECTOR_BUCKET, Progress, Projector, ProjectorError, ProjectorOptions, StallWatch,
 };
 pub use targets::{
     AGENTS, GRANTS, HOSTS, HUMANS, KeyTarget, ModelKind, ORGANIZATIONS, READ_MODEL_BUCKETS,

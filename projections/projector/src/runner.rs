@@ -342,7 +342,7 @@ impl Projector {
                 biased;
                 () = shutdown.cancelled() => return Ok(()),
                 next = stream.next() => next,
-                _ = stall.ticker.tick() => {
+                () = stall.tick() => {
                     if stall.check(self.log.as_ref(), progress.applied_through).await {
                         tracing::warn!(
                             projector = %self.options.name,
@@ -633,8 +633,11 @@ impl Projector {
     }
 }
 
-/// Notices a log subscription that stopped delivering without an error.
-struct StallWatch {
+/// Notices a log subscription that stopped delivering without an error (a JetStream
+/// consumer on a node that died or is catching up can). Used by the projector and by the
+/// data plane's pending-change follower.
+#[derive(Debug)]
+pub struct StallWatch {
     /// Ticks while the projector waits for an event.
     ticker: tokio::time::Interval,
     timeout: Duration,
@@ -644,7 +647,9 @@ struct StallWatch {
 }
 
 impl StallWatch {
-    fn new(timeout: Duration) -> Self {
+    /// A watch that calls a subscription stalled after `timeout` behind the log while idle,
+    /// looking twice as often.
+    pub fn new(timeout: Duration) -> Self {
         let period = (timeout / 2).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -655,15 +660,20 @@ impl StallWatch {
         }
     }
 
+    /// Completes when it is time to look again (while waiting for an event).
+    pub async fn tick(&mut self) {
+        self.ticker.tick().await;
+    }
+
     /// An event was applied: the subscription is alive.
-    fn progressed(&mut self) {
+    pub fn progressed(&mut self) {
         self.behind_since = None;
     }
 
     /// Asks the log's head while idle; true when the subscription has left an event
     /// undelivered for `timeout` (then the watch starts over). A head that cannot be read
     /// says nothing: the subscription reports its own failures.
-    async fn check(&mut self, log: &dyn EventLog, applied_through: u64) -> bool {
+    pub async fn check(&mut self, log: &dyn EventLog, applied_through: u64) -> bool {
         let head = tokio::time::timeout(self.timeout, log.head()).await;
         match head {
             Ok(Ok(head)) if head > applied_through => {
