@@ -200,3 +200,31 @@ ensure_old_nats_server() {
   export PORTCULLIS_OLD_NATS_SERVER="$dir/usr/sbin/nats-server"
   "$PORTCULLIS_OLD_NATS_SERVER" --version >&2
 }
+
+# --- External identity provider peers (sign in with OIDC / Google / Microsoft / GitHub) ---------
+# tests/peers/identity/oidc-peers.mjs runs real npm oidc-provider instances (generic OIDC,
+# Google-shaped, two Microsoft-shaped tenants) on one loopback port; tests/peers/identity/github.py
+# is a stdlib GitHub OAuth App + REST peer. oidc-provider goes to <repo>/.peers/identity (npm
+# --prefix). The tests read the PORTCULLIS_PEER_OIDC_* and PORTCULLIS_PEER_GITHUB variables and
+# fail with a clear message when one is unset.
+OIDC_PROVIDER_VERSION=9.13.3
+
+# Installs oidc-provider when missing or at another version, and exports
+# PORTCULLIS_PEER_OIDC_PROVIDER (the package directory), PORTCULLIS_PEER_OIDC_PEERS and
+# PORTCULLIS_PEER_GITHUB (the peer scripts).
+ensure_identity_peers() {
+  local prefix="$repo/.peers/identity"
+  local pkg="$prefix/node_modules/oidc-provider"
+  local have
+  have=$(node -p "require('$pkg/package.json').version" 2>/dev/null || true)
+  if [[ "$have" != "$OIDC_PROVIDER_VERSION" ]]; then
+    log "Installing oidc-provider $OIDC_PROVIDER_VERSION (npm) into .peers/identity"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error --save-exact \
+      "oidc-provider@$OIDC_PROVIDER_VERSION" >&2
+  fi
+  export PORTCULLIS_PEER_OIDC_PROVIDER="$pkg"
+  export PORTCULLIS_PEER_OIDC_PEERS="$repo/tests/peers/identity/oidc-peers.mjs"
+  export PORTCULLIS_PEER_GITHUB="$repo/tests/peers/identity/github.py"
+  printf 'oidc-provider %s\n' "$(node -p "require('$pkg/package.json').version")" >&2
+}
