@@ -64,14 +64,16 @@ fn excerpt_suffix(excerpt: &str) -> String {
 
 /// Limits of one outbound client.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct HttpLimits {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) request_timeout: Duration,
+pub struct HttpLimits {
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one whole HTTP exchange.
+    pub request_timeout: Duration,
 }
 
 /// An outbound client bound to a policy; see the module docs for what it guarantees.
 #[derive(Clone, Debug)]
-pub(crate) struct Egress {
+pub struct Egress {
     client: reqwest::Client,
     policy: UrlPolicy,
     limits: HttpLimits,
@@ -80,7 +82,7 @@ pub(crate) struct Egress {
 impl Egress {
     /// Builds a client; `pinned` URLs' hosts connect only to the addresses they were
     /// validated with.
-    pub(crate) fn new(
+    pub fn new(
         policy: UrlPolicy,
         pinned: &[&GuardedUrl],
         limits: HttpLimits,
@@ -116,7 +118,7 @@ impl Egress {
 
     /// Starts a request after the guard's URL checks (IP literals are refused here; names
     /// are checked by the resolver when the connection is made).
-    pub(crate) fn request(
+    pub fn request(
         &self,
         method: reqwest::Method,
         url: &url::Url,
@@ -126,10 +128,7 @@ impl Egress {
     }
 
     /// Sends and waits for the response head.
-    pub(crate) async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Response, HttpFailure> {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, HttpFailure> {
         request.send().await.map_err(|error| self.failure(error))
     }
 
@@ -155,7 +154,7 @@ impl Egress {
     }
 
     /// Reads the whole body, refusing more than `limit` bytes.
-    pub(crate) async fn read_body(
+    pub async fn read_body(
         &self,
         response: &mut Response,
         limit: usize,

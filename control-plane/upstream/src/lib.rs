@@ -32,7 +32,7 @@ pub use discover::{
     DiscoverError, DiscoverOptions, DiscoveredTool, Discovery, ServerInfo, ToolAnnotations,
     discover, discover_with_token,
 };
-pub use http::{HttpFailure, forwarding_client};
+pub use http::{Egress, HttpFailure, HttpLimits, forwarding_client};
 pub use oauth::{
     AuthorizationOptions, AuthorizationRequest, BegunAuthorization, CallbackParams,
     ClientCredentials, OAuthError, PendingAuthorization, PreRegisteredClient, TokenAuthMethod,
