@@ -71,6 +71,9 @@ event_bodies!(
     HumanSignInCodeIssued,
     HumanSignInCodeFailed,
     HumanSignInCodeRedeemed,
+    HumanIdentityLinked,
+    HumanIdentityClaimed,
+    HumanIdentityReleased,
 );
 
 /// Why a recorded event could not be decoded. Every variant names the log sequence, so an
@@ -205,13 +208,18 @@ fn validate(event: &Event) -> Result<(), String> {
         Body::GrantChanged(e) => check_trust("max_trust_level", e.max_trust_level),
         Body::AgentCapSet(e) => check_trust("max_trust_level", e.max_trust_level),
         Body::SessionStarted(e) => check_trust("trust_level", e.trust_level),
+        Body::HumanIdentityLinked(e) => {
+            if e.issuer.is_empty() || e.subject.is_empty() {
+                Err("issuer and subject are required".to_owned())
+            } else {
+                Ok(())
+            }
+        }
         Body::OrganizationCreated(_)
         | Body::DefaultHostAssigned(_)
         | Body::AdminTokenIssued(_)
         | Body::AdminTokenRevoked(_)
         | Body::AdminTokenOrganizationAdded(_)
-        | Body::HostCreated(_)
-        | Body::HostSettingsChanged(_)
         | Body::HostDeleted(_)
         | Body::HostSigningKeyAdded(_)
         | Body::HostSigningKeyRetired(_)
@@ -230,6 +238,10 @@ fn validate(event: &Event) -> Result<(), String> {
         | Body::HumanSignInCodeIssued(_)
         | Body::HumanSignInCodeFailed(_)
         | Body::HumanSignInCodeRedeemed(_)
+        | Body::HostCreated(_)
+        | Body::HostSettingsChanged(_)
+        | Body::HumanIdentityClaimed(_)
+        | Body::HumanIdentityReleased(_)
         | Body::GrantRevoked(_)
         | Body::AgentRegistered(_)
         | Body::AgentCapCleared(_)

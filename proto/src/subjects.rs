@@ -26,6 +26,9 @@ pub const HUMAN: &str = "human";
 /// Aggregate type: the reservation of an email in a host
 /// (`evt.<host>.human_email.<sha256 hex of the normalized email>`).
 pub const HUMAN_EMAIL: &str = "human_email";
+/// Aggregate type: the reservation of an external identity in a host
+/// (`evt.<host>.human_identity.<sha256 hex of "<issuer>\n<subject>">`).
+pub const HUMAN_IDENTITY: &str = "human_identity";
 /// Aggregate type: a grant (`evt.<host>.grant.<human_id>-<server_id>`).
 pub const GRANT: &str = "grant";
 /// Aggregate type: a human's credential at an OAuth-protected upstream
@@ -64,7 +67,9 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::HumanEmailVerified(_)
         | Body::HumanSignInCodeIssued(_)
         | Body::HumanSignInCodeFailed(_)
-        | Body::HumanSignInCodeRedeemed(_) => HUMAN,
+        | Body::HumanSignInCodeRedeemed(_)
+        | Body::HumanIdentityLinked(_) => HUMAN,
+        Body::HumanIdentityClaimed(_) | Body::HumanIdentityReleased(_) => HUMAN_IDENTITY,
         Body::HumanEmailClaimed(_) | Body::HumanEmailReleased(_) => HUMAN_EMAIL,
         Body::GrantIssued(_) | Body::GrantChanged(_) | Body::GrantRevoked(_) => GRANT,
         Body::AgentRegistered(_)
@@ -113,6 +118,12 @@ pub fn human(host: &str, human_id: &str) -> Result<Subject, InvalidName> {
 /// `evt.<host>.human_email.<email_sha256_hex>`; the caller hashes the normalized email.
 pub fn human_email(host: &str, email_sha256_hex: &str) -> Result<Subject, InvalidName> {
     Subject::new(host, HUMAN_EMAIL, email_sha256_hex)
+}
+
+/// `evt.<host>.human_identity.<identity_sha256_hex>`; the caller hashes
+/// `"<issuer>\n<subject>"`.
+pub fn human_identity(host: &str, identity_sha256_hex: &str) -> Result<Subject, InvalidName> {
+    Subject::new(host, HUMAN_IDENTITY, identity_sha256_hex)
 }
 
 /// `evt.<host>.grant.<human_id>-<server_id>`.

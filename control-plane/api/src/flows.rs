@@ -14,7 +14,7 @@ use portcullis_domain::server::ToolOverride;
 use portcullis_domain::validate::validate_upstream_timeout;
 use portcullis_oauth::registration::{self, RegistrationError};
 use portcullis_proto::events::v1 as pb;
-use portcullis_upstream::{DiscoverError, Discovery, PreRegisteredClient, Secret};
+use portcullis_upstream::{DiscoverError, Discovery, PreRegisteredClient, Secret, UrlPolicy};
 
 use crate::upstream_oauth::{self, Start};
 use crate::{ApiError, ApiState};
@@ -316,4 +316,34 @@ pub async fn preregister_client(
         .control
         .get_agent(principal, host_id, &registered.agent_id)
         .await?)
+}
+
+/// Refuses identity-provider URLs the deployment's SSRF policy would never reach (plain
+/// `http` outside development, for one), naming the field under `prefix`. Where they point is
+/// checked again, address by address, whenever they are used.
+pub(crate) fn check_sign_in_urls(
+    policy: UrlPolicy,
+    auth: &pb::HostAuthSettings,
+    prefix: &str,
+) -> Result<(), portcullis_commands::control::ControlError> {
+    for (index, provider) in auth.providers.iter().enumerate() {
+        for (field, value) in [
+            ("issuer", &provider.issuer),
+            ("authority", &provider.authority),
+            ("authorization_endpoint", &provider.authorization_endpoint),
+            ("token_endpoint", &provider.token_endpoint),
+            ("api_base", &provider.api_base),
+        ] {
+            if value.trim().is_empty() {
+                continue;
+            }
+            policy.check_syntax(value.trim()).map_err(|rejected| {
+                portcullis_commands::control::ControlError::invalid(
+                    format!("{prefix}.providers[{index}].{field}"),
+                    rejected,
+                )
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -1873,3 +1873,76 @@ async fn an_admin_pre_registers_an_oauth_client_over_grpc() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_secrets_are_write_only_and_sealed_by_the_gateway_over_grpc() {
+    let gateway = Gateway::with_upstream_oauth(key_ring(), Duration::from_secs(600)).await;
+    let token = gateway.admin("ops").await;
+    let host_id = gateway.host(&token, "sso").await;
+    let provider = |secret: Option<&str>| {
+        let mut provider = json!({
+            "id": "okta",
+            "kind": "SIGN_IN_PROVIDER_KIND_OIDC",
+            "clientId": "portcullis",
+            "issuer": "https://idp.example.com/",
+            // Only the gateway seals: a sealed value sent in is dropped, never recorded.
+            "sealedClientSecret": "Zm9yZ2Vk",
+            "keyId": "forged",
+            "forceRedirectDomains": ["Corp.Example"],
+        });
+        if let Some(secret) = secret {
+            provider["clientSecret"] = json!(secret);
+        }
+        provider
+    };
+    let update = |provider: Value| json!({ "hostId": host_id, "settings": { "auth": { "providers": [provider] } } });
+    let host = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            update(provider(Some("plain-secret-value"))),
+        )
+        .await
+        .expect("set a provider");
+    let shown = &host["settings"]["auth"]["providers"][0];
+    assert_eq!(shown["clientSecretSet"], true, "{host}");
+    assert_eq!(shown["issuer"], "https://idp.example.com", "{host}");
+    assert_eq!(
+        shown["forceRedirectDomains"],
+        json!(["corp.example"]),
+        "{host}"
+    );
+    for field in ["clientSecret", "sealedClientSecret", "keyId"] {
+        assert!(shown.get(field).is_none(), "{field} returned: {host}");
+    }
+    assert!(!host.to_string().contains("plain-secret-value"), "{host}");
+
+    // Without a secret the stored one stays; a new provider without one is refused.
+    let kept = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            update(provider(None)),
+        )
+        .await
+        .expect("keep the secret");
+    assert_eq!(
+        kept["settings"]["auth"]["providers"][0]["clientSecretSet"], true,
+        "{kept}"
+    );
+    let mut other = provider(None);
+    other["id"] = json!("other");
+    other["forceRedirectDomains"] = json!([]);
+    let refused = gateway
+        .call(
+            Client::Grpcurl,
+            Some(&token),
+            "HostService/UpdateHostSettings",
+            update(other),
+        )
+        .await;
+    assert_failed(refused, "invalidargument", "client_secret");
+    gateway.stop().await;
+}

@@ -39,6 +39,7 @@ mod error;
 mod hosts;
 mod humans;
 mod idempotency;
+mod identities;
 mod oauth;
 mod organizations;
 mod secrets;
@@ -57,6 +58,7 @@ pub use error::ControlError;
 pub use hosts::{CreateHost, HostSettingsPatch};
 pub use humans::email_sha256_hex;
 pub use idempotency::IdempotencyKey;
+pub use identities::{SealedProviderSecret, VerifiedIdentity, sign_in_provider_secret_aad};
 pub use oauth::{NewOAuthClient, OAuthClientView, OAuthHostView, RefreshOutcome, TokenSession};
 pub use secrets::{NoSecretSealer, SealError, SealedSecret, SecretSealer, oauth_client_secret_aad};
 pub use servers::{

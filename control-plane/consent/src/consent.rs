@@ -230,10 +230,40 @@ async fn step(
             email: "",
             password: host.auth.password,
             email_code: host.auth.email_otp,
+            providers: host
+                .auth
+                .providers
+                .iter()
+                .map(|provider| (provider.id.as_str(), provider.label()))
+                .collect(),
+            sso_email: host
+                .auth
+                .providers
+                .iter()
+                .any(|provider| !provider.force_redirect_domains.is_empty()),
             error: notice.error.as_deref(),
             info: notice.info.as_deref(),
         },
     )
+}
+
+/// The sign-in page of `posted`'s flow again, with `message`.
+pub(crate) async fn sign_in_again(
+    inner: &Inner,
+    posted: &Posted,
+    flow_text: &str,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    step(
+        inner,
+        &posted.host,
+        &posted.flow,
+        flow_text,
+        &posted.session,
+        Notice::error(status, message),
+    )
+    .await
 }
 
 fn store_failure(error: &ControlError) -> Response {
@@ -604,7 +634,7 @@ fn with_session(inner: &Inner, response: Response, session: &BrowserSession) -> 
 
 /// A posted form with the client's address (for rate limits) and the headers (for the
 /// Origin and cookie checks).
-async fn read_form<T: serde::de::DeserializeOwned>(
+pub(crate) async fn read_form<T: serde::de::DeserializeOwned>(
     request: Request<axum::body::Body>,
 ) -> Result<(Option<std::net::IpAddr>, HeaderMap, T), Response> {
     let ip = client_ip(request.extensions());
@@ -666,6 +696,16 @@ pub(crate) async fn account(
         .await;
     };
     let auth = &posted.host.auth;
+    if let Some(forced) = auth.forced_provider(&email) {
+        // The domain belongs to an identity provider: nothing is checked or mailed here, the
+        // human goes there (with the address as the login hint).
+        tracing::info!(
+            host_id,
+            provider_id = %forced.id,
+            "Sign-in sent to the provider that claims the email's domain."
+        );
+        return crate::sso::start(&inner, &posted, &form.flow, forced, Some(&email)).await;
+    }
     let method = if form.action == "email-code" {
         SignInMethod::EmailOtp
     } else {

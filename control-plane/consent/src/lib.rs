@@ -1,7 +1,8 @@
 //! The browser-facing side of every host: the OAuth 2.1 authorization server's HTTP routes
 //! for MCP clients (`oauth`: RFC 8414 and OIDC discovery, JWKS, RFC 7591 registration,
 //! authorization, token), human accounts (`accounts`: sign-up with a mailed 6-digit code,
-//! sign-in, argon2id in `passwords`), the consent pages (`consent`, templates in
+//! sign-in, argon2id in `passwords`), sign-in through external identity providers (`sso`),
+//! the consent pages (`consent`, templates in
 //! `templates/`, rendered by `pages`), the browser session cookie (`browser`), sealed
 //! values (`sealed`), outgoing mail (`mail`) and rate limits (`limits`).
 //!
@@ -26,6 +27,7 @@ pub mod pages;
 pub mod passwords;
 pub mod refresh;
 pub mod sealed;
+pub mod sso;
 pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
@@ -85,6 +87,8 @@ pub(crate) struct Inner {
     pub(crate) cookies: browser::Cookies,
     pub(crate) passwords: passwords::Passwords,
     pub(crate) limits: Arc<limits::Limits>,
+    /// The relying party of hosts' identity providers (caches their discovery documents).
+    pub(crate) idp: portcullis_idp::Idp,
 }
 
 /// Why the consent side could not start.
@@ -120,6 +124,7 @@ impl Consent {
             limits,
             oauth,
             control,
+            idp: portcullis_idp::Idp::new(config.url_policy),
             config,
         });
         Ok(Self { inner })
@@ -152,6 +157,8 @@ impl Consent {
             .route("/consent/decide", post(consent::decide))
             .route("/consent/upstream", post(upstream::begin))
             .route("/consent/upstream/callback", get(upstream::callback))
+            .route("/consent/sso", post(sso::begin))
+            .route("/consent/sso/{provider}/callback", get(sso::callback))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())
     }

@@ -23,6 +23,11 @@ pub struct SignIn<'a> {
     pub password: bool,
     /// Whether a code by email is on.
     pub email_code: bool,
+    /// Identity providers: (id, button label), in the host's order.
+    pub providers: Vec<(&'a str, &'a str)>,
+    /// Whether some provider claims email domains (then an email-first "single sign-on"
+    /// form finds the provider for an address).
+    pub sso_email: bool,
     pub error: Option<&'a str>,
     pub info: Option<&'a str>,
 }

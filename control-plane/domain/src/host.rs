@@ -73,7 +73,7 @@ pub enum HostCommand {
 }
 
 /// Settings to change; `None` keeps the current value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SettingsPatch {
     /// Whether agents may add MCP servers dynamically.
     pub dynamic_mcps: Option<bool>,
@@ -109,9 +109,37 @@ impl SettingsPatch {
             settings.allowed_origins.clone_from(origins);
         }
         if let Some(auth) = &self.auth {
-            settings.auth = Some(auth.clone());
+            let mut auth = auth.clone();
+            keep_sealed_secrets(&mut auth, settings.auth.as_ref());
+            settings.auth = Some(auth);
         }
         settings
+    }
+}
+
+/// A provider given without a sealed secret keeps the one of the current provider with the
+/// same id and kind, so admins need not send secrets again to change other settings.
+fn keep_sealed_secrets(
+    auth: &mut portcullis_proto::events::v1::HostAuthSettings,
+    current: Option<&portcullis_proto::events::v1::HostAuthSettings>,
+) {
+    let Some(current) = current else {
+        return;
+    };
+    for provider in &mut auth.providers {
+        if !provider.sealed_client_secret.is_empty() {
+            continue;
+        }
+        if let Some(old) = current
+            .providers
+            .iter()
+            .find(|old| old.id == provider.id && old.kind == provider.kind)
+        {
+            provider
+                .sealed_client_secret
+                .clone_from(&old.sealed_client_secret);
+            provider.key_id.clone_from(&old.key_id);
+        }
     }
 }
 

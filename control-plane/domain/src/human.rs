@@ -11,11 +11,18 @@
 //! allows `MAX_CODE_ATTEMPTS` wrong guesses, and a new code voids the old one. The caller
 //! opens sealed values (no keys here); `decide` only compares what it was given with the
 //! current state.
+//!
+//! External identities (an account at an identity provider, keyed by issuer and subject)
+//! link to the human whose email the provider vouched for; uniqueness of an identity in a
+//! host is the `human_identity` reservation's job. A mailbox proven any other way than the
+//! sign-up's own code (a redeemed sign-in code, a provider's verified address) voids a
+//! password set before the proof: whoever signed up with somebody else's address must not
+//! keep a password for the account its owner later claims.
 
 use portcullis_proto::events::v1::{
-    HumanAdded, HumanEmailVerified, HumanPasswordSet, HumanRemoved, HumanSignInCodeFailed,
-    HumanSignInCodeIssued, HumanSignInCodeRedeemed, HumanVerificationCodeIssued,
-    HumanVerificationFailed,
+    HumanAdded, HumanEmailVerified, HumanIdentityLinked, HumanPasswordSet, HumanRemoved,
+    HumanSignInCodeFailed, HumanSignInCodeIssued, HumanSignInCodeRedeemed,
+    HumanVerificationCodeIssued, HumanVerificationFailed,
 };
 
 use crate::validate::{InvalidEmail, normalize_email};
@@ -55,6 +62,19 @@ pub struct Account {
     /// The current sign-in code (email OTP), if one is outstanding; `sealed` holds its keyed
     /// hash, never the code.
     pub sign_in_code: Option<PendingCode>,
+    /// External identities that sign in as this human.
+    pub identities: Vec<LinkedIdentity>,
+}
+
+/// An identity at an external provider, linked to a human.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The host's provider that linked it.
+    pub provider_id: String,
+    /// With `subject`, the identity's key.
+    pub issuer: String,
+    /// The provider's id of the person.
+    pub subject: String,
 }
 
 /// An outstanding verification code.
@@ -110,6 +130,18 @@ pub enum HumanCommand {
         /// Its deadline, milliseconds since the Unix epoch.
         expires_at_ms: i64,
     },
+    /// Links an external identity whose provider vouched for the human's own email. Linking
+    /// an identity already linked changes nothing.
+    LinkIdentity {
+        /// The host's provider.
+        provider_id: String,
+        /// The identity's issuer.
+        issuer: String,
+        /// The identity's subject.
+        subject: String,
+        /// The address the provider verified (normalized): must be the human's.
+        verified_email: String,
+    },
     /// Records a sign-in attempt with a mailed code.
     RedeemSignInCode {
         /// The hash of the current code if the entered one matched it (`None`: no match).
@@ -144,6 +176,9 @@ pub enum HumanRejected {
     /// Too many wrong guesses for this code.
     #[error("too many wrong codes; ask for a new one")]
     TooManyAttempts,
+    /// The provider vouched for another address than the human's.
+    #[error("the identity's verified email is not this human's")]
+    EmailMismatch,
 }
 
 impl Aggregate for Human {
@@ -199,9 +234,16 @@ impl Aggregate for Human {
                         }
                     }
                     EventBody::HumanSignInCodeRedeemed(_) => {
-                        account.email_verified = true;
-                        account.code = None;
+                        prove_mailbox(&mut account);
                         account.sign_in_code = None;
+                    }
+                    EventBody::HumanIdentityLinked(e) => {
+                        prove_mailbox(&mut account);
+                        account.identities.push(LinkedIdentity {
+                            provider_id: e.provider_id.clone(),
+                            issuer: e.issuer.clone(),
+                            subject: e.subject.clone(),
+                        });
                     }
                     _ => {}
                 }
@@ -255,6 +297,34 @@ impl Aggregate for Human {
                     expires_at_ms: *expires_at_ms,
                 },
             ))),
+            (
+                Human::Live { email, account, .. },
+                HumanCommand::LinkIdentity {
+                    provider_id,
+                    issuer,
+                    subject,
+                    verified_email,
+                },
+            ) => {
+                if verified_email != email {
+                    return Err(HumanRejected::EmailMismatch);
+                }
+                if account
+                    .identities
+                    .iter()
+                    .any(|linked| linked.issuer == *issuer && linked.subject == *subject)
+                {
+                    return Ok(Decision::Unchanged);
+                }
+                Ok(Decision::Append(EventBody::HumanIdentityLinked(
+                    HumanIdentityLinked {
+                        provider_id: provider_id.clone(),
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                        email: email.clone(),
+                    },
+                )))
+            }
             (
                 Human::Live { account, .. },
                 HumanCommand::RedeemSignInCode {
@@ -334,6 +404,16 @@ impl Aggregate for Human {
             }
         }
     }
+}
+
+/// The mailbox was proven by other means than the sign-up's code: the email is verified, and
+/// a password chosen before any proof (by whoever typed the address) is void.
+fn prove_mailbox(account: &mut Account) {
+    if !account.email_verified {
+        account.password_hash_sealed = None;
+    }
+    account.email_verified = true;
+    account.code = None;
 }
 
 #[cfg(test)]

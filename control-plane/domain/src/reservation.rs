@@ -1,13 +1,15 @@
 //! Reservations that make a value unique within a host: the `server_key` aggregate
 //! (`evt.<host>.server_key.<key>`) and the `human_email` aggregate
-//! (`evt.<host>.human_email.<sha256 hex of the normalized email>`).
+//! (`evt.<host>.human_email.<sha256 hex of the normalized email>`), and the `human_identity`
+//! aggregate (`evt.<host>.human_identity.<sha256 hex of "<issuer>\n<subject>">`).
 //!
 //! A reservation is claimed for one owner (a server id, a human id) before that owner is
 //! created, so of two concurrent creates with the same key exactly one wins the claim. Only
 //! the owner may release it; claiming it again for the same owner changes nothing.
 
 use portcullis_proto::events::v1::{
-    HumanEmailClaimed, HumanEmailReleased, ServerKeyClaimed, ServerKeyReleased,
+    HumanEmailClaimed, HumanEmailReleased, HumanIdentityClaimed, HumanIdentityReleased,
+    ServerKeyClaimed, ServerKeyReleased,
 };
 
 use crate::{Aggregate, Decision, EventBody};
@@ -154,6 +156,42 @@ impl Aggregate for HumanEmail {
             }
             Change::Release => {
                 Decision::Append(EventBody::HumanEmailReleased(HumanEmailReleased {}))
+            }
+            Change::None => Decision::Unchanged,
+        })
+    }
+}
+
+/// The reservation of an external identity in a host; the owner is a human id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HumanIdentity(pub Reservation);
+
+impl Aggregate for HumanIdentity {
+    type Command = ReservationCommand;
+    type Rejection = ReservationRejected;
+
+    fn evolve(self, event: &EventBody) -> Self {
+        match event {
+            EventBody::HumanIdentityClaimed(e) => HumanIdentity(Reservation::Held {
+                owner: e.human_id.clone(),
+            }),
+            EventBody::HumanIdentityReleased(_) => HumanIdentity(Reservation::Free),
+            _ => self,
+        }
+    }
+
+    fn decide(
+        &self,
+        command: &ReservationCommand,
+    ) -> Result<Decision<EventBody>, ReservationRejected> {
+        Ok(match self.0.decide(command)? {
+            Change::Claim(human_id) => {
+                Decision::Append(EventBody::HumanIdentityClaimed(HumanIdentityClaimed {
+                    human_id,
+                }))
+            }
+            Change::Release => {
+                Decision::Append(EventBody::HumanIdentityReleased(HumanIdentityReleased {}))
             }
             Change::None => Decision::Unchanged,
         })

@@ -392,6 +392,19 @@ pub enum InvalidSettings {
         /// Why.
         reason: String,
     },
+    /// Too many identity providers.
+    #[error("auth.providers: at most {MAX_PROVIDERS} providers")]
+    TooManyProviders,
+    /// A field of one identity provider is wrong.
+    #[error("auth.providers[{index}].{field}: {reason}")]
+    Provider {
+        /// The provider's position in the list.
+        index: usize,
+        /// The field, e.g. `issuer` or `force_redirect_domains[1]`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl InvalidSettings {
@@ -409,6 +422,10 @@ impl InvalidSettings {
             InvalidSettings::TooManyDomains { rule } => format!("auth.{rule}.domains"),
             InvalidSettings::Domain { rule, index, .. } => {
                 format!("auth.{rule}.domains[{index}]")
+            }
+            InvalidSettings::TooManyProviders => "auth.providers".to_owned(),
+            InvalidSettings::Provider { index, field, .. } => {
+                format!("auth.providers[{index}].{field}")
             }
         }
     }
@@ -476,20 +493,316 @@ pub fn normalize_auth_settings(
     let auth = auth.unwrap_or(&default);
     let password = auth.password.unwrap_or(true);
     let email_otp = auth.email_otp.unwrap_or(false);
-    if !password && !email_otp {
+    if !password && !email_otp && auth.providers.is_empty() {
         return Err(InvalidSettings::NoSignInMethod);
     }
     let rule = |name: &'static str, rule: Option<&pb::DomainRule>| {
         rule.map(|rule| normalize_domain_rule(name, rule))
             .transpose()
     };
+    if auth.providers.len() > MAX_PROVIDERS {
+        return Err(InvalidSettings::TooManyProviders);
+    }
+    let allowed_domains = rule("allowed_domains", auth.allowed_domains.as_ref())?;
+    let mut providers: Vec<pb::SignInProvider> = Vec::with_capacity(auth.providers.len());
+    for (index, provider) in auth.providers.iter().enumerate() {
+        let provider = normalize_provider(index, provider, allowed_domains.as_ref())?;
+        let invalid = |field: String, reason: String| InvalidSettings::Provider {
+            index,
+            field,
+            reason,
+        };
+        if providers.iter().any(|other| other.id == provider.id) {
+            return Err(invalid(
+                "id".to_owned(),
+                format!("{:?} is used by another provider", provider.id),
+            ));
+        }
+        for (at, domain) in provider.force_redirect_domains.iter().enumerate() {
+            if let Some(other) = providers
+                .iter()
+                .find(|other| other.force_redirect_domains.contains(domain))
+            {
+                return Err(invalid(
+                    format!("force_redirect_domains[{at}]"),
+                    format!("{domain} is already forced to provider {:?}", other.id),
+                ));
+            }
+        }
+        providers.push(provider);
+    }
     Ok(pb::HostAuthSettings {
         password: Some(password),
         email_otp: Some(email_otp),
-        allowed_domains: rule("allowed_domains", auth.allowed_domains.as_ref())?,
+        allowed_domains,
         password_domains: rule("password_domains", auth.password_domains.as_ref())?,
         email_otp_domains: rule("email_otp_domains", auth.email_otp_domains.as_ref())?,
+        providers,
     })
+}
+
+/// At most this many identity providers per host.
+pub const MAX_PROVIDERS: usize = 20;
+
+/// Checks one identity provider and returns it normalized. Its client secret must already be
+/// sealed (the control plane seals it before deciding, so a recorded event never holds it
+/// in plain text).
+fn normalize_provider(
+    index: usize,
+    provider: &pb::SignInProvider,
+    allowed_domains: Option<&pb::DomainRule>,
+) -> Result<pb::SignInProvider, InvalidSettings> {
+    use pb::SignInProviderKind as Kind;
+    let invalid = |field: &str, reason: String| InvalidSettings::Provider {
+        index,
+        field: field.to_owned(),
+        reason,
+    };
+    let id = provider.id.trim();
+    let id_ok = (1..=32).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return Err(invalid(
+            "id",
+            "1 to 32 of a-z, 0-9 and '-', starting with a letter".to_owned(),
+        ));
+    }
+    let kind = match Kind::try_from(provider.kind) {
+        Ok(Kind::Unspecified) | Err(_) => {
+            return Err(invalid(
+                "kind",
+                "one of oidc, google, microsoft, github".to_owned(),
+            ));
+        }
+        Ok(kind) => kind,
+    };
+    let display_name = provider.display_name.trim();
+    if display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
+        return Err(invalid(
+            "display_name",
+            "at most 64 characters, no control characters".to_owned(),
+        ));
+    }
+    let client_id = provider.client_id.trim();
+    if client_id.is_empty()
+        || client_id.len() > 512
+        || client_id.chars().any(|c| c.is_control() || c == ' ')
+    {
+        return Err(invalid(
+            "client_id",
+            "required: 1 to 512 characters without spaces or control characters".to_owned(),
+        ));
+    }
+    if !provider.client_secret.is_empty() {
+        return Err(invalid(
+            "client_secret",
+            "must be sealed before it is recorded".to_owned(),
+        ));
+    }
+    if provider.sealed_client_secret.is_empty() || provider.key_id.is_empty() {
+        return Err(invalid(
+            "client_secret",
+            "required for a new provider (or a provider whose kind changed)".to_owned(),
+        ));
+    }
+    let url = |field: &str, value: &str| -> Result<String, InvalidSettings> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(String::new());
+        }
+        check_provider_url(value)
+            .map_err(|reason| invalid(field, reason))
+            .map(|()| value.trim_end_matches('/').to_owned())
+    };
+    let issuer = url("issuer", &provider.issuer)?;
+    let authority = url("authority", &provider.authority)?;
+    let authorization_endpoint = url("authorization_endpoint", &provider.authorization_endpoint)?;
+    let token_endpoint = url("token_endpoint", &provider.token_endpoint)?;
+    let api_base = url("api_base", &provider.api_base)?;
+    let tenant = provider.tenant.trim().to_ascii_lowercase();
+    let mut allowed_tenants: Vec<String> = Vec::new();
+    for (at, allowed) in provider.allowed_tenants.iter().enumerate() {
+        let allowed = allowed.trim().to_ascii_lowercase();
+        if !is_guid(&allowed) {
+            return Err(invalid(
+                &format!("allowed_tenants[{at}]"),
+                "a tenant id (GUID)".to_owned(),
+            ));
+        }
+        if !allowed_tenants.contains(&allowed) {
+            allowed_tenants.push(allowed);
+        }
+    }
+    let only_for = |field: &str, set: bool, kinds: &str| -> Result<(), InvalidSettings> {
+        if set {
+            Err(invalid(field, format!("applies only to {kinds}")))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        Kind::Oidc if issuer.is_empty() => {
+            return Err(invalid("issuer", "required for oidc".to_owned()));
+        }
+        Kind::Microsoft => {
+            let multi = tenant == "common" || tenant == "organizations";
+            if !multi && !is_guid(&tenant) {
+                return Err(invalid(
+                    "tenant",
+                    "required for microsoft: a tenant id (GUID), \"common\" or \"organizations\""
+                        .to_owned(),
+                ));
+            }
+            if multi && allowed_tenants.is_empty() {
+                return Err(invalid(
+                    "allowed_tenants",
+                    format!(
+                        "required with tenant {tenant:?}: list the tenant ids whose users may sign in"
+                    ),
+                ));
+            }
+            if !multi && allowed_tenants.iter().any(|allowed| *allowed != tenant) {
+                return Err(invalid(
+                    "allowed_tenants",
+                    "with a single tenant, may only repeat that tenant".to_owned(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    only_for(
+        "issuer",
+        !issuer.is_empty() && !matches!(kind, Kind::Oidc | Kind::Google),
+        "oidc and google",
+    )?;
+    only_for(
+        "tenant",
+        !tenant.is_empty() && kind != Kind::Microsoft,
+        "microsoft",
+    )?;
+    only_for(
+        "allowed_tenants",
+        !allowed_tenants.is_empty() && kind != Kind::Microsoft,
+        "microsoft",
+    )?;
+    only_for(
+        "authority",
+        !authority.is_empty() && kind != Kind::Microsoft,
+        "microsoft",
+    )?;
+    for (field, value) in [
+        ("authorization_endpoint", &authorization_endpoint),
+        ("token_endpoint", &token_endpoint),
+        ("api_base", &api_base),
+    ] {
+        only_for(field, !value.is_empty() && kind != Kind::Github, "github")?;
+    }
+    let rule_name = "providers[].domains";
+    let domains = provider
+        .domains
+        .as_ref()
+        .map(|rule| normalize_domain_rule(rule_name, rule))
+        .transpose()
+        .map_err(|error| match error {
+            InvalidSettings::Domain {
+                index: at, reason, ..
+            } => invalid(&format!("domains.domains[{at}]"), reason),
+            _ => invalid(
+                "domains.domains",
+                format!("at most {MAX_RULE_DOMAINS} domains"),
+            ),
+        })?;
+    let mut forced: Vec<String> = Vec::new();
+    for (at, domain) in provider.force_redirect_domains.iter().enumerate() {
+        let field = format!("force_redirect_domains[{at}]");
+        let domain = normalize_domain(domain).map_err(|reason| invalid(&field, reason))?;
+        let allowed =
+            |rule: Option<&pb::DomainRule>| rule.is_none_or(|rule| rule_allows(rule, &domain));
+        if !allowed(allowed_domains) || !allowed(domains.as_ref()) {
+            return Err(invalid(
+                &field,
+                format!(
+                    "{domain} must be allowed for this provider by auth.allowed_domains and its own domains"
+                ),
+            ));
+        }
+        if !forced.contains(&domain) {
+            forced.push(domain);
+        }
+    }
+    if forced.len() > MAX_RULE_DOMAINS {
+        return Err(invalid(
+            "force_redirect_domains",
+            format!("at most {MAX_RULE_DOMAINS} domains"),
+        ));
+    }
+    Ok(pb::SignInProvider {
+        id: id.to_owned(),
+        kind: kind as i32,
+        display_name: display_name.to_owned(),
+        client_id: client_id.to_owned(),
+        client_secret: String::new(),
+        sealed_client_secret: provider.sealed_client_secret.clone(),
+        key_id: provider.key_id.clone(),
+        issuer,
+        tenant,
+        allowed_tenants,
+        authority,
+        authorization_endpoint,
+        token_endpoint,
+        api_base,
+        domains,
+        force_redirect_domains: forced,
+        client_secret_set: false,
+    })
+}
+
+/// Whether `domain` (normalized) matches `rule` (exactly, or below at a label boundary when
+/// subdomains are included).
+fn rule_allows(rule: &pb::DomainRule, domain: &str) -> bool {
+    rule.domains.iter().any(|allowed| {
+        domain == allowed
+            || (rule.include_subdomains
+                && domain
+                    .strip_suffix(allowed.as_str())
+                    .is_some_and(|head| head.ends_with('.') && head.len() > 1))
+    })
+}
+
+/// A provider URL's form: absolute `http` or `https`, a host, no credentials, query or
+/// fragment. Where it may point (https, public addresses) is the SSRF guard's call when it
+/// is used.
+fn check_provider_url(value: &str) -> Result<(), String> {
+    if value.len() > 2048 {
+        return Err("at most 2048 bytes".to_owned());
+    }
+    let url = url::Url::parse(value).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err("must be an https URL".to_owned());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".to_owned());
+    }
+    Ok(())
+}
+
+/// Whether `value` is a GUID in its 8-4-4-4-12 hex form.
+fn is_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn normalize_domain_rule(

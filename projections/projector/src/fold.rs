@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 
 use crate::models::{
     AdminToken, Agent, AgentClientOwner, AuthSettings, Classification, DomainRule, Grant, Host,
-    HostSettings, Human, HumanEmailOwner, Organization, PublicSigningKey, Server, ServerKeyOwner,
-    Session, SessionRevocation, State, Tool, ToolVisibility, UpstreamAuth, UpstreamCredential,
-    Versioned,
+    HostSettings, Human, HumanEmailOwner, Organization, ProviderKind, PublicSigningKey, Server,
+    ServerKeyOwner, Session, SessionRevocation, SignInProvider, State, Tool, ToolVisibility,
+    UpstreamAuth, UpstreamCredential, Versioned,
 };
 use crate::targets::ModelKind;
 
@@ -292,7 +292,44 @@ fn auth_settings(auth: Option<&pb::HostAuthSettings>) -> AuthSettings {
         allowed_domains: rule(auth.allowed_domains.as_ref()),
         password_domains: rule(auth.password_domains.as_ref()),
         email_otp_domains: rule(auth.email_otp_domains.as_ref()),
+        providers: auth
+            .providers
+            .iter()
+            .filter_map(|provider| sign_in_provider(provider, rule(provider.domains.as_ref())))
+            .collect(),
     }
+}
+
+/// The read model of a provider (no secret); `None` for a kind this build does not know,
+/// which the domain never records.
+fn sign_in_provider(
+    provider: &pb::SignInProvider,
+    domains: Option<DomainRule>,
+) -> Option<SignInProvider> {
+    let kind = match provider.kind() {
+        pb::SignInProviderKind::Oidc => ProviderKind::Oidc,
+        pb::SignInProviderKind::Google => ProviderKind::Google,
+        pb::SignInProviderKind::Microsoft => ProviderKind::Microsoft,
+        pb::SignInProviderKind::Github => ProviderKind::Github,
+        pb::SignInProviderKind::Unspecified => return None,
+    };
+    let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+    Some(SignInProvider {
+        id: provider.id.clone(),
+        kind,
+        display_name: provider.display_name.clone(),
+        client_id: provider.client_id.clone(),
+        secret_key_id: provider.key_id.clone(),
+        issuer: text(&provider.issuer),
+        tenant: text(&provider.tenant),
+        allowed_tenants: provider.allowed_tenants.clone(),
+        authority: text(&provider.authority),
+        authorization_endpoint: text(&provider.authorization_endpoint),
+        token_endpoint: text(&provider.token_endpoint),
+        api_base: text(&provider.api_base),
+        domains,
+        force_redirect_domains: provider.force_redirect_domains.clone(),
+    })
 }
 
 impl ReadModel for Host {
@@ -491,11 +528,13 @@ impl ReadModel for Human {
                 pre_authorized: e.pre_authorized,
                 email_verified: false,
             })),
-            Some(Body::HumanEmailVerified(_) | Body::HumanSignInCodeRedeemed(_)) => {
-                update(current, |human| {
-                    human.email_verified = true;
-                })
-            }
+            Some(
+                Body::HumanEmailVerified(_)
+                | Body::HumanSignInCodeRedeemed(_)
+                | Body::HumanIdentityLinked(_),
+            ) => update(current, |human| {
+                human.email_verified = true;
+            }),
             Some(Body::HumanRemoved(_)) => delete(current),
             _ => None,
         })

@@ -230,6 +230,101 @@ pub struct AuthSettings {
     /// Domains the mailed code accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_otp_domains: Option<DomainRule>,
+    /// External identity providers, in the order the page offers them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<SignInProvider>,
+}
+
+/// What an external identity provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider.
+    Oidc,
+    /// Google.
+    Google,
+    /// Microsoft Entra ID.
+    Microsoft,
+    /// GitHub.
+    Github,
+}
+
+impl ProviderKind {
+    /// The name settings use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Oidc => "oidc",
+            ProviderKind::Google => "google",
+            ProviderKind::Microsoft => "microsoft",
+            ProviderKind::Github => "github",
+        }
+    }
+
+    /// The label a button shows when the admin gave none.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderKind::Oidc => "single sign-on",
+            ProviderKind::Google => "Google",
+            ProviderKind::Microsoft => "Microsoft",
+            ProviderKind::Github => "GitHub",
+        }
+    }
+}
+
+/// An external identity provider of a host. Holds no secret: the sealed client secret stays
+/// in the host's events, where the consent pages read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInProvider {
+    /// Unique in the host; names it in its callback URL.
+    pub id: String,
+    /// What it speaks.
+    pub kind: ProviderKind,
+    /// The button's label (empty: the kind's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The master key id that sealed the client secret (empty: none stored).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_key_id: String,
+    /// OIDC issuer, or Google's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Microsoft tenant: a GUID, `common` or `organizations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Microsoft: the tenant ids accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tenants: Vec<String>,
+    /// Microsoft: the authority's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// GitHub: the authorization endpoint's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// GitHub: the token endpoint's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// GitHub: the API base's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+    /// Domains it accepts (intersected with the global list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<DomainRule>,
+    /// Domains whose emails must sign in here and nowhere else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub force_redirect_domains: Vec<String>,
+}
+
+impl SignInProvider {
+    /// The button's label.
+    pub fn label(&self) -> &str {
+        if self.display_name.is_empty() {
+            self.kind.label()
+        } else {
+            &self.display_name
+        }
+    }
 }
 
 impl Default for AuthSettings {
@@ -240,6 +335,7 @@ impl Default for AuthSettings {
             allowed_domains: None,
             password_domains: None,
             email_otp_domains: None,
+            providers: Vec::new(),
         }
     }
 }
@@ -285,12 +381,14 @@ impl AuthSettings {
     }
 
     /// Whether `email` (normalized, so lower-case ASCII) may sign in with `method`: the
-    /// method is on, and both the global rule and the method's rule allow its domain.
+    /// method is on, both the global rule and the method's rule allow its domain, and the
+    /// domain is not one an identity provider claims for itself (force-redirect).
     pub fn allows(&self, method: SignInMethod, email: &str) -> bool {
         let Some((_, domain)) = email.rsplit_once('@') else {
             return false;
         };
         self.enabled(method)
+            && self.forced_provider(email).is_none()
             && self
                 .allowed_domains
                 .as_ref()
@@ -298,20 +396,46 @@ impl AuthSettings {
             && self.rule(method).is_none_or(|rule| rule.allows(domain))
     }
 
+    /// The provider with `id`.
+    pub fn provider(&self, id: &str) -> Option<&SignInProvider> {
+        self.providers.iter().find(|provider| provider.id == id)
+    }
+
+    /// The provider whose force-redirect domains hold `email`'s domain (exactly).
+    pub fn forced_provider(&self, email: &str) -> Option<&SignInProvider> {
+        let (_, domain) = email.rsplit_once('@')?;
+        self.providers.iter().find(|provider| {
+            provider
+                .force_redirect_domains
+                .iter()
+                .any(|forced| forced == domain)
+        })
+    }
+
+    /// Whether `email` (normalized), as `provider` verified it, may sign in through it: both
+    /// rules allow its domain, and no other provider claims the domain.
+    pub fn allows_provider(&self, provider: &SignInProvider, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.forced_provider(email)
+            .is_none_or(|forced| forced.id == provider.id)
+            && self
+                .allowed_domains
+                .as_ref()
+                .is_none_or(|rule| rule.allows(domain))
+            && provider
+                .domains
+                .as_ref()
+                .is_none_or(|rule| rule.allows(domain))
+    }
+
     /// What in these settings is probably a mistake: an enabled method whose rules no email
     /// can satisfy (an empty list, or two lists with nothing in common).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for method in SignInMethod::ALL {
-            if !self.enabled(method) {
-                continue;
-            }
-            let nobody = match (self.allowed_domains.as_ref(), self.rule(method)) {
-                (None, None) => false,
-                (Some(only), None) | (None, Some(only)) => only.domains.is_empty(),
-                (Some(global), Some(own)) => !overlaps(global, own),
-            };
-            if nobody {
+            if self.enabled(method) && nobody(self.allowed_domains.as_ref(), self.rule(method)) {
                 warnings.push(format!(
                     "no email can sign in with {}: auth.allowed_domains and auth.{}_domains \
                      allow no domain in common",
@@ -320,7 +444,25 @@ impl AuthSettings {
                 ));
             }
         }
+        for (index, provider) in self.providers.iter().enumerate() {
+            if nobody(self.allowed_domains.as_ref(), provider.domains.as_ref()) {
+                warnings.push(format!(
+                    "no email can sign in with provider {:?}: auth.allowed_domains and \
+                     auth.providers[{index}].domains allow no domain in common",
+                    provider.id
+                ));
+            }
+        }
         warnings
+    }
+}
+
+/// Whether no domain satisfies both rules (an absent rule allows every domain).
+fn nobody(global: Option<&DomainRule>, own: Option<&DomainRule>) -> bool {
+    match (global, own) {
+        (None, None) => false,
+        (Some(only), None) | (None, Some(only)) => only.domains.is_empty(),
+        (Some(global), Some(own)) => !overlaps(global, own),
     }
 }
 

@@ -148,6 +148,8 @@ pub fn keys_for(event: &Event, subject: &Subject) -> Result<Vec<KeyTarget>, Fold
         subjects::SERVER_KEY => key(ModelKind::ServerKey, &[host, id])?,
         subjects::HUMAN => key(ModelKind::Human, &[host, id])?,
         subjects::HUMAN_EMAIL => key(ModelKind::HumanEmail, &[host, id])?,
+        // Identity reservations have no read model: sign-in reads them from the log.
+        subjects::HUMAN_IDENTITY => return Ok(Vec::new()),
         subjects::GRANT => {
             let (human_id, server_id) =
                 subjects::parse_grant_id(id).ok_or_else(|| FoldError::MalformedGrantId {

@@ -5,6 +5,7 @@
 //! it first); set `PORTCULLIS_BIN` to test another build.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is the report
 
+pub mod consent_client;
 pub mod dev_admin;
 pub mod gateway;
 pub mod sdk_client;

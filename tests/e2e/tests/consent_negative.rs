@@ -18,20 +18,21 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use portcullis_e2e::consent_client::{
+    Answer, Authorization, Client, STATE, authorization, authorize_url, base64url_decode, form,
+    http, param, pkce, register, register_raw,
+};
 use portcullis_e2e::dev_admin::DevGateway;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header::{self};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use test_fixtures::{Mail, McpPeer, SmtpSink};
 
 const PASSWORD: &str = "correct horse battery";
 /// The redirect URI the test clients register. Nothing listens there: the tests read the
 /// `Location` that points at it and never follow it.
 const REDIRECT: &str = "http://127.0.0.1:43117/callback";
-const STATE: &str = "state-Zm9v.bar~1";
 /// How long the replica may take to see a session start or end.
 const PROPAGATION: Duration = Duration::from_secs(10);
 /// How long a mail may take to land in the outbox.
@@ -62,108 +63,6 @@ async fn gateway_with_server(emails: &[&str]) -> (DevGateway, McpPeer) {
         gateway.grant(email, "everything", "high").await;
     }
     (gateway, upstream)
-}
-
-fn http() -> reqwest::Client {
-    // reqwest is built without a default crypto provider; plain HTTP still needs one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
-// ---------------------------------------------------------------------------------------
-// Answers
-
-/// One HTTP answer, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    async fn read(response: reqwest::Response) -> Answer {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn location(&self) -> Option<&str> {
-        self.header("location")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    /// The value of the hidden input `name` on this page.
-    fn hidden(&self, name: &str) -> String {
-        input_value(&self.body, name).unwrap_or_else(|| {
-            panic!(
-                "no input {name:?} on the page ({}):\n{}",
-                self.status, self.body
-            )
-        })
-    }
-
-    /// The page with the values of its `flow` and `csrf` inputs blanked, to compare two pages.
-    fn without_secrets(&self) -> String {
-        let mut text = self.body.clone();
-        for name in ["flow", "csrf"] {
-            if let Some(value) = input_value(&self.body, name) {
-                text = text.replace(&value, "…");
-            }
-        }
-        text
-    }
-}
-
-/// The `value` of the first `<input … name="<name>" value="…">`, HTML entities undone.
-fn input_value(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = start + html[start..].find('"')?;
-    Some(
-        html[start..end]
-            .replace("&#x2f;", "/")
-            .replace("&#x2b;", "+")
-            .replace("&#x3d;", "=")
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// Query parameter `name` of an absolute URL.
-fn param(url: &str, name: &str) -> Option<String> {
-    reqwest::Url::parse(url)
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
-        .query_pairs()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// `pairs` form-encoded.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut url = reqwest::Url::parse("http://form.invalid/").expect("url");
-    url.query_pairs_mut().extend_pairs(pairs);
-    url.query().unwrap_or_default().to_owned()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,146 +264,6 @@ fn six_digits(body: &str) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------
 // OAuth client side
-
-/// A registered client.
-#[derive(Debug)]
-struct Client {
-    id: String,
-    redirect_uri: String,
-}
-
-/// POSTs a registration; the answer.
-async fn register_raw(gateway: &DevGateway, body: &Value) -> Answer {
-    let response = http()
-        .post(format!("{}/oauth/register", gateway.base))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("register");
-    Answer::read(response).await
-}
-
-/// Registers a client with `redirect_uris` (the first one is the one it uses).
-async fn register(gateway: &DevGateway, redirect_uris: &[&str]) -> Client {
-    let answer = register_raw(
-        gateway,
-        &json!({
-            "client_name": "Negative tests",
-            "redirect_uris": redirect_uris,
-            "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-        }),
-    )
-    .await;
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    Client {
-        id: answer.json()["client_id"]
-            .as_str()
-            .expect("client_id")
-            .to_owned(),
-        redirect_uri: redirect_uris[0].to_owned(),
-    }
-}
-
-/// A fresh PKCE verifier (43 base64url characters) and its S256 challenge.
-fn pkce() -> (String, String) {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let seed = format!(
-        "{nanos}:{}:{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let verifier = base64url(&Sha256::digest(seed.as_bytes()));
-    let challenge = base64url(&Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Base64url without padding (RFC 4648 §5).
-fn base64url(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn base64url_decode(text: &str) -> Vec<u8> {
-    let (mut bits, mut count, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes() {
-        let value = BASE64URL
-            .iter()
-            .position(|&b| b == c)
-            .unwrap_or_else(|| panic!("not base64url: {text}"));
-        bits = (bits << 6) | u32::try_from(value).expect("6 bits");
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push(u8::try_from((bits >> count) & 0xff).expect("8 bits"));
-        }
-    }
-    out
-}
-
-/// An authorization request: its URL and the verifier that goes with it.
-#[derive(Debug)]
-struct Authorization {
-    url: String,
-    verifier: String,
-    resource: String,
-}
-
-/// `/oauth/authorize` with exactly `pairs` as its query.
-fn authorize_url(gateway: &DevGateway, pairs: &[(&str, &str)]) -> String {
-    format!("{}/oauth/authorize?{}", gateway.base, form(pairs))
-}
-
-/// A valid authorization request of `client` for `resource`, with `change` applied to its
-/// parameters (a value of `None` removes the parameter).
-fn authorization(
-    gateway: &DevGateway,
-    client: &Client,
-    resource: &str,
-    change: &[(&str, Option<&str>)],
-) -> Authorization {
-    let (verifier, challenge) = pkce();
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("response_type", "code"),
-        ("client_id", &client.id),
-        ("redirect_uri", &client.redirect_uri),
-        ("state", STATE),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-        ("resource", resource),
-        ("scope", "mcp"),
-    ];
-    for (name, value) in change {
-        pairs.retain(|(key, _)| key != name);
-        if let Some(value) = value {
-            pairs.push((name, value));
-        }
-    }
-    Authorization {
-        url: authorize_url(gateway, &pairs),
-        verifier,
-        resource: resource.to_owned(),
-    }
-}
 
 /// Signs up `email` on the sign-in page `page` and enters the mailed code; the next page.
 async fn sign_up(browser: &mut Browser, outbox: &mut Outbox, page: &Answer, email: &str) -> Answer {

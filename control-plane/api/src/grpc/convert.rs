@@ -111,12 +111,41 @@ fn auth_settings(auth: &portcullis_projector::models::AuthSettings) -> pb::HostA
             include_subdomains: rule.include_subdomains,
         })
     };
+    use portcullis_projector::models::ProviderKind as Kind;
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
     pb::HostAuthSettings {
         password: Some(auth.password),
         email_otp: Some(auth.email_otp),
         allowed_domains: rule(auth.allowed_domains.as_ref()),
         password_domains: rule(auth.password_domains.as_ref()),
         email_otp_domains: rule(auth.email_otp_domains.as_ref()),
+        // Secrets are write-only: neither the plain text nor the sealed value goes out.
+        providers: auth
+            .providers
+            .iter()
+            .map(|provider| pb::SignInProvider {
+                id: provider.id.clone(),
+                kind: match provider.kind {
+                    Kind::Oidc => pb::SignInProviderKind::Oidc,
+                    Kind::Google => pb::SignInProviderKind::Google,
+                    Kind::Microsoft => pb::SignInProviderKind::Microsoft,
+                    Kind::Github => pb::SignInProviderKind::Github,
+                } as i32,
+                display_name: provider.display_name.clone(),
+                client_id: provider.client_id.clone(),
+                client_secret_set: !provider.secret_key_id.is_empty(),
+                issuer: text(&provider.issuer),
+                tenant: text(&provider.tenant),
+                allowed_tenants: provider.allowed_tenants.clone(),
+                authority: text(&provider.authority),
+                authorization_endpoint: text(&provider.authorization_endpoint),
+                token_endpoint: text(&provider.token_endpoint),
+                api_base: text(&provider.api_base),
+                domains: rule(provider.domains.as_ref()),
+                force_redirect_domains: provider.force_redirect_domains.clone(),
+                ..Default::default()
+            })
+            .collect(),
     }
 }
 

@@ -19,6 +19,10 @@ impl HostService for Api {
     ) -> Result<Response<api::Host>, Status> {
         let call = self.write(&request).await?;
         let message = request.into_inner();
+        if let Some(auth) = message.settings.as_ref().and_then(|s| s.auth.as_ref()) {
+            crate::flows::check_sign_in_urls(self.state.url_policy, auth, "settings.auth")
+                .map_err(control_status)?;
+        }
         let create = CreateHost {
             org_id: non_empty(message.org_id),
             prefix: message.prefix,
@@ -76,6 +80,10 @@ impl HostService for Api {
         let settings = message
             .settings
             .ok_or_else(|| invalid("settings", "required: the whole new settings"))?;
+        if let Some(auth) = &settings.auth {
+            crate::flows::check_sign_in_urls(self.state.url_policy, auth, "settings.auth")
+                .map_err(control_status)?;
+        }
         let patch = convert::settings_patch(settings)?;
         let view = self
             .state

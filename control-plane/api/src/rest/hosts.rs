@@ -103,6 +103,84 @@ pub struct AuthSettings {
     /// Domains the mailed code accepts. Absent: every domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_otp_domains: Option<DomainRule>,
+    /// External identity providers (at most 20), in the order the sign-in page offers them.
+    /// Each one's callback is `<host base URL>/consent/sso/<id>/callback`; register it at the
+    /// provider.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub providers: Vec<Provider>,
+}
+
+/// What an identity provider speaks.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider (discovery from `issuer`).
+    Oidc,
+    /// Google (`issuer` overrides `https://accounts.google.com`).
+    Google,
+    /// Microsoft Entra ID (`tenant`, `allowed_tenants`, `authority`).
+    Microsoft,
+    /// GitHub (OAuth and its REST API; endpoints overridable).
+    Github,
+}
+
+/// An external identity provider humans may sign in with. Identities are keyed by issuer
+/// and subject (Microsoft: tenant and object id; GitHub: user id), never by email; only an
+/// address the provider vouches for counts (OIDC/Google `email_verified`, Microsoft
+/// `xms_edov`, GitHub's verified addresses), and the domain rules are applied to it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Unique in the host: 1 to 32 of `a-z`, `0-9` and `-`, starting with a letter.
+    #[schema(example = "okta")]
+    pub id: String,
+    /// What it speaks.
+    pub kind: ProviderKind,
+    /// The button's label. Default: the kind's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    /// The OAuth client id the provider issued.
+    pub client_id: String,
+    /// The client secret (write-only, sealed at rest). Required for a new provider;
+    /// absent keeps the stored one of the provider with the same id and kind.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only)]
+    pub client_secret: Option<String>,
+    /// Whether a client secret is stored.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub client_secret_set: bool,
+    /// `oidc`: the issuer URL (required). `google`: overrides `https://accounts.google.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `microsoft`: a tenant id (GUID), `common` or `organizations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// `microsoft`: the tenant ids whose users may sign in; required with `common` and
+    /// `organizations`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tenants: Vec<String>,
+    /// `microsoft`: overrides `https://login.microsoftonline.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// `github`: overrides `https://github.com/login/oauth/authorize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// `github`: overrides `https://github.com/login/oauth/access_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// `github`: overrides `https://api.github.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+    /// Domains this provider accepts (intersected with `allowed_domains`). Absent: every
+    /// domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<DomainRule>,
+    /// Emails of these domains must sign in with this provider: every other method refuses
+    /// them and the sign-in page sends them here. Each must be allowed for this provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub force_redirect_domains: Vec<String>,
 }
 
 fn on() -> bool {
@@ -130,12 +208,40 @@ impl From<portcullis_projector::models::AuthSettings> for AuthSettings {
                 include_subdomains: rule.include_subdomains,
             })
         };
+        use portcullis_projector::models::ProviderKind as Kind;
+        let providers = auth
+            .providers
+            .into_iter()
+            .map(|provider| Provider {
+                id: provider.id,
+                kind: match provider.kind {
+                    Kind::Oidc => ProviderKind::Oidc,
+                    Kind::Google => ProviderKind::Google,
+                    Kind::Microsoft => ProviderKind::Microsoft,
+                    Kind::Github => ProviderKind::Github,
+                },
+                display_name: provider.display_name,
+                client_id: provider.client_id,
+                client_secret: None,
+                client_secret_set: !provider.secret_key_id.is_empty(),
+                issuer: provider.issuer,
+                tenant: provider.tenant,
+                allowed_tenants: provider.allowed_tenants,
+                authority: provider.authority,
+                authorization_endpoint: provider.authorization_endpoint,
+                token_endpoint: provider.token_endpoint,
+                api_base: provider.api_base,
+                domains: rule(provider.domains),
+                force_redirect_domains: provider.force_redirect_domains,
+            })
+            .collect();
         AuthSettings {
             password: auth.password,
             email_otp: auth.email_otp,
             allowed_domains: rule(auth.allowed_domains),
             password_domains: rule(auth.password_domains),
             email_otp_domains: rule(auth.email_otp_domains),
+            providers,
         }
     }
 }
@@ -148,12 +254,39 @@ impl AuthSettings {
                 include_subdomains: rule.include_subdomains,
             })
         };
+        let providers = self
+            .providers
+            .into_iter()
+            .map(|provider| pb::SignInProvider {
+                id: provider.id,
+                kind: match provider.kind {
+                    ProviderKind::Oidc => pb::SignInProviderKind::Oidc,
+                    ProviderKind::Google => pb::SignInProviderKind::Google,
+                    ProviderKind::Microsoft => pb::SignInProviderKind::Microsoft,
+                    ProviderKind::Github => pb::SignInProviderKind::Github,
+                } as i32,
+                display_name: provider.display_name,
+                client_id: provider.client_id,
+                client_secret: provider.client_secret.unwrap_or_default(),
+                issuer: provider.issuer.unwrap_or_default(),
+                tenant: provider.tenant.unwrap_or_default(),
+                allowed_tenants: provider.allowed_tenants,
+                authority: provider.authority.unwrap_or_default(),
+                authorization_endpoint: provider.authorization_endpoint.unwrap_or_default(),
+                token_endpoint: provider.token_endpoint.unwrap_or_default(),
+                api_base: provider.api_base.unwrap_or_default(),
+                domains: rule(provider.domains),
+                force_redirect_domains: provider.force_redirect_domains,
+                ..Default::default()
+            })
+            .collect();
         pb::HostAuthSettings {
             password: Some(self.password),
             email_otp: Some(self.email_otp),
             allowed_domains: rule(self.allowed_domains),
             password_domains: rule(self.password_domains),
             email_otp_domains: rule(self.email_otp_domains),
+            providers,
         }
     }
 }
@@ -282,10 +415,14 @@ pub async fn create(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<CreateHostRequest>,
 ) -> Result<Created<Host>, ApiError> {
+    let settings = request.settings.map(SettingsInput::into_proto);
+    if let Some(auth) = settings.as_ref().and_then(|s| s.auth.as_ref()) {
+        crate::flows::check_sign_in_urls(state.url_policy, auth, "settings.auth")?;
+    }
     let create = CreateHost {
         org_id: request.org_id,
         prefix: request.prefix,
-        settings: request.settings.map(SettingsInput::into_proto),
+        settings,
     };
     let host = state
         .control
@@ -348,6 +485,9 @@ pub async fn update(
     ApiJson(request): ApiJson<UpdateHostRequest>,
 ) -> Result<Json<Host>, ApiError> {
     let patch = request.settings.unwrap_or_default().into_patch();
+    if let Some(auth) = &patch.auth {
+        crate::flows::check_sign_in_urls(state.url_policy, auth, "settings.auth")?;
+    }
     let host = state
         .control
         .update_host_settings(&admin.principal, &admin.context, admin.key(), &host, patch)

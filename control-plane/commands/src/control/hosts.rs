@@ -81,7 +81,10 @@ impl Control {
         }
         host_id::validate_prefix(&request.prefix)
             .map_err(|e| ControlError::invalid("prefix", e))?;
-        let settings = normalize_host_settings(&request.settings.unwrap_or_default())
+        let requested = request.settings.unwrap_or_default();
+        // Checked once before any id is drawn, with stand-in sealed secrets, so a bad request
+        // fails without writing; each attempt seals the secrets for its own host id.
+        normalize_host_settings(&stand_in_secrets(&requested))
             .map_err(|e| ControlError::invalid(e.field(), &e))?;
 
         let mut writes = Writes::new(&principal.token_id, idempotency_key);
@@ -91,6 +94,12 @@ impl Control {
             let host_id = host_id::generate(&request.prefix, &mut rng)
                 .map_err(|e| ControlError::invalid("prefix", e))?;
             let host_subject = subject(subjects::host(&host_id))?;
+            let mut settings = requested.clone();
+            if let Some(auth) = &mut settings.auth {
+                self.seal_provider_secrets(&host_id, auth)?;
+            }
+            let settings = normalize_host_settings(&settings)
+                .map_err(|e| ControlError::invalid(e.field(), &e))?;
             let create = HostCommand::Create {
                 host_id: host_id.clone(),
                 org_id: org_id.clone(),
@@ -188,6 +197,10 @@ impl Control {
         patch: HostSettingsPatch,
     ) -> Result<HostView, ControlError> {
         self.host_for(principal, host_id).await?;
+        let mut patch = patch;
+        if let Some(auth) = &mut patch.auth {
+            self.seal_provider_secrets(host_id, auth)?;
+        }
         let mut writes = Writes::new(&principal.token_id, idempotency_key);
         let host_subject = subject(subjects::host(host_id))?;
         let command = HostCommand::PatchSettings(patch.into_domain());
@@ -239,8 +252,27 @@ impl Control {
     }
 }
 
+/// `settings` with every provider's plain-text secret replaced by a stand-in sealed value, for
+/// checking everything else before anything is sealed.
+fn stand_in_secrets(settings: &pb::HostSettings) -> pb::HostSettings {
+    let mut settings = settings.clone();
+    if let Some(auth) = &mut settings.auth {
+        for provider in &mut auth.providers {
+            if !provider.client_secret.is_empty() {
+                provider.client_secret.clear();
+                provider.sealed_client_secret = vec![0];
+                provider.key_id = "stand-in".to_owned();
+            } else {
+                provider.sealed_client_secret.clear();
+                provider.key_id.clear();
+            }
+        }
+    }
+    settings
+}
+
 /// Host settings to change; `None` keeps the current value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostSettingsPatch {
     /// Whether agents may add MCP servers dynamically.
     pub dynamic_mcps: Option<bool>,

@@ -337,3 +337,86 @@ fn wrong_sign_in_codes_are_counted_and_then_the_code_is_dead() {
         Err(HumanRejected::NoCode),
     );
 }
+
+fn link(email: &str) -> HumanCommand {
+    HumanCommand::LinkIdentity {
+        provider_id: "okta".into(),
+        issuer: "https://idp.example".into(),
+        subject: "u-1".into(),
+        verified_email: email.into(),
+    }
+}
+
+fn linked() -> EventBody {
+    EventBody::HumanIdentityLinked(HumanIdentityLinked {
+        provider_id: "okta".into(),
+        issuer: "https://idp.example".into(),
+        subject: "u-1".into(),
+        email: "ada@example.com".into(),
+    })
+}
+
+fn account_after(history: &[EventBody]) -> Account {
+    match history.iter().fold(Human::default(), Human::evolve) {
+        Human::Live { account, .. } => account,
+        other => panic!("not live: {other:?}"),
+    }
+}
+
+#[test]
+fn an_identity_links_once_and_only_with_the_humans_own_verified_email() {
+    check(
+        &[added()],
+        link("ada@example.com"),
+        Ok(Decision::Append(linked())),
+    );
+    check(
+        &[added(), linked()],
+        link("ada@example.com"),
+        Ok(Decision::Unchanged),
+    );
+    check(
+        &[added()],
+        link("eve@example.com"),
+        Err(HumanRejected::EmailMismatch),
+    );
+    check(
+        &[added(), removed()],
+        link("ada@example.com"),
+        Err(HumanRejected::NotFound),
+    );
+}
+
+#[test]
+fn a_mailbox_proven_by_a_provider_or_a_sign_in_code_voids_a_password_set_before_the_proof() {
+    let password = EventBody::HumanPasswordSet(HumanPasswordSet {
+        password_hash_sealed: b"phc".to_vec(),
+    });
+    let mut squatted = live_unverified();
+    squatted.push(password.clone());
+    assert!(account_after(&squatted).password_hash_sealed.is_some());
+
+    let mut by_provider = squatted.clone();
+    by_provider.push(linked());
+    let account = account_after(&by_provider);
+    assert!(account.email_verified);
+    assert_eq!(account.password_hash_sealed, None);
+    assert_eq!(account.identities.len(), 1);
+
+    let mut by_code = squatted;
+    by_code.push(sign_in_code(b"h", 10));
+    by_code.push(EventBody::HumanSignInCodeRedeemed(
+        HumanSignInCodeRedeemed {},
+    ));
+    let account = account_after(&by_code);
+    assert!(account.email_verified);
+    assert_eq!(account.password_hash_sealed, None);
+
+    // A password whose own sign-up code proved the mailbox stays.
+    let mut verified = live_unverified();
+    verified.push(password);
+    verified.push(code_issued(b"v", 100));
+    verified.push(EventBody::HumanEmailVerified(HumanEmailVerified {}));
+    verified.push(linked());
+    assert!(account_after(&verified).password_hash_sealed.is_some());
+}

@@ -276,6 +276,7 @@ fn sign_in_settings_get_explicit_defaults_and_normalized_domains() {
         }),
         password_domains: None,
         email_otp_domains: Some(pb::DomainRule::default()),
+        providers: Vec::new(),
     };
     let normalized = normalize_auth_settings(Some(&given)).expect("valid");
     let allowed = normalized.allowed_domains.expect("kept");
@@ -342,4 +343,201 @@ fn bad_sign_in_settings_name_the_field() {
         normalize_host_settings(&settings),
         Err(InvalidSettings::NoSignInMethod)
     );
+}
+
+fn provider(kind: pb::SignInProviderKind) -> pb::SignInProvider {
+    pb::SignInProvider {
+        id: "sso".into(),
+        kind: kind as i32,
+        client_id: "portcullis".into(),
+        sealed_client_secret: vec![1, 2, 3],
+        key_id: "k1".into(),
+        issuer: if kind == pb::SignInProviderKind::Oidc {
+            "https://idp.example.com/".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
+fn with_providers(providers: Vec<pb::SignInProvider>) -> pb::HostAuthSettings {
+    pb::HostAuthSettings {
+        providers,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_provider_is_normalized_and_counts_as_a_sign_in_method() {
+    let mut oidc = provider(pb::SignInProviderKind::Oidc);
+    oidc.force_redirect_domains = vec!["Corp.Example.".into()];
+    let given = pb::HostAuthSettings {
+        password: Some(false),
+        email_otp: Some(false),
+        providers: vec![oidc],
+        ..Default::default()
+    };
+    let normalized = normalize_auth_settings(Some(&given)).expect("valid");
+    let oidc = &normalized.providers[0];
+    assert_eq!(oidc.issuer, "https://idp.example.com");
+    assert_eq!(oidc.force_redirect_domains, ["corp.example"]);
+}
+
+#[test]
+fn bad_providers_name_the_field_and_say_why() {
+    use pb::SignInProviderKind as Kind;
+    let cases: Vec<(pb::SignInProvider, &str)> = vec![
+        (
+            pb::SignInProvider {
+                id: "Bad Id".into(),
+                ..provider(Kind::Oidc)
+            },
+            "id",
+        ),
+        (
+            pb::SignInProvider {
+                kind: 0,
+                ..provider(Kind::Oidc)
+            },
+            "kind",
+        ),
+        (
+            pb::SignInProvider {
+                issuer: String::new(),
+                ..provider(Kind::Oidc)
+            },
+            "issuer",
+        ),
+        (
+            pb::SignInProvider {
+                issuer: "ftp://x.example".into(),
+                ..provider(Kind::Oidc)
+            },
+            "issuer",
+        ),
+        (
+            pb::SignInProvider {
+                issuer: "https://u:p@x.example".into(),
+                ..provider(Kind::Oidc)
+            },
+            "issuer",
+        ),
+        (
+            pb::SignInProvider {
+                client_id: String::new(),
+                ..provider(Kind::Oidc)
+            },
+            "client_id",
+        ),
+        (
+            pb::SignInProvider {
+                client_secret: "plain".into(),
+                ..provider(Kind::Oidc)
+            },
+            "client_secret",
+        ),
+        (
+            pb::SignInProvider {
+                sealed_client_secret: Vec::new(),
+                ..provider(Kind::Oidc)
+            },
+            "client_secret",
+        ),
+        (provider(Kind::Microsoft), "tenant"),
+        (
+            pb::SignInProvider {
+                tenant: "common".into(),
+                ..provider(Kind::Microsoft)
+            },
+            "allowed_tenants",
+        ),
+        (
+            pb::SignInProvider {
+                tenant: "organizations".into(),
+                allowed_tenants: vec!["nope".into()],
+                ..provider(Kind::Microsoft)
+            },
+            "allowed_tenants[0]",
+        ),
+        (
+            pb::SignInProvider {
+                tenant: "11111111-1111-4111-8111-111111111111".into(),
+                allowed_tenants: vec!["22222222-2222-4222-8222-222222222222".into()],
+                ..provider(Kind::Microsoft)
+            },
+            "allowed_tenants",
+        ),
+        (
+            pb::SignInProvider {
+                tenant: "common".into(),
+                ..provider(Kind::Github)
+            },
+            "tenant",
+        ),
+        (
+            pb::SignInProvider {
+                api_base: "https://api.example".into(),
+                ..provider(Kind::Google)
+            },
+            "api_base",
+        ),
+        (
+            pb::SignInProvider {
+                issuer: "https://idp.example".into(),
+                ..provider(Kind::Github)
+            },
+            "issuer",
+        ),
+        (
+            pb::SignInProvider {
+                force_redirect_domains: vec!["not a domain".into()],
+                ..provider(Kind::Google)
+            },
+            "force_redirect_domains[0]",
+        ),
+        (
+            pb::SignInProvider {
+                domains: Some(pb::DomainRule {
+                    domains: vec!["other.example".into()],
+                    include_subdomains: false,
+                }),
+                force_redirect_domains: vec!["corp.example".into()],
+                ..provider(Kind::Google)
+            },
+            "force_redirect_domains[0]",
+        ),
+    ];
+    for (bad, field) in cases {
+        let err = normalize_auth_settings(Some(&with_providers(vec![bad.clone()])))
+            .expect_err(&format!("{bad:?} must be refused"));
+        assert_eq!(err.field(), format!("auth.providers[0].{field}"), "{err}");
+    }
+}
+
+#[test]
+fn provider_ids_and_forced_domains_are_unique_and_forced_domains_must_be_allowed() {
+    use pb::SignInProviderKind as Kind;
+    let twice = with_providers(vec![provider(Kind::Oidc), provider(Kind::Google)]);
+    let err = normalize_auth_settings(Some(&twice)).expect_err("same id");
+    assert_eq!(err.field(), "auth.providers[1].id");
+
+    let forced = |id: &str, kind| pb::SignInProvider {
+        id: id.into(),
+        force_redirect_domains: vec!["corp.example".into()],
+        ..provider(kind)
+    };
+    let claimed_twice = with_providers(vec![forced("a", Kind::Oidc), forced("b", Kind::Google)]);
+    let err = normalize_auth_settings(Some(&claimed_twice)).expect_err("one domain, two providers");
+    assert_eq!(err.field(), "auth.providers[1].force_redirect_domains[0]");
+
+    let outside_global = pb::HostAuthSettings {
+        allowed_domains: Some(pb::DomainRule {
+            domains: vec!["other.example".into()],
+            include_subdomains: false,
+        }),
+        ..with_providers(vec![forced("a", Kind::Oidc)])
+    };
+    let err = normalize_auth_settings(Some(&outside_global)).expect_err("not allowed globally");
+    assert_eq!(err.field(), "auth.providers[0].force_redirect_domains[0]");
 }

@@ -297,6 +297,7 @@ fn host_settings_get_their_defaults_resolved() {
                 }),
                 password_domains: None,
                 email_otp_domains: None,
+                providers: Vec::new(),
             }),
         }),
     }));
@@ -681,6 +682,7 @@ fn domain_rules_intersect_the_global_and_the_method_list() {
         allowed_domains: global,
         password_domains: own,
         email_otp_domains: None,
+        providers: Vec::new(),
     };
     let pw = SignInMethod::Password;
     let cases: [(AuthSettings, &str, bool); 12] = [
@@ -743,6 +745,7 @@ fn an_empty_intersection_is_warned_about() {
         allowed_domains: rule(&["acme.com"], false),
         password_domains: rule(&["b.com"], false),
         email_otp_domains: rule(&["eu.acme.com"], false),
+        providers: Vec::new(),
     };
     let warnings = settings.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
@@ -758,4 +761,74 @@ fn an_empty_intersection_is_warned_about() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("password"), "{warnings:?}");
     assert!(AuthSettings::default().warnings().is_empty());
+}
+
+fn provider(id: &str, domains: Option<DomainRule>, forced: &[&str]) -> SignInProvider {
+    SignInProvider {
+        id: id.into(),
+        kind: ProviderKind::Oidc,
+        display_name: String::new(),
+        client_id: "c".into(),
+        secret_key_id: "k".into(),
+        issuer: Some("https://idp.example".into()),
+        tenant: None,
+        allowed_tenants: Vec::new(),
+        authority: None,
+        authorization_endpoint: None,
+        token_endpoint: None,
+        api_base: None,
+        domains,
+        force_redirect_domains: forced.iter().map(|d| (*d).to_owned()).collect(),
+    }
+}
+
+/// Providers: the global list intersected with the provider's own, and a forced domain
+/// belongs to its provider alone (every other method and provider refuses it).
+#[test]
+fn provider_rules_intersect_and_forced_domains_belong_to_one_provider() {
+    let okta = provider("okta", None, &["acme.com"]);
+    let google = provider("google", rule(&["acme.com", "partner.com"], false), &[]);
+    let settings = AuthSettings {
+        allowed_domains: rule(&["acme.com", "partner.com", "other.com"], false),
+        providers: vec![okta.clone(), google.clone()],
+        ..AuthSettings::default()
+    };
+    assert_eq!(
+        settings
+            .forced_provider("a@acme.com")
+            .map(|p| p.id.as_str()),
+        Some("okta")
+    );
+    assert_eq!(settings.forced_provider("a@eu.acme.com"), None);
+    assert!(settings.allows_provider(&okta, "a@acme.com"));
+    assert!(
+        !settings.allows_provider(&google, "a@acme.com"),
+        "forced to okta"
+    );
+    assert!(
+        !settings.allows(SignInMethod::Password, "a@acme.com"),
+        "forced to okta"
+    );
+    assert!(settings.allows_provider(&google, "a@partner.com"));
+    assert!(
+        !settings.allows_provider(&google, "a@other.com"),
+        "not google's"
+    );
+    assert!(settings.allows_provider(&okta, "a@other.com"));
+    assert!(
+        !settings.allows_provider(&okta, "a@elsewhere.com"),
+        "not global"
+    );
+    assert!(settings.allows(SignInMethod::Password, "a@partner.com"));
+
+    let nobody = AuthSettings {
+        allowed_domains: rule(&["acme.com"], false),
+        providers: vec![provider("gh", rule(&["partner.com"], false), &[])],
+        ..AuthSettings::default()
+    };
+    let warnings = nobody.warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("\"gh\"")),
+        "{warnings:?}"
+    );
 }
