@@ -74,6 +74,8 @@ event_bodies!(
     HumanIdentityLinked,
     HumanIdentityClaimed,
     HumanIdentityReleased,
+    HumanPasskeyRegistered,
+    HumanPasskeyUsed,
 );
 
 /// Why a recorded event could not be decoded. Every variant names the log sequence, so an
@@ -174,6 +176,13 @@ pub fn decode_event(record: &RecordedEvent) -> Result<Event, DecodeError> {
     Ok(event)
 }
 
+fn check_passkey(credential_id: &[u8], passkey_json: &str) -> Result<(), String> {
+    if credential_id.is_empty() || passkey_json.is_empty() {
+        return Err("credential_id and passkey_json are required".to_owned());
+    }
+    Ok(())
+}
+
 /// The domain rules protobuf cannot express: metadata present, every trust level a real
 /// level, required sub-messages present, upstream timeouts within their bounds.
 fn validate(event: &Event) -> Result<(), String> {
@@ -208,6 +217,8 @@ fn validate(event: &Event) -> Result<(), String> {
         Body::GrantChanged(e) => check_trust("max_trust_level", e.max_trust_level),
         Body::AgentCapSet(e) => check_trust("max_trust_level", e.max_trust_level),
         Body::SessionStarted(e) => check_trust("trust_level", e.trust_level),
+        Body::HumanPasskeyRegistered(e) => check_passkey(&e.credential_id, &e.passkey_json),
+        Body::HumanPasskeyUsed(e) => check_passkey(&e.credential_id, &e.passkey_json),
         Body::HumanIdentityLinked(e) => {
             if e.issuer.is_empty() || e.subject.is_empty() {
                 Err("issuer and subject are required".to_owned())

@@ -68,7 +68,9 @@ pub fn aggregate_type(event: &Event) -> Option<&'static str> {
         | Body::HumanSignInCodeIssued(_)
         | Body::HumanSignInCodeFailed(_)
         | Body::HumanSignInCodeRedeemed(_)
-        | Body::HumanIdentityLinked(_) => HUMAN,
+        | Body::HumanIdentityLinked(_)
+        | Body::HumanPasskeyRegistered(_)
+        | Body::HumanPasskeyUsed(_) => HUMAN,
         Body::HumanIdentityClaimed(_) | Body::HumanIdentityReleased(_) => HUMAN_IDENTITY,
         Body::HumanEmailClaimed(_) | Body::HumanEmailReleased(_) => HUMAN_EMAIL,
         Body::GrantIssued(_) | Body::GrantChanged(_) | Body::GrantRevoked(_) => GRANT,

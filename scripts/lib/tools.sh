@@ -228,3 +228,35 @@ ensure_identity_peers() {
   export PORTCULLIS_PEER_GITHUB="$repo/tests/peers/identity/github.py"
   printf 'oidc-provider %s\n' "$(node -p "require('$pkg/package.json').version")" >&2
 }
+
+# --- SAML 2.0 identity provider peer (portcullis-saml's tests) ----------------------------------
+# tests/peers/identity/saml_idp.py is a scriptable pysaml2 IdP (normal and forged responses) that
+# signs with Debian's xmlsec1. samael (the SP library) builds against libxmlsec1 with bindgen,
+# which needs libclang-dev. Both Debian packages come from apt-get; pysaml2 from PyPI into its
+# own venv (<repo>/.peers/saml-venv). The tests read PORTCULLIS_PEER_SAML_PYTHON,
+# PORTCULLIS_PEER_SAML_IDP and PORTCULLIS_XMLSEC1 and fail with a clear message when one is unset.
+PYSAML2_VERSION=7.5.5
+
+# Installs libclang-dev and xmlsec1 (apt-get) and pysaml2 (PyPI) when missing, and exports
+# PORTCULLIS_PEER_SAML_PYTHON (a python that can `import saml2`), PORTCULLIS_PEER_SAML_IDP (the
+# peer script) and PORTCULLIS_XMLSEC1 (the xmlsec1 binary).
+ensure_saml_tools() {
+  local xmlsec1=/usr/bin/xmlsec1
+  if [[ ! -x "$xmlsec1" ]] || ! dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed"; then
+    log "Installing Debian's libclang-dev and xmlsec1 (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libclang-dev xmlsec1 >&2 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libclang-dev xmlsec1 >&2; } \
+      || return 1
+  fi
+  local venv="$repo/.peers/saml-venv"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pysaml2') == '$PYSAML2_VERSION'" 2>/dev/null; then
+    log "Installing pysaml2 $PYSAML2_VERSION (PyPI) into .peers/saml-venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pysaml2==$PYSAML2_VERSION" || return 1
+  fi
+  export PORTCULLIS_PEER_SAML_PYTHON="$venv/bin/python"
+  export PORTCULLIS_PEER_SAML_IDP="$repo/tests/peers/identity/saml_idp.py"
+  export PORTCULLIS_XMLSEC1="$xmlsec1"
+  printf 'pysaml2 %s, %s\n' "$PYSAML2_VERSION" "$("$PORTCULLIS_XMLSEC1" --version 2>&1 | head -n1)" >&2
+}

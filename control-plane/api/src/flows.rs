@@ -333,6 +333,7 @@ pub(crate) fn check_sign_in_urls(
             ("authorization_endpoint", &provider.authorization_endpoint),
             ("token_endpoint", &provider.token_endpoint),
             ("api_base", &provider.api_base),
+            ("saml_sso_url", &provider.saml_sso_url),
         ] {
             if value.trim().is_empty() {
                 continue;
@@ -343,6 +344,26 @@ pub(crate) fn check_sign_in_urls(
                     rejected,
                 )
             })?;
+        }
+    }
+    for (index, provider) in auth.providers.iter().enumerate() {
+        if provider.kind != pb::SignInProviderKind::Saml as i32 {
+            continue;
+        }
+        let idp = portcullis_saml::IdentityProvider {
+            entity_id: provider.saml_entity_id.trim().to_owned(),
+            sso_url: provider.saml_sso_url.trim().to_owned(),
+            certificates: provider.saml_certificates.clone(),
+        };
+        if let Err(error) = idp.check() {
+            let field = match &error {
+                portcullis_saml::SamlError::Config { field, .. } => format!("saml_{field}"),
+                _ => "saml_certificates".to_owned(),
+            };
+            return Err(portcullis_commands::control::ControlError::invalid(
+                format!("{prefix}.providers[{index}].{field}"),
+                error,
+            ));
         }
     }
     Ok(())

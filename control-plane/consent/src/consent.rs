@@ -241,6 +241,7 @@ async fn step(
                 .providers
                 .iter()
                 .any(|provider| !provider.force_redirect_domains.is_empty()),
+            passkeys: host.auth.passkeys,
             error: notice.error.as_deref(),
             info: notice.info.as_deref(),
         },
@@ -357,6 +358,7 @@ async fn chosen_step(
                 csrf: &session.csrf,
                 email,
                 servers: choices,
+                passkey_register: host.auth.passkeys,
                 error: notice.error.as_deref(),
             },
             server_url,
@@ -388,7 +390,17 @@ async fn chosen_step(
         )
         .await
         {
-            Ok(_) => return trust_page(flow, flow_text, session, email, server, notice),
+            Ok(_) => {
+                return trust_page(
+                    flow,
+                    flow_text,
+                    session,
+                    email,
+                    server,
+                    host.auth.passkeys,
+                    notice,
+                );
+            }
             Err(portcullis_upstream::DiscoverError::AuthorizationRequired { .. }) => {
                 return crate::upstream::page(
                     flow,
@@ -425,7 +437,15 @@ async fn chosen_step(
             },
         );
     }
-    trust_page(flow, flow_text, session, email, server, notice)
+    trust_page(
+        flow,
+        flow_text,
+        session,
+        email,
+        server,
+        host.auth.passkeys,
+        notice,
+    )
 }
 
 /// The server page; with `server_url` (the text to show in it), the "Server URL" field too.
@@ -488,6 +508,7 @@ fn trust_page(
     session: &BrowserSession,
     email: &str,
     server: &ConsentServer,
+    passkey_register: bool,
     notice: Notice,
 ) -> Response {
     let levels = LEVELS
@@ -524,6 +545,7 @@ fn trust_page(
             flow: flow_text,
             csrf: &session.csrf,
             levels,
+            passkey_register,
             error: notice.error.as_deref(),
         },
     )
@@ -605,7 +627,7 @@ pub(crate) async fn admit_post(
 }
 
 /// Whether the request's `Origin` (or, without one, its `Referer`) is the host's own.
-fn same_origin(headers: &HeaderMap, base: &str) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap, base: &str) -> bool {
     let single = |name: header::HeaderName| {
         let mut values = headers.get_all(name).iter();
         match (values.next(), values.next()) {
@@ -910,7 +932,11 @@ pub(crate) async fn verify(
         };
         let sent = match method {
             SignInMethod::EmailOtp => inner.send_sign_in_code(host_id, &account).await,
-            SignInMethod::Password => inner.send_code(host_id, &account).await,
+            // A pending code is a sign-up's verification or a mailed sign-in code, never a
+            // passkey's.
+            SignInMethod::Password | SignInMethod::Passkey => {
+                inner.send_code(host_id, &account).await
+            }
         };
         return match sent {
             Ok(true) => retry(Notice::info("We sent a new code.")).await,
@@ -989,7 +1015,7 @@ fn code_refused(rejected: &HumanRejected) -> &'static str {
 }
 
 /// What the page says when a method is off.
-fn method_off(method: SignInMethod) -> &'static str {
+pub(crate) fn method_off(method: SignInMethod) -> &'static str {
     match method {
         SignInMethod::Password => {
             "Signing in with a password is off on this gateway. Use another way to sign in."
@@ -997,17 +1023,23 @@ fn method_off(method: SignInMethod) -> &'static str {
         SignInMethod::EmailOtp => {
             "Signing in with a code by email is off on this gateway. Use another way to sign in."
         }
+        SignInMethod::Passkey => {
+            "Signing in with a passkey is off on this gateway. Use another way to sign in."
+        }
     }
 }
 
 /// What the page says when the domain rules refuse an email for a method.
-fn domain_refused(method: SignInMethod) -> &'static str {
+pub(crate) fn domain_refused(method: SignInMethod) -> &'static str {
     match method {
         SignInMethod::Password => {
             "This email cannot sign in here with a password. Use the email your admin gave access to, or another way to sign in."
         }
         SignInMethod::EmailOtp => {
             "This email cannot sign in here with a code. Use the email your admin gave access to, or another way to sign in."
+        }
+        SignInMethod::Passkey => {
+            "This email cannot sign in here with a passkey. Use the email your admin gave access to, or another way to sign in."
         }
     }
 }

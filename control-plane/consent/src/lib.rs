@@ -2,7 +2,7 @@
 //! for MCP clients (`oauth`: RFC 8414 and OIDC discovery, JWKS, RFC 7591 registration,
 //! authorization, token), human accounts (`accounts`: sign-up with a mailed 6-digit code,
 //! sign-in, argon2id in `passwords`), sign-in through external identity providers (`sso`),
-//! the consent pages (`consent`, templates in
+//! passkeys (`passkey`, webauthn-rs, with `static/passkey.js`), the consent pages (`consent`, templates in
 //! `templates/`, rendered by `pages`), the browser session cookie (`browser`), sealed
 //! values (`sealed`), outgoing mail (`mail`) and rate limits (`limits`).
 //!
@@ -24,8 +24,10 @@ pub mod limits;
 pub mod mail;
 pub mod oauth;
 pub mod pages;
+pub mod passkey;
 pub mod passwords;
 pub mod refresh;
+pub mod saml;
 pub mod sealed;
 pub mod sso;
 pub mod upstream;
@@ -89,6 +91,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Arc<limits::Limits>,
     /// The relying party of hosts' identity providers (caches their discovery documents).
     pub(crate) idp: portcullis_idp::Idp,
+    /// Spends authorization codes and passkey ceremonies exactly once.
+    pub(crate) codes: Arc<dyn CodeLedger>,
 }
 
 /// Why the consent side could not start.
@@ -112,7 +116,7 @@ impl Consent {
             control.clone(),
             config.key_ring.clone(),
             config.public_urls.clone(),
-            codes,
+            codes.clone(),
         )
         .with_limiter(limiter)
         .with_metadata_fetcher(Arc::new(cimd::MetadataDocuments::new(control.clone())));
@@ -125,6 +129,7 @@ impl Consent {
             oauth,
             control,
             idp: portcullis_idp::Idp::new(config.url_policy),
+            codes,
             config,
         });
         Ok(Self { inner })
@@ -158,6 +163,33 @@ impl Consent {
             .route("/consent/upstream", post(upstream::begin))
             .route("/consent/upstream/callback", get(upstream::callback))
             .route("/consent/sso", post(sso::begin))
+            .route("/consent/passkey.js", get(passkey::script))
+            .route("/consent/saml-continue.js", get(saml::continue_script))
+            .route(
+                "/consent/sso/saml/finish",
+                post(saml::finish).layer(DefaultBodyLimit::max(saml::MAX_SAML_FORM_BYTES)),
+            )
+            .route("/api/auth/sso/saml2/sp/metadata", get(saml::metadata))
+            .route(
+                "/api/auth/sso/saml2/callback/{sso_id}",
+                post(saml::acs).layer(DefaultBodyLimit::max(saml::MAX_SAML_FORM_BYTES)),
+            )
+            .route(
+                "/consent/passkey/register/start",
+                post(passkey::register_start),
+            )
+            .route(
+                "/consent/passkey/register/finish",
+                post(passkey::register_finish),
+            )
+            .route(
+                "/consent/passkey/sign-in/start",
+                post(passkey::sign_in_start),
+            )
+            .route(
+                "/consent/passkey/sign-in/finish",
+                post(passkey::sign_in_finish),
+            )
             .route("/consent/sso/{provider}/callback", get(sso::callback))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.inner.clone())

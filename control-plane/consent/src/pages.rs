@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 /// The Content-Security-Policy of every page: no scripts, no frames, styles inline only.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
-                       base-uri 'none'; frame-ancestors 'none'";
+                       script-src 'self'; connect-src 'self'; base-uri 'none'; \
+                       frame-ancestors 'none'";
 
 /// The sign-in page.
 #[derive(Debug, Template)]
@@ -28,6 +29,8 @@ pub struct SignIn<'a> {
     /// Whether some provider claims email domains (then an email-first "single sign-on"
     /// form finds the provider for an address).
     pub sso_email: bool,
+    /// Whether passkey sign-in is on.
+    pub passkeys: bool,
     pub error: Option<&'a str>,
     pub info: Option<&'a str>,
 }
@@ -66,6 +69,8 @@ pub struct ServerPage<'a> {
     pub csrf: &'a str,
     pub email: &'a str,
     pub servers: Vec<ServerChoice>,
+    /// Whether to offer adding a passkey.
+    pub passkey_register: bool,
     pub error: Option<&'a str>,
 }
 
@@ -99,6 +104,8 @@ pub struct TrustPage<'a> {
     pub flow: &'a str,
     pub csrf: &'a str,
     pub levels: Vec<LevelChoice>,
+    /// Whether to offer adding a passkey.
+    pub passkey_register: bool,
     pub error: Option<&'a str>,
 }
 
@@ -130,6 +137,15 @@ pub struct ErrorPage<'a> {
     /// A flow to retry (a Retry button re-opens the step).
     pub retry: Option<String>,
     pub deny: Option<DenyForm>,
+}
+
+/// The page that re-posts a SAML response from the gateway's own origin.
+#[derive(Debug, Template)]
+#[template(path = "saml_post.html")]
+pub struct SamlPost<'a> {
+    pub title: &'a str,
+    pub response: &'a str,
+    pub relay_state: &'a str,
 }
 
 /// A rendered page with `status` and the security headers.

@@ -153,6 +153,9 @@ pub(crate) async fn start(
     provider: &SignInProvider,
     login_hint: Option<&str>,
 ) -> Response {
+    if provider.kind == ProviderKind::Saml {
+        return crate::saml::start(inner, posted, flow_text, provider).await;
+    }
     let host = &posted.host;
     let config = match provider_config(inner, &host.host_id, provider).await {
         Ok(config) => config,
@@ -246,6 +249,9 @@ async fn provider_config(
             ProviderKind::Google => portcullis_idp::ProviderKind::Google,
             ProviderKind::Microsoft => portcullis_idp::ProviderKind::Microsoft,
             ProviderKind::Github => portcullis_idp::ProviderKind::GitHub,
+            // SAML never reaches here: `start` hands it to `saml`, and its answer comes to
+            // the assertion consumer service.
+            ProviderKind::Saml => return Err(unavailable_page()),
         },
         client_id: provider.client_id.clone(),
         client_secret: secret,

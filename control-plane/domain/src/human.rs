@@ -20,9 +20,9 @@
 //! keep a password for the account its owner later claims.
 
 use portcullis_proto::events::v1::{
-    HumanAdded, HumanEmailVerified, HumanIdentityLinked, HumanPasswordSet, HumanRemoved,
-    HumanSignInCodeFailed, HumanSignInCodeIssued, HumanSignInCodeRedeemed,
-    HumanVerificationCodeIssued, HumanVerificationFailed,
+    HumanAdded, HumanEmailVerified, HumanIdentityLinked, HumanPasskeyRegistered, HumanPasskeyUsed,
+    HumanPasswordSet, HumanRemoved, HumanSignInCodeFailed, HumanSignInCodeIssued,
+    HumanSignInCodeRedeemed, HumanVerificationCodeIssued, HumanVerificationFailed,
 };
 
 use crate::validate::{InvalidEmail, normalize_email};
@@ -64,6 +64,20 @@ pub struct Account {
     pub sign_in_code: Option<PendingCode>,
     /// External identities that sign in as this human.
     pub identities: Vec<LinkedIdentity>,
+    /// Passkeys, oldest first.
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+/// At most this many passkeys per human.
+pub const MAX_PASSKEYS: usize = 10;
+
+/// A registered passkey: its credential id and the relying party's record of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPasskey {
+    /// The credential id.
+    pub credential_id: Vec<u8>,
+    /// The record (webauthn-rs `Passkey`, JSON), as last updated.
+    pub passkey_json: String,
 }
 
 /// An identity at an external provider, linked to a human.
@@ -142,6 +156,20 @@ pub enum HumanCommand {
         /// The address the provider verified (normalized): must be the human's.
         verified_email: String,
     },
+    /// Registers a passkey (the human is signed in, so the email is verified).
+    RegisterPasskey {
+        /// The credential id.
+        credential_id: Vec<u8>,
+        /// The relying party's record of it.
+        passkey_json: String,
+    },
+    /// Records a sign-in with a registered passkey and its updated record.
+    UsePasskey {
+        /// The credential id.
+        credential_id: Vec<u8>,
+        /// The record as updated by the sign-in.
+        passkey_json: String,
+    },
     /// Records a sign-in attempt with a mailed code.
     RedeemSignInCode {
         /// The hash of the current code if the entered one matched it (`None`: no match).
@@ -179,6 +207,18 @@ pub enum HumanRejected {
     /// The provider vouched for another address than the human's.
     #[error("the identity's verified email is not this human's")]
     EmailMismatch,
+    /// A passkey needs a verified email.
+    #[error("the email is not verified yet")]
+    NotVerified,
+    /// The credential is registered already.
+    #[error("this passkey is registered already")]
+    PasskeyExists,
+    /// No such passkey.
+    #[error("no such passkey")]
+    UnknownPasskey,
+    /// Too many passkeys.
+    #[error("at most {MAX_PASSKEYS} passkeys")]
+    TooManyPasskeys,
 }
 
 impl Aggregate for Human {
@@ -236,6 +276,21 @@ impl Aggregate for Human {
                     EventBody::HumanSignInCodeRedeemed(_) => {
                         prove_mailbox(&mut account);
                         account.sign_in_code = None;
+                    }
+                    EventBody::HumanPasskeyRegistered(e) => {
+                        account.passkeys.push(StoredPasskey {
+                            credential_id: e.credential_id.clone(),
+                            passkey_json: e.passkey_json.clone(),
+                        });
+                    }
+                    EventBody::HumanPasskeyUsed(e) => {
+                        if let Some(stored) = account
+                            .passkeys
+                            .iter_mut()
+                            .find(|stored| stored.credential_id == e.credential_id)
+                        {
+                            stored.passkey_json.clone_from(&e.passkey_json);
+                        }
                     }
                     EventBody::HumanIdentityLinked(e) => {
                         prove_mailbox(&mut account);
@@ -297,6 +352,54 @@ impl Aggregate for Human {
                     expires_at_ms: *expires_at_ms,
                 },
             ))),
+            (
+                Human::Live { account, .. },
+                HumanCommand::RegisterPasskey {
+                    credential_id,
+                    passkey_json,
+                },
+            ) => {
+                if !account.email_verified {
+                    return Err(HumanRejected::NotVerified);
+                }
+                if account
+                    .passkeys
+                    .iter()
+                    .any(|stored| stored.credential_id == *credential_id)
+                {
+                    return Err(HumanRejected::PasskeyExists);
+                }
+                if account.passkeys.len() >= MAX_PASSKEYS {
+                    return Err(HumanRejected::TooManyPasskeys);
+                }
+                Ok(Decision::Append(EventBody::HumanPasskeyRegistered(
+                    HumanPasskeyRegistered {
+                        credential_id: credential_id.clone(),
+                        passkey_json: passkey_json.clone(),
+                    },
+                )))
+            }
+            (
+                Human::Live { account, .. },
+                HumanCommand::UsePasskey {
+                    credential_id,
+                    passkey_json,
+                },
+            ) => {
+                if !account
+                    .passkeys
+                    .iter()
+                    .any(|stored| stored.credential_id == *credential_id)
+                {
+                    return Err(HumanRejected::UnknownPasskey);
+                }
+                Ok(Decision::Append(EventBody::HumanPasskeyUsed(
+                    HumanPasskeyUsed {
+                        credential_id: credential_id.clone(),
+                        passkey_json: passkey_json.clone(),
+                    },
+                )))
+            }
             (
                 Human::Live { email, account, .. },
                 HumanCommand::LinkIdentity {

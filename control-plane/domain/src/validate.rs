@@ -485,7 +485,8 @@ pub fn normalize_host_settings(
 pub const MAX_RULE_DOMAINS: usize = 200;
 
 /// Checks sign-in settings and returns them with every default made explicit (password on,
-/// mailed codes off) and every domain normalized (`normalize_domain`, de-duplicated).
+/// mailed codes and passkeys off; passkeys alone are not enough, as a passkey is registered
+/// after signing in some other way) and every domain normalized (`normalize_domain`, de-duplicated).
 pub fn normalize_auth_settings(
     auth: Option<&pb::HostAuthSettings>,
 ) -> Result<pb::HostAuthSettings, InvalidSettings> {
@@ -529,6 +530,17 @@ pub fn normalize_auth_settings(
                 ));
             }
         }
+        if provider.kind == pb::SignInProviderKind::Saml as i32
+            && providers
+                .iter()
+                .any(|other| other.kind == pb::SignInProviderKind::Saml as i32)
+        {
+            return Err(invalid(
+                "kind".to_owned(),
+                "a host has one saml provider (its assertion consumer service is per host)"
+                    .to_owned(),
+            ));
+        }
         providers.push(provider);
     }
     Ok(pb::HostAuthSettings {
@@ -538,6 +550,8 @@ pub fn normalize_auth_settings(
         password_domains: rule("password_domains", auth.password_domains.as_ref())?,
         email_otp_domains: rule("email_otp_domains", auth.email_otp_domains.as_ref())?,
         providers,
+        passkeys: Some(auth.passkeys.unwrap_or(false)),
+        passkey_domains: rule("passkey_domains", auth.passkey_domains.as_ref())?,
     })
 }
 
@@ -574,7 +588,7 @@ fn normalize_provider(
         Ok(Kind::Unspecified) | Err(_) => {
             return Err(invalid(
                 "kind",
-                "one of oidc, google, microsoft, github".to_owned(),
+                "one of oidc, google, microsoft, github, saml".to_owned(),
             ));
         }
         Ok(kind) => kind,
@@ -586,27 +600,37 @@ fn normalize_provider(
             "at most 64 characters, no control characters".to_owned(),
         ));
     }
+    let saml = kind == Kind::Saml;
     let client_id = provider.client_id.trim();
-    if client_id.is_empty()
-        || client_id.len() > 512
-        || client_id.chars().any(|c| c.is_control() || c == ' ')
-    {
-        return Err(invalid(
-            "client_id",
-            "required: 1 to 512 characters without spaces or control characters".to_owned(),
-        ));
-    }
     if !provider.client_secret.is_empty() {
         return Err(invalid(
             "client_secret",
             "must be sealed before it is recorded".to_owned(),
         ));
     }
-    if provider.sealed_client_secret.is_empty() || provider.key_id.is_empty() {
-        return Err(invalid(
-            "client_secret",
-            "required for a new provider (or a provider whose kind changed)".to_owned(),
-        ));
+    if saml {
+        if !client_id.is_empty() || !provider.sealed_client_secret.is_empty() {
+            return Err(invalid(
+                "client_id",
+                "saml providers have no client id or secret".to_owned(),
+            ));
+        }
+    } else {
+        if client_id.is_empty()
+            || client_id.len() > 512
+            || client_id.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return Err(invalid(
+                "client_id",
+                "required: 1 to 512 characters without spaces or control characters".to_owned(),
+            ));
+        }
+        if provider.sealed_client_secret.is_empty() || provider.key_id.is_empty() {
+            return Err(invalid(
+                "client_secret",
+                "required for a new provider (or a provider whose kind changed)".to_owned(),
+            ));
+        }
     }
     let url = |field: &str, value: &str| -> Result<String, InvalidSettings> {
         let value = value.trim();
@@ -622,6 +646,53 @@ fn normalize_provider(
     let authorization_endpoint = url("authorization_endpoint", &provider.authorization_endpoint)?;
     let token_endpoint = url("token_endpoint", &provider.token_endpoint)?;
     let api_base = url("api_base", &provider.api_base)?;
+    let saml_sso_url = url("saml_sso_url", &provider.saml_sso_url)?;
+    let saml_entity_id = provider.saml_entity_id.trim().to_owned();
+    let saml_certificates: Vec<String> = provider
+        .saml_certificates
+        .iter()
+        .map(|certificate| certificate.trim().to_owned())
+        .collect();
+    if saml {
+        if saml_sso_url.is_empty() {
+            return Err(invalid("saml_sso_url", "required for saml".to_owned()));
+        }
+        if saml_entity_id.is_empty()
+            || saml_entity_id.chars().count() > 1024
+            || saml_entity_id.chars().any(char::is_whitespace)
+        {
+            return Err(invalid(
+                "saml_entity_id",
+                "required for saml: 1 to 1024 characters without spaces".to_owned(),
+            ));
+        }
+        if saml_certificates.is_empty() || saml_certificates.len() > 8 {
+            return Err(invalid(
+                "saml_certificates",
+                "saml needs 1 to 8 signing certificates: responses are never accepted unsigned"
+                    .to_owned(),
+            ));
+        }
+        if let Some(at) = saml_certificates
+            .iter()
+            .position(|c| c.is_empty() || c.len() > 16 * 1024)
+        {
+            return Err(invalid(
+                &format!("saml_certificates[{at}]"),
+                "a PEM or base64 DER certificate of at most 16 KiB".to_owned(),
+            ));
+        }
+    } else {
+        for (field, set) in [
+            ("saml_sso_url", !saml_sso_url.is_empty()),
+            ("saml_entity_id", !saml_entity_id.is_empty()),
+            ("saml_certificates", !saml_certificates.is_empty()),
+        ] {
+            if set {
+                return Err(invalid(field, "applies only to saml".to_owned()));
+            }
+        }
+    }
     let tenant = provider.tenant.trim().to_ascii_lowercase();
     let mut allowed_tenants: Vec<String> = Vec::new();
     for (at, allowed) in provider.allowed_tenants.iter().enumerate() {
@@ -757,6 +828,9 @@ fn normalize_provider(
         domains,
         force_redirect_domains: forced,
         client_secret_set: false,
+        saml_sso_url,
+        saml_entity_id,
+        saml_certificates,
     })
 }
 

@@ -297,6 +297,8 @@ fn auth_settings(auth: Option<&pb::HostAuthSettings>) -> AuthSettings {
             .iter()
             .filter_map(|provider| sign_in_provider(provider, rule(provider.domains.as_ref())))
             .collect(),
+        passkeys: auth.passkeys.unwrap_or(false),
+        passkey_domains: rule(auth.passkey_domains.as_ref()),
     }
 }
 
@@ -311,6 +313,7 @@ fn sign_in_provider(
         pb::SignInProviderKind::Google => ProviderKind::Google,
         pb::SignInProviderKind::Microsoft => ProviderKind::Microsoft,
         pb::SignInProviderKind::Github => ProviderKind::Github,
+        pb::SignInProviderKind::Saml => ProviderKind::Saml,
         pb::SignInProviderKind::Unspecified => return None,
     };
     let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
@@ -329,6 +332,9 @@ fn sign_in_provider(
         api_base: text(&provider.api_base),
         domains,
         force_redirect_domains: provider.force_redirect_domains.clone(),
+        saml_sso_url: text(&provider.saml_sso_url),
+        saml_entity_id: text(&provider.saml_entity_id),
+        saml_certificates: provider.saml_certificates.clone(),
     })
 }
 

@@ -195,17 +195,24 @@ pub enum SignInMethod {
     Password,
     /// A 6-digit code sent by mail.
     EmailOtp,
+    /// A passkey registered while signed in.
+    Passkey,
 }
 
 impl SignInMethod {
     /// Every method, in the order pages offer them.
-    pub const ALL: [SignInMethod; 2] = [SignInMethod::Password, SignInMethod::EmailOtp];
+    pub const ALL: [SignInMethod; 3] = [
+        SignInMethod::Password,
+        SignInMethod::EmailOtp,
+        SignInMethod::Passkey,
+    ];
 
     /// The name settings and messages use.
     pub fn name(self) -> &'static str {
         match self {
             SignInMethod::Password => "password",
             SignInMethod::EmailOtp => "email_otp",
+            SignInMethod::Passkey => "passkey",
         }
     }
 }
@@ -233,6 +240,12 @@ pub struct AuthSettings {
     /// External identity providers, in the order the page offers them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<SignInProvider>,
+    /// Passkeys (WebAuthn).
+    #[serde(default)]
+    pub passkeys: bool,
+    /// Domains passkey sign-in accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_domains: Option<DomainRule>,
 }
 
 /// What an external identity provider speaks.
@@ -247,6 +260,8 @@ pub enum ProviderKind {
     Microsoft,
     /// GitHub.
     Github,
+    /// SAML 2.0.
+    Saml,
 }
 
 impl ProviderKind {
@@ -257,6 +272,7 @@ impl ProviderKind {
             ProviderKind::Google => "google",
             ProviderKind::Microsoft => "microsoft",
             ProviderKind::Github => "github",
+            ProviderKind::Saml => "saml",
         }
     }
 
@@ -267,6 +283,7 @@ impl ProviderKind {
             ProviderKind::Google => "Google",
             ProviderKind::Microsoft => "Microsoft",
             ProviderKind::Github => "GitHub",
+            ProviderKind::Saml => "SAML single sign-on",
         }
     }
 }
@@ -314,6 +331,15 @@ pub struct SignInProvider {
     /// Domains whose emails must sign in here and nowhere else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub force_redirect_domains: Vec<String>,
+    /// SAML: the IdP's single sign-on URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_sso_url: Option<String>,
+    /// SAML: the IdP's entity id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_entity_id: Option<String>,
+    /// SAML: the IdP's signing certificates (public).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saml_certificates: Vec<String>,
 }
 
 impl SignInProvider {
@@ -336,6 +362,8 @@ impl Default for AuthSettings {
             password_domains: None,
             email_otp_domains: None,
             providers: Vec::new(),
+            passkeys: false,
+            passkey_domains: None,
         }
     }
 }
@@ -369,6 +397,7 @@ impl AuthSettings {
         match method {
             SignInMethod::Password => self.password,
             SignInMethod::EmailOtp => self.email_otp,
+            SignInMethod::Passkey => self.passkeys,
         }
     }
 
@@ -377,6 +406,7 @@ impl AuthSettings {
         match method {
             SignInMethod::Password => self.password_domains.as_ref(),
             SignInMethod::EmailOtp => self.email_otp_domains.as_ref(),
+            SignInMethod::Passkey => self.passkey_domains.as_ref(),
         }
     }
 

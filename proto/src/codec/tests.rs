@@ -62,7 +62,7 @@ fn the_event_type_is_the_body_variant_name() {
     assert_eq!(event_type(&grant_issued(1)), "GrantIssued");
     assert_eq!(event_type(&Event::default()), "Empty");
     assert!(!EVENT_TYPES.contains(&"Empty"));
-    assert_eq!(EVENT_TYPES.len(), 44);
+    assert_eq!(EVENT_TYPES.len(), 49);
 }
 
 #[test]

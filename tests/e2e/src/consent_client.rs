@@ -257,3 +257,107 @@ pub fn authorization(
         resource: resource.to_owned(),
     }
 }
+
+/// A browser that keeps every site's cookies and follows redirects across sites, stopping at
+/// the redirect URI it is given. POSTs carry the gateway's `Origin`, as its pages would.
+#[derive(Debug)]
+pub struct CookieBrowser {
+    http: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
+    base: String,
+    /// Where the flow ends: the MCP client's redirect URI.
+    stop_at: String,
+}
+
+impl CookieBrowser {
+    /// The `Cookie` header this browser sends to the gateway now (to replay a request as a
+    /// thief of it would).
+    pub fn cookie_header(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore as _;
+        let url = reqwest::Url::parse(&self.base).ok()?;
+        self.jar
+            .cookies(&url)
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+    }
+
+    /// A browser at the gateway `base`, stopping at `stop_at`.
+    pub fn new(base: &str, stop_at: &str) -> CookieBrowser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        CookieBrowser {
+            stop_at: stop_at.to_owned(),
+            jar: jar.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_provider(jar)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: base.to_owned(),
+        }
+    }
+
+    /// GETs `url` (relative ones at the gateway).
+    pub async fn get(&self, url: &str) -> Answer {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        Answer::read(self.http.get(&url).send().await.expect("GET")).await
+    }
+
+    /// Follows redirects (relative ones against the URL that answered) until a page, or the
+    /// MCP client's redirect URI.
+    pub async fn follow(&self, mut answer: Answer, mut at: String) -> Answer {
+        for _ in 0..20 {
+            if !matches!(answer.status, 301 | 302 | 303 | 307) {
+                return answer;
+            }
+            let Some(location) = answer.location() else {
+                return answer;
+            };
+            let next = reqwest::Url::parse(&at)
+                .and_then(|base| base.join(location))
+                .expect("redirect target")
+                .to_string();
+            if next.starts_with(&self.stop_at) {
+                return answer;
+            }
+            answer = self.get(&next).await;
+            at = next;
+        }
+        panic!("too many redirects: {answer:?}");
+    }
+
+    /// Opens `url` and follows it to a page.
+    pub async fn open(&self, url: &str) -> Answer {
+        let answer = self.get(url).await;
+        self.follow(answer, url.to_owned()).await
+    }
+
+    /// POSTs `fields` to `path` at the gateway, answered but not followed.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .header(header::ORIGIN, &self.base)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form(fields))
+            .send()
+            .await
+            .expect("POST");
+        Answer::read(response).await
+    }
+
+    /// Submits the form of `page` (its `flow` and `csrf` plus `fields`) and follows.
+    pub async fn submit(&self, page: &Answer, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let flow = page.hidden("flow");
+        let csrf = page.hidden("csrf");
+        let mut all = vec![("flow", flow.as_str()), ("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let answer = self.post(path, &all).await;
+        self.follow(answer, format!("{}{path}", self.base)).await
+    }
+}

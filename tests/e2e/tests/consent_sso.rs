@@ -13,11 +13,11 @@
 //! secrets sealed at rest, and a callback carried to another browser.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is the test failure
 
-use std::time::Duration;
 
-use portcullis_e2e::consent_client::{Answer, Client, authorization, form, param, register};
+use portcullis_e2e::consent_client::{
+    Answer, Client, CookieBrowser as Browser, authorization, form, param, register,
+};
 use portcullis_e2e::dev_admin::DevGateway;
-use reqwest::header;
 use serde_json::{Value, json};
 use test_fixtures::{GitHubPeer, McpPeer, OidcPeers};
 
@@ -128,7 +128,7 @@ impl Setup {
     async fn sign_in_page(&self) -> (Browser, Answer) {
         let client: Client = register(&self.gateway, &[REDIRECT]).await;
         let request = authorization(&self.gateway, &client, &self.gateway.mcp_url(), &[]);
-        let browser = Browser::new(&self.gateway.base);
+        let browser = Browser::new(&self.gateway.base, REDIRECT);
         let page = browser.open(&request.url).await;
         assert_eq!(page.status, 200, "{}", page.body);
         (browser, page)
@@ -166,93 +166,6 @@ impl Setup {
             .iter()
             .filter(|human| human["email"] == email)
             .count()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The browser
-
-/// A browser that keeps every site's cookies and follows redirects across sites, stopping at
-/// the MCP client's redirect URI. POSTs carry the gateway's `Origin`, as its pages would.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    fn new(base: &str) -> Browser {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .cookie_store(true)
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-            base: base.to_owned(),
-        }
-    }
-
-    async fn get(&self, url: &str) -> Answer {
-        let url = if url.starts_with('/') {
-            format!("{}{url}", self.base)
-        } else {
-            url.to_owned()
-        };
-        Answer::read(self.http.get(&url).send().await.expect("GET")).await
-    }
-
-    /// Follows redirects (relative ones against the URL that answered) until a page, or the
-    /// MCP client's redirect URI.
-    async fn follow(&self, mut answer: Answer, mut at: String) -> Answer {
-        for _ in 0..20 {
-            if !matches!(answer.status, 301 | 302 | 303 | 307) {
-                return answer;
-            }
-            let Some(location) = answer.location() else {
-                return answer;
-            };
-            let next = reqwest::Url::parse(&at)
-                .and_then(|base| base.join(location))
-                .expect("redirect target")
-                .to_string();
-            if next.starts_with(REDIRECT) {
-                return answer;
-            }
-            answer = self.get(&next).await;
-            at = next;
-        }
-        panic!("too many redirects: {answer:?}");
-    }
-
-    async fn open(&self, url: &str) -> Answer {
-        let answer = self.get(url).await;
-        self.follow(answer, url.to_owned()).await
-    }
-
-    /// POSTs `fields` to `path` at the gateway, answered but not followed.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .header(header::ORIGIN, &self.base)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(fields))
-            .send()
-            .await
-            .expect("POST");
-        Answer::read(response).await
-    }
-
-    /// Submits the form of `page` (its `flow` and `csrf` plus `fields`) and follows.
-    async fn submit(&self, page: &Answer, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let flow = page.hidden("flow");
-        let csrf = page.hidden("csrf");
-        let mut all = vec![("flow", flow.as_str()), ("csrf", csrf.as_str())];
-        all.extend_from_slice(fields);
-        let answer = self.post(path, &all).await;
-        self.follow(answer, format!("{}{path}", self.base)).await
     }
 }
 
@@ -645,7 +558,7 @@ async fn a_callback_carried_to_another_browser_or_with_a_forged_state_signs_nobo
     };
 
     // Another browser (an attacker's victim) opening the callback: nobody is signed in.
-    let other = Browser::new(&setup.gateway.base);
+    let other = Browser::new(&setup.gateway.base, REDIRECT);
     let elsewhere = other.get(&callback).await;
     assert_refused(&elsewhere, 400, "started in another browser");
 

@@ -119,6 +119,8 @@ fn auth_settings(auth: &portcullis_projector::models::AuthSettings) -> pb::HostA
         allowed_domains: rule(auth.allowed_domains.as_ref()),
         password_domains: rule(auth.password_domains.as_ref()),
         email_otp_domains: rule(auth.email_otp_domains.as_ref()),
+        passkeys: Some(auth.passkeys),
+        passkey_domains: rule(auth.passkey_domains.as_ref()),
         // Secrets are write-only: neither the plain text nor the sealed value goes out.
         providers: auth
             .providers
@@ -130,6 +132,7 @@ fn auth_settings(auth: &portcullis_projector::models::AuthSettings) -> pb::HostA
                     Kind::Google => pb::SignInProviderKind::Google,
                     Kind::Microsoft => pb::SignInProviderKind::Microsoft,
                     Kind::Github => pb::SignInProviderKind::Github,
+                    Kind::Saml => pb::SignInProviderKind::Saml,
                 } as i32,
                 display_name: provider.display_name.clone(),
                 client_id: provider.client_id.clone(),
@@ -143,6 +146,9 @@ fn auth_settings(auth: &portcullis_projector::models::AuthSettings) -> pb::HostA
                 api_base: text(&provider.api_base),
                 domains: rule(provider.domains.as_ref()),
                 force_redirect_domains: provider.force_redirect_domains.clone(),
+                saml_sso_url: text(&provider.saml_sso_url),
+                saml_entity_id: text(&provider.saml_entity_id),
+                saml_certificates: provider.saml_certificates.clone(),
                 ..Default::default()
             })
             .collect(),

@@ -109,6 +109,13 @@ pub struct AuthSettings {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub providers: Vec<Provider>,
+    /// Passkeys (WebAuthn, relying party id = the host's domain): a signed-in human may
+    /// register one on the consent pages and sign in with it later. Default: off.
+    #[serde(default)]
+    pub passkeys: bool,
+    /// Domains passkey sign-in accepts. Absent: every domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_domains: Option<DomainRule>,
 }
 
 /// What an identity provider speaks.
@@ -123,6 +130,9 @@ pub enum ProviderKind {
     Microsoft,
     /// GitHub (OAuth and its REST API; endpoints overridable).
     Github,
+    /// SAML 2.0, SP-initiated (`saml_sso_url`, `saml_entity_id`, `saml_certificates`; no
+    /// client id or secret). At most one per host.
+    Saml,
 }
 
 /// An external identity provider humans may sign in with. Identities are keyed by issuer
@@ -140,7 +150,8 @@ pub struct Provider {
     /// The button's label. Default: the kind's name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub display_name: String,
-    /// The OAuth client id the provider issued.
+    /// The OAuth client id the provider issued (not for `saml`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_id: String,
     /// The client secret (write-only, sealed at rest). Required for a new provider;
     /// absent keeps the stored one of the provider with the same id and kind.
@@ -181,6 +192,16 @@ pub struct Provider {
     /// them and the sign-in page sends them here. Each must be allowed for this provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub force_redirect_domains: Vec<String>,
+    /// `saml`: the IdP's single sign-on URL (HTTP-Redirect binding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_sso_url: Option<String>,
+    /// `saml`: the IdP's entity id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_entity_id: Option<String>,
+    /// `saml`: the IdP's X.509 signing certificates, PEM (one or more, for rotation). The
+    /// service provider's metadata is at `GET /api/v1/hosts/{host}/saml/metadata`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saml_certificates: Vec<String>,
 }
 
 fn on() -> bool {
@@ -219,6 +240,7 @@ impl From<portcullis_projector::models::AuthSettings> for AuthSettings {
                     Kind::Google => ProviderKind::Google,
                     Kind::Microsoft => ProviderKind::Microsoft,
                     Kind::Github => ProviderKind::Github,
+                    Kind::Saml => ProviderKind::Saml,
                 },
                 display_name: provider.display_name,
                 client_id: provider.client_id,
@@ -233,6 +255,9 @@ impl From<portcullis_projector::models::AuthSettings> for AuthSettings {
                 api_base: provider.api_base,
                 domains: rule(provider.domains),
                 force_redirect_domains: provider.force_redirect_domains,
+                saml_sso_url: provider.saml_sso_url,
+                saml_entity_id: provider.saml_entity_id,
+                saml_certificates: provider.saml_certificates,
             })
             .collect();
         AuthSettings {
@@ -242,6 +267,8 @@ impl From<portcullis_projector::models::AuthSettings> for AuthSettings {
             password_domains: rule(auth.password_domains),
             email_otp_domains: rule(auth.email_otp_domains),
             providers,
+            passkeys: auth.passkeys,
+            passkey_domains: rule(auth.passkey_domains),
         }
     }
 }
@@ -264,6 +291,7 @@ impl AuthSettings {
                     ProviderKind::Google => pb::SignInProviderKind::Google,
                     ProviderKind::Microsoft => pb::SignInProviderKind::Microsoft,
                     ProviderKind::Github => pb::SignInProviderKind::Github,
+                    ProviderKind::Saml => pb::SignInProviderKind::Saml,
                 } as i32,
                 display_name: provider.display_name,
                 client_id: provider.client_id,
@@ -277,6 +305,9 @@ impl AuthSettings {
                 api_base: provider.api_base.unwrap_or_default(),
                 domains: rule(provider.domains),
                 force_redirect_domains: provider.force_redirect_domains,
+                saml_sso_url: provider.saml_sso_url.unwrap_or_default(),
+                saml_entity_id: provider.saml_entity_id.unwrap_or_default(),
+                saml_certificates: provider.saml_certificates,
                 ..Default::default()
             })
             .collect();
@@ -287,6 +318,8 @@ impl AuthSettings {
             password_domains: rule(self.password_domains),
             email_otp_domains: rule(self.email_otp_domains),
             providers,
+            passkeys: Some(self.passkeys),
+            passkey_domains: rule(self.passkey_domains),
         }
     }
 }
@@ -566,6 +599,41 @@ pub struct ClientConfig {
     pub host: ClientTarget,
     /// Per server, sorted by key.
     pub servers: Vec<ServerClientConfig>,
+}
+
+/// The host's SAML service-provider metadata (XML), for the IdP's administrator: entity id
+/// `<host base URL>/api/auth/sso/saml2/sp/metadata`, assertion consumer service
+/// `<host base URL>/api/auth/sso/saml2/callback/sso-<host id>` (HTTP-POST), NameID format
+/// emailAddress, signed assertions wanted.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hosts/{host}/saml/metadata",
+    tag = "hosts",
+    operation_id = "get_saml_sp_metadata",
+    params(("host" = String, Path, description = "The host's id (its subdomain)")),
+    responses((status = 200, description = "SP metadata", content_type = "application/samlmetadata+xml", body = String))
+)]
+pub async fn saml_metadata(
+    admin: Admin,
+    State(state): State<ApiState>,
+    ApiPath(host): ApiPath<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let view = state.control.get_host(&admin.principal, &host).await?;
+    let base = state.public_urls.host_base(&view.host_id, view.is_default);
+    let sp = portcullis_saml::ServiceProvider {
+        entity_id: format!("{base}/api/auth/sso/saml2/sp/metadata"),
+        acs_url: format!("{base}/api/auth/sso/saml2/callback/sso-{}", view.host_id),
+    };
+    let xml = portcullis_saml::sp_metadata(&sp).map_err(ControlError::unavailable)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/samlmetadata+xml",
+        )],
+        xml,
+    )
+        .into_response())
 }
 
 /// Ready-to-copy client configurations (Cursor and VS Code `mcp.json`, Claude Desktop,

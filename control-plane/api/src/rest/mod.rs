@@ -45,6 +45,7 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(hosts::list, hosts::create))
         .routes(routes!(hosts::get, hosts::update, hosts::delete))
         .routes(routes!(hosts::client_config))
+        .routes(routes!(hosts::saml_metadata))
         .routes(routes!(hosts::list_signing_keys, hosts::rotate_signing_key))
         .routes(routes!(hosts::retire_signing_key))
         .routes(routes!(servers::discover))

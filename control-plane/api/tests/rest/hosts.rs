@@ -38,7 +38,7 @@ async fn a_host_is_created_listed_read_changed_and_deleted() {
             "session_idle_seconds": 2_592_000,
             "session_absolute_seconds": 7_776_000,
             "allowed_origins": [],
-            "auth": { "password": true, "email_otp": false, "providers": [] },
+            "auth": { "password": true, "email_otp": false, "providers": [], "passkeys": false },
         })
     );
     assert_eq!(host["warnings"], json!([]));
@@ -72,7 +72,7 @@ async fn a_host_is_created_listed_read_changed_and_deleted() {
             "session_idle_seconds": 3600,
             "session_absolute_seconds": 7_776_000,
             "allowed_origins": ["https://app.example.com"],
-            "auth": { "password": true, "email_otp": false, "providers": [] },
+            "auth": { "password": true, "email_otp": false, "providers": [], "passkeys": false },
         })
     );
     let read = app.get(&format!("/api/v1/hosts/{id}")).send().await;
@@ -278,6 +278,7 @@ async fn sign_in_methods_and_domain_rules_are_set_normalized_and_warned_about() 
             "allowed_domains": { "domains": ["acme.com", "xn--bcher-kva.example"], "include_subdomains": true },
             "password_domains": { "domains": ["other.example"], "include_subdomains": false },
             "providers": [],
+            "passkeys": false,
         })
     );
     // Password is on, but its list and the global one have nothing in common.

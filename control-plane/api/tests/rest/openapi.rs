@@ -21,6 +21,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/hosts/{host}"),
     ("DELETE", "/api/v1/hosts/{host}"),
     ("GET", "/api/v1/hosts/{host}/client-config"),
+    ("GET", "/api/v1/hosts/{host}/saml/metadata"),
     ("GET", "/api/v1/hosts/{host}/signing-keys"),
     ("POST", "/api/v1/hosts/{host}/signing-keys"),
     ("DELETE", "/api/v1/hosts/{host}/signing-keys/{kid}"),

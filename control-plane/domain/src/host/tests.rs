@@ -60,6 +60,7 @@ fn permitted() -> HostSettings {
         auth: Some(portcullis_proto::events::v1::HostAuthSettings {
             password: Some(true),
             email_otp: Some(false),
+            passkeys: Some(false),
             ..Default::default()
         }),
         ..HostSettings::default()
@@ -94,6 +95,7 @@ fn settings_stored_before_sign_in_rules_equal_their_defaults() {
         auth: Some(portcullis_proto::events::v1::HostAuthSettings {
             password: Some(true),
             email_otp: Some(true),
+            passkeys: Some(false),
             ..Default::default()
         }),
         ..permitted()

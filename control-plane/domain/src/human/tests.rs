@@ -420,3 +420,56 @@ fn a_mailbox_proven_by_a_provider_or_a_sign_in_code_voids_a_password_set_before_
     verified.push(linked());
     assert!(account_after(&verified).password_hash_sealed.is_some());
 }
+
+fn passkey(id: &[u8], json: &str) -> (Vec<u8>, String) {
+    (id.to_vec(), json.to_owned())
+}
+
+#[test]
+fn a_verified_human_registers_distinct_passkeys_and_only_those_sign_in() {
+    let (id, json) = passkey(b"cred-1", "{\"counter\":0}");
+    let register = HumanCommand::RegisterPasskey {
+        credential_id: id.clone(),
+        passkey_json: json.clone(),
+    };
+    let registered = EventBody::HumanPasskeyRegistered(HumanPasskeyRegistered {
+        credential_id: id.clone(),
+        passkey_json: json,
+    });
+    check(
+        &live_unverified(),
+        register.clone(),
+        Err(HumanRejected::NotVerified),
+    );
+    check(
+        &verified(),
+        register.clone(),
+        Ok(Decision::Append(registered.clone())),
+    );
+    let mut with_key = verified();
+    with_key.push(registered);
+    check(&with_key, register, Err(HumanRejected::PasskeyExists));
+
+    let used = HumanCommand::UsePasskey {
+        credential_id: id.clone(),
+        passkey_json: "{\"counter\":1}".into(),
+    };
+    check(
+        &with_key,
+        used,
+        Ok(Decision::Append(EventBody::HumanPasskeyUsed(
+            HumanPasskeyUsed {
+                credential_id: id,
+                passkey_json: "{\"counter\":1}".into(),
+            },
+        ))),
+    );
+    check(
+        &with_key,
+        HumanCommand::UsePasskey {
+            credential_id: b"other".to_vec(),
+            passkey_json: "{}".into(),
+        },
+        Err(HumanRejected::UnknownPasskey),
+    );
+}

@@ -277,6 +277,8 @@ fn sign_in_settings_get_explicit_defaults_and_normalized_domains() {
         password_domains: None,
         email_otp_domains: Some(pb::DomainRule::default()),
         providers: Vec::new(),
+        passkeys: None,
+        passkey_domains: None,
     };
     let normalized = normalize_auth_settings(Some(&given)).expect("valid");
     let allowed = normalized.allowed_domains.expect("kept");

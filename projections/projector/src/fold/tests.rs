@@ -298,6 +298,8 @@ fn host_settings_get_their_defaults_resolved() {
                 password_domains: None,
                 email_otp_domains: None,
                 providers: Vec::new(),
+                passkeys: None,
+                passkey_domains: None,
             }),
         }),
     }));
@@ -683,6 +685,8 @@ fn domain_rules_intersect_the_global_and_the_method_list() {
         password_domains: own,
         email_otp_domains: None,
         providers: Vec::new(),
+        passkeys: false,
+        passkey_domains: None,
     };
     let pw = SignInMethod::Password;
     let cases: [(AuthSettings, &str, bool); 12] = [
@@ -746,6 +750,8 @@ fn an_empty_intersection_is_warned_about() {
         password_domains: rule(&["b.com"], false),
         email_otp_domains: rule(&["eu.acme.com"], false),
         providers: Vec::new(),
+        passkeys: false,
+        passkey_domains: None,
     };
     let warnings = settings.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
@@ -779,6 +785,9 @@ fn provider(id: &str, domains: Option<DomainRule>, forced: &[&str]) -> SignInPro
         api_base: None,
         domains,
         force_redirect_domains: forced.iter().map(|d| (*d).to_owned()).collect(),
+        saml_sso_url: None,
+        saml_entity_id: None,
+        saml_certificates: Vec::new(),
     }
 }
 
