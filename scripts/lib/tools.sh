@@ -237,16 +237,22 @@ ensure_identity_peers() {
 # PORTCULLIS_PEER_SAML_IDP and PORTCULLIS_XMLSEC1 and fail with a clear message when one is unset.
 PYSAML2_VERSION=7.5.5
 
-# Installs libclang-dev and xmlsec1 (apt-get) and pysaml2 (PyPI) when missing, and exports
+# Installs libclang-dev, xmlsec1 and the headers samael builds against (apt-get) and pysaml2
+# (PyPI) when missing, and exports
 # PORTCULLIS_PEER_SAML_PYTHON (a python that can `import saml2`), PORTCULLIS_PEER_SAML_IDP (the
 # peer script) and PORTCULLIS_XMLSEC1 (the xmlsec1 binary).
 ensure_saml_tools() {
   local xmlsec1=/usr/bin/xmlsec1
-  if [[ ! -x "$xmlsec1" ]] || ! dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed"; then
-    log "Installing Debian's libclang-dev and xmlsec1 (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libclang-dev xmlsec1 >&2 \
+  local packages=(libclang-dev xmlsec1 libxmlsec1-dev libxml2-dev libssl-dev pkg-config)
+  local missing=() package
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  if (( ${#missing[@]} )); then
+    log "Installing Debian's ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
       || { DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libclang-dev xmlsec1 >&2; } \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; } \
       || return 1
   fi
   local venv="$repo/.peers/saml-venv"
