@@ -13,7 +13,6 @@
 //! secrets sealed at rest, and a callback carried to another browser.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is the test failure
 
-
 use portcullis_e2e::consent_client::{
     Answer, Client, CookieBrowser as Browser, authorization, form, param, register,
 };
