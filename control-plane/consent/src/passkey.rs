@@ -502,7 +502,17 @@ fn decoy_options(inner: &Inner, host: &HostContext, email: &str) -> Option<Value
         .ok()?;
     let key = Sha256::digest(&key);
     let generator = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(&key).ok()?;
-    let ids = generator.generate(email.as_bytes()).ok()?;
+    let mut ids: Vec<Vec<u8>> = generator
+        .generate(email.as_bytes())
+        .ok()?
+        .into_iter()
+        .map(|id| id.to_vec())
+        .collect();
+    // The distribution may draw no credential for an address; an account with passkeys has
+    // at least one, so the decoy does too (derived the same way, so it never changes).
+    if ids.is_empty() {
+        ids.push(Sha256::digest([key.as_slice(), email.as_bytes()].concat()).to_vec());
+    }
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut challenge = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut challenge);
@@ -513,7 +523,7 @@ fn decoy_options(inner: &Inner, host: &HostContext, email: &str) -> Option<Value
             "rpId": rp_id,
             "allowCredentials": ids.iter().map(|id| json!({
                 "type": "public-key",
-                "id": b64.encode(id.as_slice()),
+                "id": b64.encode(id),
             })).collect::<Vec<_>>(),
             "userVerification": "required",
         }
