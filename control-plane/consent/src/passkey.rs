@@ -254,7 +254,8 @@ async fn spend_ceremony(inner: &Inner, posted: &Posted, text: &str) -> Result<Ce
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -30,9 +30,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::consent::{Flow, Posted, same_origin};
-use crate::oauth::see_other;
 use crate::pages::{self, ErrorPage, SamlPost};
 use crate::sealed::{open_json, seal_json};
+use crate::sso::{redirect_with_pending, signed_in_as, with_cleared_cookie};
 use crate::{HostContext, Inner, now_ms, unavailable_page};
 
 /// How long the human has to sign in at the IdP.
@@ -170,20 +170,13 @@ pub(crate) async fn start(
         return unavailable_page();
     };
     let secure = inner.config.public_urls.scheme == "https";
-    let cookie = format!(
-        "{}={sealed}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+    redirect_with_pending(
+        &request.redirect_url,
         cookie_name(secure),
-        PENDING_TTL_MS / 1000,
-        if secure { "; Secure" } else { "" }
-    );
-    let mut response = see_other(&request.redirect_url);
-    match HeaderValue::from_str(&cookie) {
-        Ok(value) => {
-            response.headers_mut().append(header::SET_COOKIE, value);
-            response
-        }
-        Err(_) => unavailable_page(),
-    }
+        &sealed,
+        PENDING_TTL_MS,
+        secure,
+    )
 }
 
 /// The form an IdP posts (HTTP-POST binding).
@@ -352,7 +345,7 @@ pub(crate) async fn finish(
         }
     };
     // The replay cache: an assertion signs in once.
-    let key = hex(&Sha256::digest(
+    let key = crate::passkey::hex(&Sha256::digest(
         format!(
             "saml-assertion:{}\n{}",
             assertion.idp_entity_id, assertion.assertion_id
@@ -415,40 +408,5 @@ pub(crate) async fn finish(
         subject: assertion.name_id.clone(),
         email,
     };
-    let account = match inner
-        .control
-        .sign_in_with_identity(&crate::context("consent.saml"), &host.host_id, &identity)
-        .await
-    {
-        Ok(account) => account,
-        Err(error) => {
-            tracing::warn!(%error, "SAML sign-in not recorded.");
-            return with_cleared_cookie(unavailable_page(), name, secure);
-        }
-    };
-    tracing::info!(host_id = %host.host_id, human_id = %account.human_id, provider_id = %provider.id, "Signed in.");
-    let signed_in = session.signed_in(&account.human_id, now);
-    let response = see_other(&format!("/consent?flow={flow_text}"));
-    match inner.cookies.write(&signed_in) {
-        Some(cookie) => {
-            let mut response = with_cleared_cookie(response, name, secure);
-            response.headers_mut().append(header::SET_COOKIE, cookie);
-            response
-        }
-        None => unavailable_page(),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn with_cleared_cookie(mut response: Response, name: &str, secure: bool) -> Response {
-    if let Ok(clear) = HeaderValue::from_str(&format!(
-        "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    )) {
-        response.headers_mut().append(header::SET_COOKIE, clear);
-    }
-    response
+    signed_in_as(&inner, &host, &session, &identity, &flow_text, name, secure).await
 }

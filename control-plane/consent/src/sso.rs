@@ -191,13 +191,30 @@ pub(crate) async fn start(
         return unavailable_page();
     };
     let secure = inner.config.public_urls.scheme == "https";
-    let cookie = format!(
-        "{}={sealed}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+    redirect_with_pending(
+        &started.authorization_url,
         cookie_name(secure),
-        PENDING_TTL_MS / 1000,
+        &sealed,
+        PENDING_TTL_MS,
+        secure,
+    )
+}
+
+/// A redirect to `location` that leaves a pending sign-in in the cookie `name` (HttpOnly,
+/// `SameSite=Lax` so the provider's redirect back brings it, `Secure` over https).
+pub(crate) fn redirect_with_pending(
+    location: &str,
+    name: &str,
+    sealed: &str,
+    ttl_ms: i64,
+    secure: bool,
+) -> Response {
+    let cookie = format!(
+        "{name}={sealed}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+        ttl_ms / 1000,
         if secure { "; Secure" } else { "" }
     );
-    let mut response = see_other(&started.authorization_url);
+    let mut response = see_other(location);
     match HeaderValue::from_str(&cookie) {
         Ok(value) => {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -359,23 +376,37 @@ pub(crate) async fn callback(
         subject: identity.subject.clone(),
         email,
     };
+    signed_in_as(&inner, &host, &session, &verified, &flow_text, name, secure).await
+}
+
+/// Signs `identity` in (linking it on first sight) in `session`, ends the pending sign-in
+/// (the cookie `pending_cookie`) and sends the browser back to the flow.
+pub(crate) async fn signed_in_as(
+    inner: &Inner,
+    host: &HostContext,
+    session: &crate::browser::BrowserSession,
+    identity: &VerifiedIdentity,
+    flow_text: &str,
+    pending_cookie: &str,
+    secure: bool,
+) -> Response {
     let account = match inner
         .control
-        .sign_in_with_identity(&crate::context("consent.sso"), &host.host_id, &verified)
+        .sign_in_with_identity(&crate::context("consent.sso"), &host.host_id, identity)
         .await
     {
         Ok(account) => account,
         Err(error) => {
             tracing::warn!(%error, "Identity sign-in not recorded.");
-            return with_cleared_cookie(unavailable_page(), name, secure);
+            return with_cleared_cookie(unavailable_page(), pending_cookie, secure);
         }
     };
-    tracing::info!(host_id = %host.host_id, human_id = %account.human_id, provider_id = %provider.id, "Signed in.");
-    let signed_in = session.signed_in(&account.human_id, now);
+    tracing::info!(host_id = %host.host_id, human_id = %account.human_id, provider_id = %identity.provider_id, "Signed in.");
+    let signed_in = session.signed_in(&account.human_id, now_ms());
     let response = see_other(&format!("/consent?flow={flow_text}"));
     match inner.cookies.write(&signed_in) {
         Some(cookie) => {
-            let mut response = with_cleared_cookie(response, name, secure);
+            let mut response = with_cleared_cookie(response, pending_cookie, secure);
             response.headers_mut().append(header::SET_COOKIE, cookie);
             response
         }
@@ -414,7 +445,8 @@ fn chosen_email(
         })
 }
 
-fn with_cleared_cookie(mut response: Response, name: &str, secure: bool) -> Response {
+/// `response` with the cookie `name` removed.
+pub(crate) fn with_cleared_cookie(mut response: Response, name: &str, secure: bool) -> Response {
     if let Ok(clear) = HeaderValue::from_str(&format!(
         "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
         if secure { "; Secure" } else { "" }
