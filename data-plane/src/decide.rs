@@ -6,14 +6,16 @@
 //! Every denial says which of these failed, with the levels involved, so the client (and the
 //! audit trail) can tell the human what to do.
 
-use portcullis_projector::models::{Agent, Grant, Server, Session};
+use portcullis_projector::models::{Agent, Grant, Server};
 use portcullis_proto::TrustLevel;
+
+use crate::replica::SessionRecord;
 
 /// What the policy needs to decide one call.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts<'a> {
     /// The consent session (already known to be live and to belong to the caller).
-    pub session: &'a Session,
+    pub session: &'a SessionRecord,
     /// The human's grant on the session's server, if live.
     pub grant: Option<&'a Grant>,
     /// The server's catalog.
@@ -89,11 +91,11 @@ impl Decision {
 
 /// The effective level of a session: `min(consented, grant.max, agent cap)`, and the parts.
 pub fn effective_levels(facts: &Facts<'_>, required: Option<TrustLevel>) -> Levels {
-    let consented = facts.session.trust_level;
+    let consented = facts.session.trust_level();
     let grant = facts.grant.map(|g| g.max_trust_level);
     let agent_cap = facts
         .agent
-        .and_then(|agent| agent.caps.get(&facts.session.server_id).copied());
+        .and_then(|agent| agent.caps.get(facts.session.server_id()).copied());
     let effective = [Some(consented), grant, agent_cap]
         .into_iter()
         .flatten()
@@ -114,15 +116,15 @@ pub fn standing(facts: &Facts<'_>) -> Option<DenyReason> {
     let Some(grant) = facts.grant else {
         return Some(DenyReason::NoGrant);
     };
-    if grant.issued_sequence > facts.session.started_sequence {
+    if grant.issued_sequence > facts.session.started_sequence() {
         return Some(DenyReason::GrantNewerThanSession);
     }
     match facts.agent {
         None => Some(DenyReason::AgentRevoked),
         Some(agent)
             if !agent.session_survives_revocations(
-                &facts.session.server_id,
-                facts.session.started_sequence,
+                facts.session.server_id(),
+                facts.session.started_sequence(),
             ) =>
         {
             Some(DenyReason::AgentRevoked)

@@ -1,22 +1,21 @@
 //! Typed reads of the replica: the read models a decision joins, decoded on demand.
 //!
-//! Small models (sessions, grants, agents, humans) are decoded on each read, which costs a
-//! microsecond and keeps memory at one copy per key. Server catalogs and hosts are larger and
-//! read on every request, so their decoded form is cached next to the replica, keyed by the
-//! revision it was decoded from: a change in the replica is a new revision, so a stale
-//! decoded value is never used.
+//! Sessions, grants, agents and humans are held decoded by the replica itself (`Value`), so a
+//! read is a map lookup. Server catalogs and hosts are larger and read on every request, so
+//! their decoded form is cached next to the replica, keyed by the revision it was decoded
+//! from: a change in the replica is a new revision, so a stale decoded value is never used.
+//! The remaining kinds are decoded on each read.
 
 use std::sync::Arc;
 
 use portcullis_projector::models::{
-    Agent, Grant, Host, Human, Organization, Server, ServerKeyOwner, Session, UpstreamCredential,
-    Versioned,
+    Agent, Grant, Host, Human, Organization, Server, ServerKeyOwner, UpstreamCredential, Versioned,
 };
 use portcullis_projector::{Buckets, ModelKind, model_key};
 use portcullis_store::Key;
 use serde::de::DeserializeOwned;
 
-use crate::replica::Replica;
+use crate::replica::{DecodedKind, Replica, SessionRecord};
 
 /// A read model could not be used: fail closed.
 #[derive(Debug, thiserror::Error)]
@@ -119,9 +118,11 @@ impl Policy {
             return Ok((0, 0, None));
         };
         let versioned: Versioned<T> =
-            serde_json::from_slice(&cached.value).map_err(|source| PolicyError::Corrupt {
-                key: key.to_string(),
-                source,
+            serde_json::from_slice(&cached.value.to_json()).map_err(|source| {
+                PolicyError::Corrupt {
+                    key: key.to_string(),
+                    source,
+                }
             })?;
         self.settled(key, versioned.applied_through)?;
         Ok((
@@ -132,6 +133,31 @@ impl Policy {
                 portcullis_projector::models::State::Deleted => None,
             },
         ))
+    }
+
+    /// A kind the replica keeps decoded: no decoding here, unless the value did not decode
+    /// when it arrived (then this reports why).
+    fn read_decoded<T: DecodedKind>(
+        &self,
+        kind: ModelKind,
+        tokens: &[&str],
+    ) -> Result<Option<T>, PolicyError> {
+        let key = Self::key(kind, tokens)?;
+        let Some(cached) = self.replica.get(self.buckets.for_kind(kind), &key) else {
+            self.settled(&key, 0)?;
+            return Ok(None);
+        };
+        let model = match T::model(&cached.value) {
+            Some(model) => model.clone(),
+            None => {
+                T::from_json(&cached.value.to_json()).map_err(|source| PolicyError::Corrupt {
+                    key: key.to_string(),
+                    source,
+                })?
+            }
+        };
+        self.settled(&key, model.applied_through)?;
+        Ok(model.live)
     }
 
     fn read<T: DeserializeOwned>(
@@ -198,8 +224,12 @@ impl Policy {
     }
 
     /// The consent session `session_id` of `host_id`.
-    pub fn session(&self, host_id: &str, session_id: &str) -> Result<Option<Session>, PolicyError> {
-        self.read(ModelKind::Session, &[host_id, session_id])
+    pub fn session(
+        &self,
+        host_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, PolicyError> {
+        self.read_decoded(ModelKind::Session, &[host_id, session_id])
     }
 
     /// `human_id`'s credential at the OAuth-protected upstream `server_id`, if one is live.
@@ -221,18 +251,18 @@ impl Policy {
         host_id: &str,
         human_id: &str,
         server_id: &str,
-    ) -> Result<Option<Grant>, PolicyError> {
-        self.read(ModelKind::Grant, &[host_id, human_id, server_id])
+    ) -> Result<Option<Arc<Grant>>, PolicyError> {
+        self.read_decoded(ModelKind::Grant, &[host_id, human_id, server_id])
     }
 
     /// The agent `agent_id`.
-    pub fn agent(&self, host_id: &str, agent_id: &str) -> Result<Option<Agent>, PolicyError> {
-        self.read(ModelKind::Agent, &[host_id, agent_id])
+    pub fn agent(&self, host_id: &str, agent_id: &str) -> Result<Option<Arc<Agent>>, PolicyError> {
+        self.read_decoded(ModelKind::Agent, &[host_id, agent_id])
     }
 
     /// The human `human_id`.
-    pub fn human(&self, host_id: &str, human_id: &str) -> Result<Option<Human>, PolicyError> {
-        self.read(ModelKind::Human, &[host_id, human_id])
+    pub fn human(&self, host_id: &str, human_id: &str) -> Result<Option<Arc<Human>>, PolicyError> {
+        self.read_decoded(ModelKind::Human, &[host_id, human_id])
     }
 }
 

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use portcullis_projector::Buckets;
-use portcullis_projector::models::{Agent, Host, Server, Session, ToolVisibility};
+use portcullis_projector::models::{Agent, Host, Server, ToolVisibility};
 use portcullis_secrets::KeyRing;
 use portcullis_store::AuditLog;
 use portcullis_tokens::{AccessClaims, HostRef, PublicUrls};
@@ -42,7 +42,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::relay::{
     self, Exchange, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Pending, Transform, UpstreamFailure,
 };
-use crate::replica::Replica;
+use crate::replica::{Replica, SessionRecord};
 
 /// Protocol versions of the legacy era this proxy speaks.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-03-26", "2025-06-18", "2025-11-25"];
@@ -527,8 +527,8 @@ fn check_origin(inner: &Inner, host: &HostContext, headers: &HeaderMap) -> Resul
 struct Admitted {
     host: HostContext,
     claims: Arc<AccessClaims>,
-    session: Session,
-    agent: Agent,
+    session: SessionRecord,
+    agent: Arc<Agent>,
     server_id: String,
     server: Arc<Server>,
 }
@@ -611,10 +611,10 @@ fn admit(
             other => Reject::policy(other),
         })?
         .ok_or_else(|| invalid("the session has ended"))?;
-    if session.human_id != claims.sub || session.client_id != claims.client_id {
+    if session.human_id() != claims.sub || session.client_id() != claims.client_id {
         return Err(invalid("the token does not match its session"));
     }
-    if session.revoked.is_some() {
+    if session.is_revoked() {
         return Err(invalid("the session was revoked"));
     }
     if !session.is_live_at(now_ms) {
@@ -622,10 +622,10 @@ fn admit(
     }
     let agent = inner
         .policy
-        .agent(&host.host_id, &session.agent_id)
+        .agent(&host.host_id, session.agent_id())
         .map_err(Reject::policy)?
         .filter(|agent| {
-            agent.session_survives_revocations(&session.server_id, session.started_sequence)
+            agent.session_survives_revocations(session.server_id(), session.started_sequence())
         })
         .ok_or_else(|| invalid("the agent's access was revoked"))?;
     if let Some(key) = server_key {
@@ -637,7 +637,7 @@ fn admit(
                 other => Reject::policy(other),
             })?
             .ok_or_else(|| not_found_server(key))?;
-        if owner != session.server_id {
+        if owner != session.server_id() {
             return Err(Reject::rpc(
                 StatusCode::FORBIDDEN,
                 None,
@@ -651,7 +651,7 @@ fn admit(
     }
     let server = inner
         .policy
-        .server(&host.host_id, &session.server_id)
+        .server(&host.host_id, session.server_id())
         .map_err(Reject::policy)?
         .ok_or_else(|| {
             Reject::rpc(
@@ -663,7 +663,7 @@ fn admit(
             )
         })?;
     Ok(Admitted {
-        server_id: session.server_id.clone(),
+        server_id: session.server_id().to_owned(),
         host,
         claims,
         session,
@@ -1101,7 +1101,7 @@ fn upstream_bearer(
         .policy
         .upstream_credential(
             &admitted.host.host_id,
-            &admitted.session.human_id,
+            admitted.session.human_id(),
             &admitted.server_id,
         )
         .map_err(Reject::policy)?
@@ -1111,7 +1111,7 @@ fn upstream_bearer(
     }
     let aad = portcullis_upstream::oauth::credential_aad(
         &admitted.host.host_id,
-        &admitted.session.human_id,
+        admitted.session.human_id(),
         &admitted.server_id,
     );
     let opened = base64::engine::general_purpose::STANDARD
@@ -1199,12 +1199,12 @@ async fn initialize(
 fn grant_of(
     inner: &Inner,
     admitted: &Admitted,
-) -> Result<Option<portcullis_projector::models::Grant>, Reject> {
+) -> Result<Option<Arc<portcullis_projector::models::Grant>>, Reject> {
     inner
         .policy
         .grant(
             &admitted.host.host_id,
-            &admitted.session.human_id,
+            admitted.session.human_id(),
             &admitted.server_id,
         )
         .map_err(Reject::policy)
@@ -1221,7 +1221,7 @@ async fn authorize_call(
     let grant = settled(inner, || grant_of(inner, admitted)).await?;
     let facts = Facts {
         session: &admitted.session,
-        grant: grant.as_ref(),
+        grant: grant.as_deref(),
         server: &admitted.server,
         agent: Some(&admitted.agent),
     };
@@ -1241,15 +1241,15 @@ async fn authorize_call(
     let human = settled(inner, || {
         inner
             .policy
-            .human(&admitted.host.host_id, &admitted.session.human_id)
+            .human(&admitted.host.host_id, admitted.session.human_id())
             .map_err(Reject::policy)
     })
     .await?;
     let who = crate::audit::Subjects {
         host_id: &admitted.host.host_id,
-        human_id: &admitted.session.human_id,
+        human_id: admitted.session.human_id(),
         human_email: human.as_ref().map_or("", |h| h.email.as_str()),
-        agent_id: &admitted.session.agent_id,
+        agent_id: admitted.session.agent_id(),
         agent_name: &admitted.agent.name,
         client_id: &admitted.claims.client_id,
         server_id: &admitted.server_id,
@@ -1375,7 +1375,7 @@ async fn list_filter(
     let grant = settled(inner, || grant_of(inner, admitted)).await?;
     let facts = Facts {
         session: &admitted.session,
-        grant: grant.as_ref(),
+        grant: grant.as_deref(),
         server: &admitted.server,
         agent: Some(&admitted.agent),
     };

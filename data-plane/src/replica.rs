@@ -1,8 +1,8 @@
 //! An in-memory replica of read-model buckets.
 //!
-//! One task per bucket runs `ReadModelStore::watch` and applies each change to a moka cache
-//! with a revision guard (`and_compute_with`), so a late or repeated change can never replace
-//! a newer value. A probe task asks the store for its log head and each bucket's last
+//! One task per bucket runs `ReadModelStore::watch` and applies each change to a concurrent
+//! map with a revision guard (under the map's entry lock), so a late or repeated change can
+//! never replace a newer value. Values are held decoded where reads need them often (`value`). A probe task asks the store for its log head and each bucket's last
 //! revision every `probe_interval`; the replica is fresh only while every bucket has caught
 //! up, every watch is running, the last successful probe is younger than `max_staleness`, and
 //! no bucket's watch has left a revision the store held for longer than `max_staleness`
@@ -19,14 +19,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use futures::StreamExt;
-use moka::ops::compute::Op;
 use portcullis_projector::Buckets;
 use portcullis_store::{Bucket, EventLog, Key, ReadModelStore, WatchEvent};
 use tokio_util::sync::CancellationToken;
 
 mod pending;
+mod value;
+
+pub use value::{DecodedKind, Model, SessionRecord, Value};
 
 /// Settings of a replica.
 #[derive(Clone, Debug)]
@@ -90,20 +93,20 @@ struct Checkpoint {
     applied_through: u64,
 }
 
-/// One cached value and the revision it was written at.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One cached value and the revision it was written at. Cheap to clone.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Cached {
     /// The value.
-    pub value: Bytes,
+    pub value: Value,
     /// Its revision in the bucket.
     pub revision: u64,
 }
 
-/// What the cache holds for a key: a value, or the revision at which it was deleted (kept so
+/// What the map holds for a key: a value, or the revision at which it was deleted (kept so
 /// that an older value can never be applied over the delete).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Slot {
-    Live(Arc<Cached>),
+    Live(Cached),
     Deleted(u64),
 }
 
@@ -137,7 +140,11 @@ pub enum Staleness {
 }
 
 struct BucketState {
-    cache: moka::sync::Cache<Key, Slot>,
+    /// Every key of the bucket. A replica mirrors its buckets whole and never evicts, so this
+    /// is a plain concurrent map rather than a cache: moka's eviction bookkeeping measured
+    /// about 270 bytes a key, as much again as a compact session.
+    /// Keyed by the key's text: a `Box<str>` is a third smaller than a `Key` (a `String`).
+    cache: DashMap<Box<str>, Slot>,
     caught_up: AtomicBool,
     watching: AtomicBool,
     /// Milliseconds after the replica's start when the watch last went down (meaningful only
@@ -192,7 +199,7 @@ impl Replica {
             .iter()
             .map(|bucket| {
                 let state = BucketState {
-                    cache: moka::sync::Cache::builder().build(),
+                    cache: DashMap::new(),
                     caught_up: AtomicBool::new(false),
                     watching: AtomicBool::new(false),
                     down_since_ms: AtomicU64::new(0),
@@ -253,9 +260,9 @@ impl Replica {
     }
 
     /// The live value of `key` in `bucket`, if the replica holds one.
-    pub fn get(&self, bucket: &Bucket, key: &Key) -> Option<Arc<Cached>> {
-        match self.buckets.get(bucket)?.cache.get(key)? {
-            Slot::Live(cached) => Some(cached),
+    pub fn get(&self, bucket: &Bucket, key: &Key) -> Option<Cached> {
+        match &*self.buckets.get(bucket)?.cache.get(key.as_str())? {
+            Slot::Live(cached) => Some(cached.clone()),
             Slot::Deleted(_) => None,
         }
     }
@@ -266,7 +273,7 @@ impl Replica {
             state
                 .cache
                 .iter()
-                .filter(|(_, slot)| matches!(slot, Slot::Live(_)))
+                .filter(|entry| matches!(entry.value(), Slot::Live(_)))
                 .count()
         })
     }
@@ -494,14 +501,25 @@ impl Replica {
 /// Applies `slot` unless the cache already holds its revision or a newer one.
 fn upsert(state: &BucketState, key: Key, slot: Slot) {
     let revision = slot.revision();
-    state
-        .cache
-        .entry(key)
-        .and_compute_with(|current| match current {
-            Some(entry) if entry.value().revision() >= revision => Op::Nop,
-            _ => Op::Put(slot),
-        });
+    match state.cache.entry(key.into_string().into_boxed_str()) {
+        Entry::Occupied(mut current) => {
+            if current.get().revision() < revision {
+                current.insert(slot);
+            }
+        }
+        Entry::Vacant(vacant) => {
+            vacant.insert(slot);
+        }
+    }
     state.applied.fetch_max(revision, Ordering::AcqRel);
+}
+
+/// The slot of a value the store delivered.
+fn live(key: &Key, value: bytes::Bytes, revision: u64) -> Slot {
+    Slot::Live(Cached {
+        value: Value::decode(key, value),
+        revision,
+    })
 }
 
 /// After a (re-)watch delivered the store's state: whatever the cache holds that the replay
@@ -519,11 +537,15 @@ async fn forget_unseen(
     state: &BucketState,
     seen: &HashSet<Key>,
 ) -> bool {
-    let unseen: Vec<(Arc<Key>, u64)> = state
+    let unseen: Vec<(Key, u64)> = state
         .cache
         .iter()
-        .filter(|(key, slot)| matches!(slot, Slot::Live(_)) && !seen.contains(key.as_ref()))
-        .map(|(key, slot)| (key, slot.revision()))
+        .filter(|entry| matches!(entry.value(), Slot::Live(_)))
+        .filter_map(|entry| {
+            // Every key in the map was a valid `Key`.
+            let key = Key::new(entry.key()).ok()?;
+            (!seen.contains(&key)).then(|| (key, entry.value().revision()))
+        })
         .collect();
     // Normally a handful (keys deleted during the gap); read a few at a time, since the
     // replica is not caught up until this is done.
@@ -540,16 +562,13 @@ async fn forget_unseen(
         match found {
             Ok(Some(entry)) => {
                 tracing::info!(%key, "A re-watch did not replay a key the store holds; kept.");
-                let cached = Cached {
-                    value: entry.value,
-                    revision: entry.revision,
-                };
-                upsert(state, Key::clone(&key), Slot::Live(Arc::new(cached)));
+                let slot = live(&key, entry.value, entry.revision);
+                upsert(state, key, slot);
             }
             Ok(None) => {
                 state
                     .cache
-                    .insert(Key::clone(&key), Slot::Deleted(revision));
+                    .insert(key.into_string().into_boxed_str(), Slot::Deleted(revision));
             }
             Err(error) => {
                 tracing::warn!(%key, %error, "Cannot confirm a key the re-watch did not replay; watching again.");
@@ -586,8 +605,12 @@ async fn watch_bucket(
                     .watch_opened_ms
                     .store(replica.now_ms(), Ordering::Release);
                 state.watching.store(true, Ordering::Release);
-                // Keys delivered before `CaughtUp`; `None` once live.
-                let mut initial: Option<HashSet<Key>> = Some(HashSet::new());
+                // Keys delivered before `CaughtUp`, kept only when a replay must be compared
+                // with what the replica already holds (a re-watch): a first watch of an empty
+                // replica has nothing to forget, and a large bucket's keys twice over would
+                // double its start-up memory.
+                let mut seen: Option<HashSet<Key>> = (!state.cache.is_empty()).then(HashSet::new);
+                let mut replaying = true;
                 loop {
                     let next = tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -597,14 +620,11 @@ async fn watch_bucket(
                     match next {
                         Some(Ok(WatchEvent::Put(entry))) => {
                             backoff = Duration::from_millis(100);
-                            if let Some(seen) = initial.as_mut() {
+                            if let Some(seen) = seen.as_mut() {
                                 seen.insert(entry.key.clone());
                             }
-                            let cached = Cached {
-                                value: entry.value,
-                                revision: entry.revision,
-                            };
-                            upsert(&state, entry.key, Slot::Live(Arc::new(cached)));
+                            let slot = live(&entry.key, entry.value, entry.revision);
+                            upsert(&state, entry.key, slot);
                             replica.touch();
                         }
                         Some(Ok(WatchEvent::Deleted { key, revision })) => {
@@ -612,8 +632,10 @@ async fn watch_bucket(
                             replica.touch();
                         }
                         Some(Ok(WatchEvent::CaughtUp)) => {
-                            if let Some(seen) = initial.take() {
-                                if !forget_unseen(kv.as_ref(), &bucket, &state, &seen).await {
+                            if std::mem::take(&mut replaying) {
+                                if let Some(seen) = seen.take()
+                                    && !forget_unseen(kv.as_ref(), &bucket, &state, &seen).await
+                                {
                                     let now = replica.now_ms().saturating_add(1);
                                     let _ = state.unconfirmed_since_ms.compare_exchange(
                                         0,
@@ -628,10 +650,7 @@ async fn watch_bucket(
                             state.applied.fetch_max(floor, Ordering::AcqRel);
                             state.caught_up.store(true, Ordering::Release);
                             replica.touch();
-                            tracing::info!(
-                                keys = state.cache.entry_count(),
-                                "Read model caught up."
-                            );
+                            tracing::info!(keys = state.cache.len(), "Read model caught up.");
                         }
                         Some(Err(error)) => {
                             tracing::warn!(error = %error, "Read-model watch failed; re-watching.");

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_projector::models::{Classification, Tool};
+use portcullis_projector::models::{Classification, Session, Tool};
 
 use super::*;
 
 const LEVELS: [TrustLevel; 3] = TrustLevel::ALL;
 
-fn session(level: TrustLevel) -> Session {
-    Session {
+fn session(level: TrustLevel) -> SessionRecord {
+    SessionRecord::from_session(&Session {
         human_id: "h".into(),
         agent_id: "a".into(),
         client_id: "c".into(),
@@ -22,7 +22,8 @@ fn session(level: TrustLevel) -> Session {
         absolute_timeout_seconds: 60,
         started_sequence: 100,
         revoked: None,
-    }
+    })
+    .unwrap()
 }
 
 fn grant(level: TrustLevel) -> Grant {

@@ -246,7 +246,10 @@ fn mark_changes(pending: &Pending, buckets: &Buckets, replica: &Replica, record:
                 let current = replica.get(bucket, &key);
                 let changes = apply_stored(
                     target.kind,
-                    current.as_ref().map(|cached| cached.value.as_ref()),
+                    current
+                        .as_ref()
+                        .map(|cached| cached.value.to_json())
+                        .as_deref(),
                     record.sequence,
                     &event,
                 );

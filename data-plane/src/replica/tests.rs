@@ -59,7 +59,7 @@ async fn a_replica_is_stale_until_caught_up_then_mirrors_every_change() {
     eventually("caught up", || replica.freshness().is_ok()).await;
     assert_eq!(
         replica.get(&f.bucket, &key("s.1")).map(|c| c.value.clone()),
-        Some(Bytes::from("a"))
+        Some(Value::Json(Arc::from(&b"a"[..])))
     );
 
     f.store
@@ -154,7 +154,7 @@ async fn a_request_waits_for_a_stale_replica_to_recover_but_no_longer_than_asked
 #[test]
 fn an_older_revision_never_replaces_a_newer_value_or_delete() {
     let state = BucketState {
-        cache: moka::sync::Cache::builder().build(),
+        cache: DashMap::new(),
         caught_up: AtomicBool::new(true),
         watching: AtomicBool::new(true),
         down_since_ms: AtomicU64::new(0),
@@ -166,17 +166,18 @@ fn an_older_revision_never_replaces_a_newer_value_or_delete() {
         unconfirmed_since_ms: AtomicU64::new(0),
     };
     let live = |v: &str, revision| {
-        Slot::Live(Arc::new(Cached {
-            value: Bytes::from(v.to_owned()),
+        Slot::Live(Cached {
+            value: Value::Json(Arc::from(v.as_bytes())),
             revision,
-        }))
+        })
     };
     upsert(&state, key("k"), live("new", 5));
     upsert(&state, key("k"), live("old", 4));
-    assert_eq!(state.cache.get(&key("k")), Some(live("new", 5)));
+    let slot = |k: &str| state.cache.get(k).map(|slot| slot.value().clone());
+    assert_eq!(slot("k"), Some(live("new", 5)));
     upsert(&state, key("k"), Slot::Deleted(6));
     upsert(&state, key("k"), live("older", 5));
-    assert_eq!(state.cache.get(&key("k")), Some(Slot::Deleted(6)));
+    assert_eq!(slot("k"), Some(Slot::Deleted(6)));
     assert_eq!(state.applied.load(Ordering::Acquire), 6);
 }
 

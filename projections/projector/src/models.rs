@@ -712,12 +712,23 @@ impl Session {
     /// When the session ends if not refreshed or revoked: the earlier of its idle and
     /// absolute deadlines (milliseconds since the Unix epoch).
     pub fn expires_at_ms(&self) -> i64 {
-        let idle = self
-            .last_used_ms
-            .saturating_add(seconds_to_ms(self.idle_timeout_seconds));
-        let absolute = self
-            .started_at_ms
-            .saturating_add(seconds_to_ms(self.absolute_timeout_seconds));
+        Self::expiry_at_ms(
+            self.started_at_ms,
+            self.last_used_ms,
+            self.idle_timeout_seconds,
+            self.absolute_timeout_seconds,
+        )
+    }
+
+    /// The rule of `expires_at_ms`, on a session's fields (for other forms of a session).
+    pub fn expiry_at_ms(
+        started_at_ms: i64,
+        last_used_ms: i64,
+        idle_timeout_seconds: u64,
+        absolute_timeout_seconds: u64,
+    ) -> i64 {
+        let idle = last_used_ms.saturating_add(seconds_to_ms(idle_timeout_seconds));
+        let absolute = started_at_ms.saturating_add(seconds_to_ms(absolute_timeout_seconds));
         idle.min(absolute)
     }
 

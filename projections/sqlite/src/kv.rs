@@ -2,7 +2,10 @@
 //! revisions, prefix listing, and gap-free watches.
 //!
 //! Owns: the write transactions (precondition, next bucket revision, upsert or delete, then
-//! the live change to watchers) and how a watch joins its snapshot to the live changes.
+//! the live change to watchers) and how a watch joins its snapshot to the live changes. A
+//! watch replays its snapshot a page at a time from a blocking thread, so a large bucket is
+//! never held in memory whole (a data plane's replica of 100,000 sessions would otherwise
+//! hold every stored value twice while it starts).
 //!
 //! Must not: notify a change outside the writer mutex or before its commit, let a lagging
 //! watcher skip changes silently, or skip a row it cannot decode.
@@ -15,7 +18,7 @@ use portcullis_store::{
     WatchStream,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::connections::Writer;
 use crate::{Inner, SqliteStore, columns};
@@ -24,6 +27,36 @@ use crate::{Inner, SqliteStore, columns};
 /// change's value is freed once every watcher has received it, so this bounds memory only for
 /// watchers that stop reading. Small under unit tests, so they can make a watcher lag.
 const WATCH_BUFFER: usize = if cfg!(test) { 8 } else { 1024 };
+
+/// Entries per page of a watch's replay; a replay holds at most `REPLAY_PAGES_AHEAD` pages
+/// beyond the one its watcher is reading. Small under unit tests, so replays span pages.
+const REPLAY_PAGE: usize = if cfg!(test) { 3 } else { 256 };
+const REPLAY_PAGES_AHEAD: usize = 2;
+
+/// What the replaying thread sends a watcher.
+enum Replay {
+    /// The next entries, in revision order.
+    Page(Vec<Entry>),
+    /// Every entry of the snapshot was sent.
+    Done,
+    /// Reading the snapshot failed; the watch ends with this error.
+    Failed(KvError),
+}
+
+/// Where a watch stream is.
+enum WatchState {
+    /// Replaying the snapshot; then the live changes after `caught_up_at`.
+    Replaying {
+        pages: mpsc::Receiver<Replay>,
+        changes: broadcast::Receiver<Change>,
+        caught_up_at: u64,
+    },
+    /// Relaying live changes after `caught_up_at`.
+    Live {
+        changes: broadcast::Receiver<Change>,
+        caught_up_at: u64,
+    },
+}
 
 /// One committed change, as sent to the watchers of its bucket.
 #[derive(Clone, Debug)]
@@ -135,23 +168,83 @@ impl ReadModelStore for SqliteStore {
 
     #[tracing::instrument(name = "store.sqlite.watch", level = "debug", skip_all, fields(%bucket))]
     async fn watch(&self, bucket: &Bucket) -> Result<WatchStream, KvError> {
+        let (started, start) = oneshot::channel();
+        let (sender, pages) = mpsc::channel(REPLAY_PAGES_AHEAD);
+        let inner = self.inner.clone();
         let job_bucket = bucket.clone();
-        let start = self
-            .blocking(
-                move |inner| inner.start_watch(&job_bucket),
-                unavailable("starting a watch"),
-            )
-            .await?;
-        let initial = futures::stream::iter(start.entries)
-            .map(|entry| Ok(WatchEvent::Put(entry)))
-            .chain(futures::stream::once(async { Ok(WatchEvent::CaughtUp) }));
+        let span = tracing::Span::current();
+        // Detached: it ends after the last page, or as soon as the watcher is dropped.
+        drop(tokio::task::spawn_blocking(move || {
+            span.in_scope(|| inner.replay_watch(&job_bucket, started, &sender));
+        }));
+        let (caught_up_at, changes) = start
+            .await
+            .map_err(unavailable("starting a watch (the replay stopped)"))??;
         let bucket = bucket.clone();
-        let caught_up_at = start.revision;
-        let live = futures::stream::unfold(Some(start.changes), move |changes| {
+        let state = WatchState::Replaying {
+            pages,
+            changes,
+            caught_up_at,
+        };
+        let events = futures::stream::unfold(Some(state), move |state| {
             let bucket = bucket.clone();
-            async move { next_live_change(changes?, &bucket, caught_up_at).await }
+            async move { next_events(state?, &bucket).await }
         });
-        Ok(Box::pin(initial.chain(live)))
+        Ok(Box::pin(events.flat_map(futures::stream::iter)))
+    }
+}
+
+/// The next events of a watch in `state`, and its state after them (`None` once it ended).
+async fn next_events(
+    state: WatchState,
+    bucket: &Bucket,
+) -> Option<(Vec<Result<WatchEvent, KvError>>, Option<WatchState>)> {
+    match state {
+        WatchState::Replaying {
+            mut pages,
+            changes,
+            caught_up_at,
+        } => match pages.recv().await {
+            Some(Replay::Page(entries)) => Some((
+                entries
+                    .into_iter()
+                    .map(|entry| Ok(WatchEvent::Put(entry)))
+                    .collect(),
+                Some(WatchState::Replaying {
+                    pages,
+                    changes,
+                    caught_up_at,
+                }),
+            )),
+            Some(Replay::Done) => Some((
+                vec![Ok(WatchEvent::CaughtUp)],
+                Some(WatchState::Live {
+                    changes,
+                    caught_up_at,
+                }),
+            )),
+            Some(Replay::Failed(error)) => Some((vec![Err(error)], None)),
+            None => Some((
+                vec![Err(KvError::Unavailable {
+                    context: format!("the replay of bucket {bucket} stopped; watch again"),
+                    source: "the replaying thread ended early".into(),
+                })],
+                None,
+            )),
+        },
+        WatchState::Live {
+            changes,
+            caught_up_at,
+        } => {
+            let (event, changes) = next_live_change(changes, bucket, caught_up_at).await?;
+            Some((
+                vec![event],
+                changes.map(|changes| WatchState::Live {
+                    changes,
+                    caught_up_at,
+                }),
+            ))
+        }
     }
 }
 
@@ -183,15 +276,9 @@ async fn next_live_change(
     }
 }
 
-/// What a watch starts from.
-struct WatchStart {
-    /// Every live entry of the bucket, in revision order.
-    entries: Vec<Entry>,
-    /// The bucket revision the entries are as of.
-    revision: u64,
-    /// Every change committed after `revision`.
-    changes: broadcast::Receiver<Change>,
-}
+/// What a watch starts from: the bucket revision its snapshot is as of, and every change
+/// committed after it.
+type WatchStart = (u64, broadcast::Receiver<Change>);
 
 impl Inner {
     fn ensure_bucket(&self, bucket: &Bucket) -> Result<(), KvError> {
@@ -400,44 +487,90 @@ impl Inner {
 
     /// Registers for live changes and pins the snapshot under the writer mutex, so the two
     /// meet exactly: the snapshot holds every change up to its revision, the receiver every
-    /// change after it. The entries are then read outside the mutex, from the pinned snapshot.
-    fn start_watch(&self, bucket: &Bucket) -> Result<WatchStart, KvError> {
-        let mut reader = self
-            .readers
-            .get()
-            .map_err(unavailable("opening a reader"))?;
-        // Deferred: the read snapshot is taken by the first read, below, not by BEGIN.
-        let tx = reader
-            .transaction()
-            .map_err(unavailable("starting a watch"))?;
-        let (revision, changes) = {
-            let mut writer = self.lock_writer();
-            let revision = bucket_revision(&tx, bucket)?;
-            let changes = writer
-                .watchers
-                .entry(bucket.clone())
-                .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
-                .subscribe();
-            (revision, changes)
+    /// change after it; both go to `started`. The entries are then read outside the mutex,
+    /// from the pinned snapshot, and sent to `pages` a page at a time (waiting while the
+    /// watcher is `REPLAY_PAGES_AHEAD` pages behind), then `Replay::Done`. Stops early when the
+    /// watcher is gone.
+    fn replay_watch(
+        &self,
+        bucket: &Bucket,
+        started: oneshot::Sender<Result<WatchStart, KvError>>,
+        pages: &mpsc::Sender<Replay>,
+    ) {
+        let mut reader = match self.readers.get() {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = started.send(Err(unavailable("opening a reader")(error)));
+                return;
+            }
         };
+        // Deferred: the read snapshot is taken by the first read, below, not by BEGIN.
+        let tx = match reader.transaction() {
+            Ok(tx) => tx,
+            Err(error) => {
+                let _ = started.send(Err(unavailable("starting a watch")(error)));
+                return;
+            }
+        };
+        let pinned = {
+            let mut writer = self.lock_writer();
+            bucket_revision(&tx, bucket).map(|revision| {
+                let changes = writer
+                    .watchers
+                    .entry(bucket.clone())
+                    .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
+                    .subscribe();
+                (revision, changes)
+            })
+        };
+        let failed = pinned.is_err();
+        if started.send(pinned).is_err() || failed {
+            return;
+        }
+        let sent = Self::send_snapshot(&tx, bucket, pages);
+        let last = match sent {
+            Ok(()) => Replay::Done,
+            Err(SendError::Failed(error)) => Replay::Failed(error),
+            Err(SendError::WatcherGone) => return,
+        };
+        let _ = pages.blocking_send(last);
+    }
+
+    /// Reads the pinned snapshot and sends it page by page.
+    fn send_snapshot(
+        tx: &rusqlite::Transaction<'_>,
+        bucket: &Bucket,
+        pages: &mpsc::Sender<Replay>,
+    ) -> Result<(), SendError> {
         let mut statement = tx
             .prepare_cached(
                 "SELECT key, value, revision FROM kv WHERE bucket = ?1 ORDER BY revision",
             )
-            .map_err(unavailable("preparing a watch"))?;
+            .map_err(|e| SendError::Failed(unavailable("preparing a watch")(e)))?;
         let mut rows = statement
             .query([bucket.as_str()])
-            .map_err(unavailable("reading a bucket"))?;
-        let mut entries = Vec::new();
-        while let Some(row) = rows.next().map_err(unavailable("reading a bucket"))? {
-            let entry = decode_entry(row).map_err(|reason| corrupt(bucket, reason))?;
-            entries.push(entry);
+            .map_err(|e| SendError::Failed(unavailable("reading a bucket")(e)))?;
+        let mut page = Vec::with_capacity(REPLAY_PAGE);
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| SendError::Failed(unavailable("reading a bucket")(e)))?
+        {
+            let entry =
+                decode_entry(row).map_err(|reason| SendError::Failed(corrupt(bucket, reason)))?;
+            page.push(entry);
+            if page.len() == REPLAY_PAGE {
+                let full = std::mem::replace(&mut page, Vec::with_capacity(REPLAY_PAGE));
+                pages
+                    .blocking_send(Replay::Page(full))
+                    .map_err(|_| SendError::WatcherGone)?;
+            }
         }
-        Ok(WatchStart {
-            entries,
-            revision,
-            changes,
-        })
+        if !page.is_empty() {
+            pages
+                .blocking_send(Replay::Page(page))
+                .map_err(|_| SendError::WatcherGone)?;
+        }
+        Ok(())
     }
 }
 
@@ -518,6 +651,14 @@ fn decode_entry(row: &rusqlite::Row<'_>) -> Result<Entry, String> {
         value,
         revision,
     })
+}
+
+/// Why a replay stopped before its end.
+enum SendError {
+    /// Reading the snapshot failed.
+    Failed(KvError),
+    /// The watcher dropped its stream.
+    WatcherGone,
 }
 
 fn corrupt(bucket: &Bucket, reason: String) -> KvError {

@@ -106,8 +106,18 @@ async fn a_key_that_cannot_be_read_back_is_an_error() {
     let store = open(&path).await;
     let err = store.keys(&b, None).await.unwrap_err();
     assert!(matches!(err, KvError::Corrupt { .. }), "{err:?}");
-    let err = store.watch(&b).await.err().expect("the watch fails");
+    // The replay streams the bucket, so the bad row ends the watch when it is reached:
+    // nothing is skipped and the watch never reports being caught up.
+    let mut stream = store.watch(&b).await.expect("the watch starts");
+    let err = match stream.next().await {
+        Some(Err(err)) => err,
+        other => panic!("expected the replay to fail, got {other:?}"),
+    };
     assert!(matches!(err, KvError::Corrupt { .. }), "{err:?}");
+    assert!(
+        stream.next().await.is_none(),
+        "the watch ends after the error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,6 +188,93 @@ async fn a_watcher_that_falls_behind_gets_an_error_then_the_end() {
         "{first:?}"
     );
     assert!(watch.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_spanning_pages_is_the_snapshot_then_the_changes_after_it() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    // More entries than fit in several replay pages (3 under test).
+    for i in 0..10 {
+        store
+            .put(
+                &b,
+                &key(&format!("k{i}")),
+                Bytes::from(format!("v{i}")),
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+    }
+    let mut watch = store.watch(&b).await.unwrap();
+    // Written while the replay is in progress (the watcher has read nothing yet): after the
+    // snapshot, so they come once each, after `CaughtUp`.
+    store
+        .put(&b, &key("k0"), Bytes::from("v0 again"), Expect::Any)
+        .await
+        .unwrap();
+    store.delete(&b, &key("k9"), Expect::Any).await.unwrap();
+    let mut replayed = Vec::new();
+    loop {
+        match watch.next().await.unwrap().unwrap() {
+            WatchEvent::Put(entry) => replayed.push((entry.key.to_string(), entry.value)),
+            WatchEvent::CaughtUp => break,
+            other @ WatchEvent::Deleted { .. } => panic!("no delete in a replay: {other:?}"),
+        }
+    }
+    let expected: Vec<(String, Bytes)> = (0..10)
+        .map(|i| (format!("k{i}"), Bytes::from(format!("v{i}"))))
+        .collect();
+    assert_eq!(
+        replayed, expected,
+        "the snapshot, in revision order, once each"
+    );
+    match watch.next().await.unwrap().unwrap() {
+        WatchEvent::Put(entry) => assert_eq!(
+            (entry.key.to_string(), entry.value),
+            ("k0".to_owned(), Bytes::from("v0 again"))
+        ),
+        other => panic!("expected the later put, got {other:?}"),
+    }
+    assert!(matches!(
+        watch.next().await.unwrap().unwrap(),
+        WatchEvent::Deleted { key: k, .. } if k == key("k9")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_watch_during_its_replay_stops_the_replay() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let b = bucket("models");
+    store.ensure_bucket(&b).await.unwrap();
+    for i in 0..30 {
+        store
+            .put(&b, &key(&format!("k{i}")), Bytes::from("v"), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let mut watch = store.watch(&b).await.unwrap();
+    assert!(matches!(watch.next().await, Some(Ok(WatchEvent::Put(_)))));
+    drop(watch);
+    drop(store);
+    // The replaying thread let go of the store: it can be opened again at once.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match SqliteStore::open(&path) {
+            Ok(store) => {
+                reopened = Some(store);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(
+        reopened.is_some(),
+        "the store stayed locked by a replay nobody reads"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

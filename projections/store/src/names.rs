@@ -343,6 +343,11 @@ impl Key {
         &self.0
     }
 
+    /// The key's text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// Whether this key lies under `prefix` on a token boundary (`a.b` is under `a`, not `a.b`
     /// itself, and `ab` is not under `a`).
     pub fn is_under(&self, prefix: &Key) -> bool {
