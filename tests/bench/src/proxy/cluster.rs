@@ -470,7 +470,14 @@ async fn throughput(deployment: &Deployment, args: &ProxyArgs, seconds: u64) -> 
         load::close(connections).await;
         let used: std::collections::BTreeSet<String> =
             balancer.backends_used().into_iter().collect();
-        rows.push((n, measured, used));
+        // The first data plane serves in every phase: its memory under load, with every
+        // seeded session in its replica.
+        let rss_kib = planes
+            .first()
+            .map(|plane| super::target::memory(&[plane.id()]))
+            .transpose()?
+            .map_or(0, |memory| memory.rss_kib);
+        rows.push((n, measured, used, rss_kib));
     }
     println!(
         "\nThroughput through nginx (round robin) over 1, 2 and 3 data planes: saturation, {} \
@@ -479,22 +486,23 @@ async fn throughput(deployment: &Deployment, args: &ProxyArgs, seconds: u64) -> 
         args.concurrency, args.warmup_seconds
     );
     println!(
-        "| data planes | calls/s | vs 1 | p50 | p99 | errors | backends used |\n|---|---|---|---|---|---|---|"
+        "| data planes | calls/s | vs 1 | p50 | p99 | errors | backends used | first data plane's RSS after |\n|---|---|---|---|---|---|---|---|"
     );
     let single = rows
         .first()
-        .map(|(_, m, _)| m.calls_per_second())
+        .map(|(_, m, _, _)| m.calls_per_second())
         .unwrap_or(1.0);
-    for (n, measured, used) in &rows {
+    for (n, measured, used, rss_kib) in &rows {
         let p = |q: f64| measured.latency.value_at_quantile(q) as f64 / 1e6;
         println!(
-            "| {n} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {} | {} |",
+            "| {n} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {} | {} | {:.1} MiB |",
             measured.calls_per_second(),
             measured.calls_per_second() / single,
             p(0.5),
             p(0.99),
             measured.errors.values().sum::<u64>(),
-            used.len()
+            used.len(),
+            *rss_kib as f64 / 1024.0
         );
     }
     drop(planes);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use hyper::header::{AUTHORIZATION, HeaderValue};
+use portcullis_data_plane::replica::Value;
 use portcullis_e2e::gateway::{Gateway, ReplicaServer};
 use portcullis_projector::{Buckets, ModelKind, model_key};
 use portcullis_proto::TrustLevel;
@@ -43,8 +44,10 @@ async fn until_gone(
             .proxy
             .replica()
             .get(&bucket, key)
-            .is_some_and(|cached| {
-                !String::from_utf8_lossy(&cached.value).contains("\"deleted\":true")
+            .is_some_and(|cached| match &cached.value {
+                // The replica holds grants decoded; a revoked one is a tombstone.
+                Value::Grant(grant) => grant.live.is_some(),
+                other => !String::from_utf8_lossy(&other.to_json()).contains("\"deleted\":true"),
             });
         if !live {
             return Ok(Instant::now());
