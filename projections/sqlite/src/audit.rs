@@ -16,8 +16,21 @@
 //! that arrive during a commit ride the next one, so the commit rate stays at the disk's fsync
 //! rate while throughput grows with concurrency, and a lone append still commits at once.
 //!
+//! Journal: a commit writes its records into `audit_journal`, a table with one index (the
+//! record id, for duplicates), not into `audit` with its eight: two or three pages per commit
+//! instead of about ten, so each fsync flushes less and the writer holds its lock for less.
+//! Once the journal holds `MOVE_ROWS` rows, the flusher, after answering the batch that got
+//! there, moves the whole journal into `audit` in one transaction, keeping every sequence; the
+//! indexes are then built a few hundred rows at a time. Opening the store and pruning move it
+//! too. A record is durable from its own commit, wherever it is later; both tables are read
+//! by every query (below), so where a record lies never changes what a query returns.
+//! Sequences are assigned by the store: one above the highest in either table and in
+//! `sqlite_sequence` (which remembers pruned ones), so they are never reused.
+//!
 //! Queries: one SQL statement per page, `WHERE host_id = ? AND seq < cursor AND <filters>
-//! ORDER BY seq DESC LIMIT limit + 1` (the extra row says whether a next page exists). Every
+//! ORDER BY seq DESC LIMIT limit + 1` (the extra row says whether a next page exists), over
+//! the journal (a scan of at most a few hundred rows) and `audit` merged in one statement,
+//! so one snapshot: a move between them cannot hide or repeat a record. Every
 //! index starts with the host, so no plan can read another tenant's rows, and each equality
 //! filter has an index ending in `seq`, so a filtered page walks matching rows only. Time
 //! bounds are exact on `time_ms`, and pick the plan themselves: a capped count on the time
@@ -48,6 +61,10 @@ const MAX_BATCH: usize = 1024;
 /// Most records of a host in a queried time range for which the page is read through the time
 /// index (and sorted); a wider range is read in sequence order instead.
 const TIME_INDEX_ROWS: i64 = 4096;
+
+/// Rows in the journal at which the flusher, once it has answered a batch, moves the journal
+/// into the indexed table.
+const MOVE_ROWS: usize = if cfg!(test) { 5 } else { 256 };
 
 /// Rows `prune_audit_before` removes per transaction, so appends are never held up for long.
 const PRUNE_CHUNK: i64 = if cfg!(test) { 3 } else { 2000 };
@@ -202,6 +219,12 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
                     // A waiter that gave up is no error: its record is committed anyway.
                     let _ = pending.reply.send(Ok(receipt));
                 }
+                // Off every waiter's path: the records above are durable and answered.
+                if let Some(inner) = store.upgrade()
+                    && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
+                {
+                    tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
+                }
             }
             Err(failure) => {
                 tracing::warn!(error = %failure, records = batch.len(), "Audit batch not committed.");
@@ -218,8 +241,9 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
 }
 
 impl Inner {
-    /// Writes `batch` in one transaction; a record id already stored for its host yields the
-    /// stored sequence as a duplicate. All or nothing: on an error nothing was committed.
+    /// Writes `batch` into the journal in one transaction; a record id already stored for its
+    /// host (in the journal or the indexed table) yields the stored sequence as a duplicate.
+    /// All or nothing: on an error nothing was committed.
     fn commit_audit_batch(&self, batch: &[Pending]) -> Result<Vec<AuditReceipt>, BatchError> {
         let mut writer = self.lock_writer();
         let tx = writer
@@ -227,43 +251,61 @@ impl Inner {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let recorded_at_ms = now_ms();
         let mut receipts = Vec::with_capacity(batch.len());
+        let mut added = 0;
         {
+            // The next sequence: above every row in either table and above any `audit` ever
+            // had (`sqlite_sequence` keeps that even after retention removed the rows).
+            let mut next: i64 = tx
+                .prepare_cached(
+                    "SELECT MAX(
+                         COALESCE((SELECT MAX(seq) FROM audit_journal), 0),
+                         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0),
+                         COALESCE((SELECT MAX(seq) FROM audit), 0)) + 1",
+                )?
+                .query_row([], |row| row.get(0))?;
+            let mut indexed =
+                tx.prepare_cached("SELECT seq FROM audit WHERE host_id = ?1 AND record_id = ?2")?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO audit (host_id, record_id, time_ms, human_id, agent_id, server_id,
-                                    tool, decision, recorded_at_ms, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO audit_journal (seq, host_id, record_id, time_ms, human_id, agent_id,
+                                            server_id, tool, decision, recorded_at_ms, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (host_id, record_id) DO NOTHING
                  RETURNING seq",
             )?;
-            let mut existing =
-                tx.prepare_cached("SELECT seq FROM audit WHERE host_id = ?1 AND record_id = ?2")?;
+            let mut journaled = tx.prepare_cached(
+                "SELECT seq FROM audit_journal WHERE host_id = ?1 AND record_id = ?2",
+            )?;
+            let sequence_of = |row: &Row<'_>| Ok(columns::unsigned(row, 0, "sequence"));
             for Pending { entry, .. } in batch {
-                let inserted = insert
-                    .query_row(
-                        params![
-                            entry.host_id,
-                            entry.record_id,
-                            entry.time_ms,
-                            entry.human_id,
-                            entry.agent_id,
-                            entry.server_id,
-                            entry.tool,
-                            entry.decision.as_str(),
-                            recorded_at_ms,
-                            &entry.record[..],
-                        ],
-                        |row| Ok(columns::unsigned(row, 0, "sequence")),
-                    )
-                    .optional()?;
-                let (sequence, duplicate) = match inserted {
-                    Some(sequence) => (sequence, false),
-                    None => (
-                        existing.query_row(params![entry.host_id, entry.record_id], |row| {
-                            Ok(columns::unsigned(row, 0, "sequence"))
-                        })?,
-                        true,
-                    ),
-                };
+                let key = params![entry.host_id, entry.record_id];
+                let (sequence, duplicate) =
+                    if let Some(sequence) = indexed.query_row(key, sequence_of).optional()? {
+                        (sequence, true)
+                    } else if let Some(sequence) = insert
+                        .query_row(
+                            params![
+                                next,
+                                entry.host_id,
+                                entry.record_id,
+                                entry.time_ms,
+                                entry.human_id,
+                                entry.agent_id,
+                                entry.server_id,
+                                entry.tool,
+                                entry.decision.as_str(),
+                                recorded_at_ms,
+                                &entry.record[..],
+                            ],
+                            sequence_of,
+                        )
+                        .optional()?
+                    {
+                        next += 1;
+                        added += 1;
+                        (sequence, false)
+                    } else {
+                        (journaled.query_row(key, sequence_of)?, true)
+                    };
                 receipts.push(AuditReceipt {
                     sequence: sequence.map_err(BatchError::Corrupt)?,
                     duplicate,
@@ -271,8 +313,22 @@ impl Inner {
             }
         }
         tx.commit()?;
+        writer.audit_journal_rows += added;
         self.audit.commits.fetch_add(1, Ordering::Relaxed);
         Ok(receipts)
+    }
+
+    /// Moves every journal row into the indexed table, in one transaction, once the journal
+    /// holds at least `threshold` rows; returns how many moved. Sequences are kept, so a
+    /// record's place in every query and every cursor already handed out stay the same.
+    pub(crate) fn move_audit_journal(&self, threshold: usize) -> rusqlite::Result<usize> {
+        let mut writer = self.lock_writer();
+        if writer.audit_journal_rows < threshold.max(1) {
+            return Ok(0);
+        }
+        let moved = move_journal(&mut writer.conn)?;
+        writer.audit_journal_rows = 0;
+        Ok(moved)
     }
 
     fn query_audit(
@@ -338,6 +394,10 @@ impl Inner {
     }
 
     fn prune_audit(&self, cutoff_ms: i64) -> Result<u64, AuditError> {
+        // Retention reads `audit` only; the journal goes there first, so a quiet store's last
+        // few records are not kept past their time.
+        self.move_audit_journal(1)
+            .map_err(unavailable("moving the audit journal before pruning"))?;
         let mut removed = 0;
         loop {
             let mut writer = self.lock_writer();
@@ -389,6 +449,25 @@ impl Inner {
     }
 }
 
+/// Moves every row of `audit_journal` into `audit` in one transaction; returns how many.
+/// A record id found in both would fail the insert and leave both tables as they were
+/// (appends check `audit` before journaling, under the same writer lock, so it cannot
+/// happen short of a hand edit).
+pub(crate) fn move_journal(conn: &mut rusqlite::Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let moved = tx.execute(
+        "INSERT INTO audit (seq, host_id, record_id, time_ms, human_id, agent_id, server_id,
+                            tool, decision, recorded_at_ms, record)
+         SELECT seq, host_id, record_id, time_ms, human_id, agent_id, server_id, tool,
+                decision, recorded_at_ms, record
+         FROM audit_journal ORDER BY seq",
+        [],
+    )?;
+    tx.execute("DELETE FROM audit_journal", [])?;
+    tx.commit()?;
+    Ok(moved)
+}
+
 /// Why a batch did not commit.
 #[derive(Debug, thiserror::Error)]
 enum BatchError {
@@ -425,17 +504,16 @@ fn query_sql(
         TimePlan::TimeIndex => (" INDEXED BY audit_by_time", "time_ms"),
         TimePlan::SequenceOrder => ("", "+time_ms"),
     };
-    let mut sql = format!(
-        "SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
-                record
-         FROM audit{index} WHERE host_id = ?"
-    );
-    let mut values = vec![Value::Text(filter.host_id.clone())];
+    // One condition list for both tables; `time` differs only in keeping `audit` off its
+    // time index.
+    let mut conditions = vec![(
+        "host_id = ?".to_owned(),
+        Value::Text(filter.host_id.clone()),
+    )];
     if let Some(cursor) = cursor {
-        sql.push_str(" AND seq < ?");
         // Sequences never exceed i64::MAX in SQLite; a larger cursor excludes nothing.
         let before = i64::try_from(cursor.before_sequence()).unwrap_or(i64::MAX);
-        values.push(Value::Integer(before));
+        conditions.push(("seq < ?".to_owned(), Value::Integer(before)));
     }
     for (column, wanted) in [
         ("human_id", &filter.human_id),
@@ -444,23 +522,41 @@ fn query_sql(
         ("tool", &filter.tool),
     ] {
         if let Some(wanted) = wanted {
-            sql.push_str(&format!(" AND {column} = ?"));
-            values.push(Value::Text(wanted.clone()));
+            conditions.push((format!("{column} = ?"), Value::Text(wanted.clone())));
         }
     }
     if let Some(decision) = filter.decision {
-        sql.push_str(" AND decision = ?");
-        values.push(Value::Text(decision.as_str().to_owned()));
+        conditions.push((
+            "decision = ?".to_owned(),
+            Value::Text(decision.as_str().to_owned()),
+        ));
     }
     if let Some(since) = filter.since_ms {
-        sql.push_str(&format!(" AND {time} >= ?"));
-        values.push(Value::Integer(since));
+        conditions.push((format!("{time} >= ?"), Value::Integer(since)));
     }
     if let Some(until) = filter.until_ms {
-        sql.push_str(&format!(" AND {time} <= ?"));
-        values.push(Value::Integer(until));
+        conditions.push((format!("{time} <= ?"), Value::Integer(until)));
     }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    let clause = conditions
+        .iter()
+        .map(|(condition, _)| condition.as_str())
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    // The journal's rows are the newest; a compound ORDER BY merges the two ordered scans
+    // and stops at the limit. The journal is small and read in sequence order (`NOT
+    // INDEXED`: through its record-id index it would need a sort).
+    let sql = format!(
+        "SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
+                record
+         FROM audit_journal NOT INDEXED WHERE {clause}
+         UNION ALL
+         SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
+                record
+         FROM audit{index} WHERE {clause}
+         ORDER BY seq DESC LIMIT ?"
+    );
+    let mut values: Vec<Value> = conditions.iter().map(|(_, v)| v.clone()).collect();
+    values.extend(conditions.into_iter().map(|(_, v)| v));
     // `limit` is at most MAX_AUDIT_PAGE, validated before.
     values.push(Value::Integer(limit as i64 + 1));
     (sql, values)

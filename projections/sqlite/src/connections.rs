@@ -29,6 +29,8 @@ pub(crate) struct Writer {
     /// Live-change senders of the buckets someone watches. An entry is created by the first
     /// watch of its bucket and removed when a send finds no watcher left.
     pub(crate) watchers: HashMap<Bucket, broadcast::Sender<Change>>,
+    /// Rows in `audit_journal` (see `audit.rs`); it changes only under this mutex.
+    pub(crate) audit_journal_rows: usize,
 }
 
 impl Writer {
@@ -36,6 +38,7 @@ impl Writer {
         Writer {
             conn,
             watchers: HashMap::new(),
+            audit_journal_rows: 0,
         }
     }
 }

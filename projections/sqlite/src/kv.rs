@@ -340,7 +340,7 @@ impl Inner {
         expect: Expect,
     ) -> Result<u64, KvError> {
         let mut writer = self.lock_writer();
-        let Writer { conn, watchers } = &mut *writer;
+        let Writer { conn, watchers, .. } = &mut *writer;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable("starting a write"))?;
@@ -373,7 +373,7 @@ impl Inner {
     /// All of `entries` in one transaction (one fsync), each with its own revision.
     fn put_many(&self, bucket: &Bucket, entries: Vec<(Key, Bytes)>) -> Result<u64, KvError> {
         let mut writer = self.lock_writer();
-        let Writer { conn, watchers } = &mut *writer;
+        let Writer { conn, watchers, .. } = &mut *writer;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable("starting a write"))?;
@@ -421,7 +421,7 @@ impl Inner {
     /// precondition holds and there is nothing to remove) and conflicts under `Revision`.
     fn delete(&self, bucket: &Bucket, key: &Key, expect: Expect) -> Result<(), KvError> {
         let mut writer = self.lock_writer();
-        let Writer { conn, watchers } = &mut *writer;
+        let Writer { conn, watchers, .. } = &mut *writer;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable("starting a delete"))?;

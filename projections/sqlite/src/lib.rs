@@ -172,6 +172,9 @@ impl SqliteStore {
         };
         let mut conn = schema::open_writer(path)?;
         schema::migrate(path, &mut conn)?;
+        // Whatever the last run left in the audit journal goes into the indexed table now, so
+        // the writer's count of journal rows starts true at zero.
+        audit::move_journal(&mut conn).map_err(sqlite("moving the audit journal"))?;
         let head: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
                 row.get(0)

@@ -296,7 +296,8 @@ pub async fn audit(
 
     let mut queries = histogram();
     for i in 0..100 {
-        let mut filter = AuditFilter::host("bench-host-3");
+        // Host 0 has records whatever the number of writers.
+        let mut filter = AuditFilter::host("bench-host-0");
         if i % 2 == 1 {
             filter.human_id = Some("human-7".to_owned());
         }

@@ -77,10 +77,12 @@ async fn pruning_removes_only_the_oldest_records_stored_before_the_cutoff() {
     drop(store);
     // Backdate the first five as if stored long ago; the sixth stays young, the seventh old
     // again: retention removes a prefix, so it must stop at the sixth.
+    // Opening moved the journal into `audit`; the first store's last rows may have been
+    // left in the journal, so plant the dates in both tables.
     raw(&path)
-        .execute(
-            "UPDATE audit SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7",
-            [],
+        .execute_batch(
+            "UPDATE audit SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7;
+             UPDATE audit_journal SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7;",
         )
         .unwrap();
     let store = open(&path).await;
@@ -107,7 +109,7 @@ async fn a_version_one_file_gains_the_audit_table() {
     drop(open(&path).await);
     {
         let conn = raw(&path);
-        conn.execute_batch("DROP TABLE audit; PRAGMA user_version = 1;")
+        conn.execute_batch("DROP TABLE audit; DROP TABLE audit_journal; PRAGMA user_version = 1;")
             .unwrap();
     }
     let store = open(&path).await;
@@ -121,6 +123,9 @@ async fn a_record_that_cannot_be_read_back_is_an_error_not_a_gap() {
     let store = open(&path).await;
     store.append(entry("h1", "r1")).await.unwrap();
     drop(store);
+    // Opening the store moves the record into the indexed table; spoil it there first, then,
+    // for a second record, in the journal.
+    drop(open(&path).await);
     raw(&path)
         .execute("UPDATE audit SET decision = 'maybe' WHERE seq = 1", [])
         .unwrap();
@@ -133,6 +138,155 @@ async fn a_record_that_cannot_be_read_back_is_an_error_not_a_gap() {
         matches!(err, AuditError::Corrupt { sequence: 1, .. }),
         "{err:?}"
     );
+    raw(&path)
+        .execute("UPDATE audit SET decision = 'allowed' WHERE seq = 1", [])
+        .unwrap();
+    store.append(entry("h1", "r2")).await.unwrap();
+    raw(&path)
+        .execute(
+            "UPDATE audit_journal SET decision = 'maybe' WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+    let err = store
+        .query(AuditFilter::host("h1"), 10, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuditError::Corrupt { sequence: 2, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_moves_into_the_indexed_table_without_changing_what_queries_see() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let journal_rows = |path: &Path| -> (i64, i64) {
+        let conn = raw(path);
+        let count = |table: &str| {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+        };
+        (count("audit_journal"), count("audit"))
+    };
+    let ids = |page: &portcullis_store::AuditPage| -> Vec<String> {
+        page.records
+            .iter()
+            .map(|r| format!("{}:{}", r.sequence, r.entry.record_id))
+            .collect()
+    };
+    // Below the threshold every record waits in the journal, and is queried from there.
+    let threshold = super::MOVE_ROWS;
+    for i in 0..threshold - 1 {
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+    }
+    assert_eq!(journal_rows(&path), (threshold as i64 - 1, 0));
+    let before = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    // A retried id in the journal is a duplicate with the stored sequence.
+    let again = store.append(entry("h1", "r0")).await.unwrap();
+    assert!(again.duplicate && again.sequence == 1, "{again:?}");
+    // The append that reaches the threshold moves the whole journal, after it is answered.
+    let last = format!("r{}", threshold - 1);
+    store.append(entry("h1", &last)).await.unwrap();
+    let moved = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while journal_rows(&path).0 != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        moved.is_ok(),
+        "journal never moved: {:?}",
+        journal_rows(&path)
+    );
+    assert_eq!(journal_rows(&path), (0, threshold as i64));
+    let after = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&after)[1..],
+        ids(&before)[..],
+        "same records, same sequences"
+    );
+    assert_eq!(ids(&after)[0], format!("{threshold}:{last}"));
+    // A retried id in the indexed table is a duplicate too; a new one takes the next sequence
+    // and is seen first, across both tables, with cursors paging through both.
+    let again = store.append(entry("h1", "r1")).await.unwrap();
+    assert!(again.duplicate && again.sequence == 2, "{again:?}");
+    let fresh = store.append(entry("h1", "new")).await.unwrap();
+    assert_eq!(fresh.sequence, threshold as u64 + 1);
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(AuditFilter::host("h1"), 2, cursor)
+            .await
+            .unwrap();
+        seen.extend(ids(&page));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut expected = vec![format!("{}:new", threshold + 1)];
+    expected.extend(ids(&after));
+    assert_eq!(seen, expected);
+    // Closing with rows in the journal loses nothing: the next open moves them.
+    drop(store);
+    assert_eq!(journal_rows(&path), (1, threshold as i64));
+    let store = open(&path).await;
+    assert_eq!(journal_rows(&path), (0, threshold as i64 + 1));
+    let page = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_stay_above_pruned_and_moved_records() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    for i in 0..3 {
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+    }
+    // Prune moves the journal first, then removes everything: the next sequence still goes
+    // on from 3, not from 1.
+    assert_eq!(store.prune_audit_before(i64::MAX).await.unwrap(), 3);
+    let next = store.append(entry("h1", "r3")).await.unwrap();
+    assert_eq!(next.sequence, 4);
+    drop(store);
+    let store = open(&path).await;
+    let next = store.append(entry("h1", "r4")).await.unwrap();
+    assert_eq!(next.sequence, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_two_file_gains_the_journal_and_keeps_its_records() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    store.append(entry("h1", "r1")).await.unwrap();
+    drop(store);
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            "INSERT INTO audit SELECT * FROM audit_journal; DELETE FROM audit_journal;
+             DROP TABLE audit_journal; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = open(&path).await;
+    let duplicate = store.append(entry("h1", "r1")).await.unwrap();
+    assert!(duplicate.duplicate && duplicate.sequence == 1);
+    let fresh = store.append(entry("h1", "r2")).await.unwrap();
+    assert!(!fresh.duplicate && fresh.sequence == 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -144,11 +144,11 @@ pub async fn run(args: &ProxyArgs, cluster: &ClusterArgs, seconds: u64) -> anyho
         ),
     ] {
         println!(
-            "| {label} | {} | {} | {} | {:.1} MiB |",
+            "| {label} | {} | {} | {} | {} |",
             ms(starts.median()),
             ms(starts.min()),
             ms(starts.max()),
-            starts.rss_kib as f64 / 1024.0
+            starts.memory.describe()
         );
     }
     println!(
@@ -318,7 +318,7 @@ async fn wait_ready(listen: SocketAddr, within: Duration) -> anyhow::Result<()> 
 /// Start times of one configuration, and memory once ready (of the last start).
 struct Starts {
     took: Vec<Duration>,
-    rss_kib: u64,
+    memory: super::target::Memory,
 }
 
 impl Starts {
@@ -342,17 +342,17 @@ impl Starts {
 /// Starts a data plane `rounds` times, each time until ready, then stops it.
 async fn time_to_ready(deployment: &Deployment, rounds: u32) -> anyhow::Result<Starts> {
     let mut took = Vec::new();
-    let mut rss_kib = 0;
+    let mut memory = super::target::Memory::default();
     for _ in 0..rounds.max(1) {
         let listen = free_addr()?;
         let started = Instant::now();
         let process = deployment.data_plane(listen)?;
         wait_ready(listen, Duration::from_secs(300)).await?;
         took.push(started.elapsed());
-        rss_kib = super::target::memory(&[process.id()])?.rss_kib;
+        memory = super::target::memory(&[process.id()])?;
         drop(process);
     }
-    Ok(Starts { took, rss_kib })
+    Ok(Starts { took, memory })
 }
 
 /// Writes `servers` copies of the imported server (each with its own id and key) and
@@ -472,12 +472,12 @@ async fn throughput(deployment: &Deployment, args: &ProxyArgs, seconds: u64) -> 
             balancer.backends_used().into_iter().collect();
         // The first data plane serves in every phase: its memory under load, with every
         // seeded session in its replica.
-        let rss_kib = planes
+        let memory = planes
             .first()
             .map(|plane| super::target::memory(&[plane.id()]))
             .transpose()?
-            .map_or(0, |memory| memory.rss_kib);
-        rows.push((n, measured, used, rss_kib));
+            .unwrap_or_default();
+        rows.push((n, measured, used, memory));
     }
     println!(
         "\nThroughput through nginx (round robin) over 1, 2 and 3 data planes: saturation, {} \
@@ -492,17 +492,17 @@ async fn throughput(deployment: &Deployment, args: &ProxyArgs, seconds: u64) -> 
         .first()
         .map(|(_, m, _, _)| m.calls_per_second())
         .unwrap_or(1.0);
-    for (n, measured, used, rss_kib) in &rows {
+    for (n, measured, used, memory) in &rows {
         let p = |q: f64| measured.latency.value_at_quantile(q) as f64 / 1e6;
         println!(
-            "| {n} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {} | {} | {:.1} MiB |",
+            "| {n} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {} | {} | {} |",
             measured.calls_per_second(),
             measured.calls_per_second() / single,
             p(0.5),
             p(0.99),
             measured.errors.values().sum::<u64>(),
             used.len(),
-            *rss_kib as f64 / 1024.0
+            memory.describe()
         );
     }
     drop(planes);

@@ -142,21 +142,30 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
         out,
         "\n### Memory at the end of the run (process and its children)\n"
     );
-    out.push_str("| target | processes | VmRSS | VmHWM |\n|---|---|---|---|\n");
+    out.push_str(
+        "| target | processes | VmRSS | of it anonymous | of it mapped files | VmHWM |\n\
+         |---|---|---|---|---|---|\n",
+    );
     for row in rows {
         match row.memory {
             Some(m) => {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} |",
                     row.name,
                     m.processes,
                     mib(m.rss_kib),
+                    mib(m.anon_kib),
+                    mib(m.file_kib),
                     mib(m.hwm_kib)
                 );
             }
             None => {
-                let _ = writeln!(out, "| {} | unknown (no pid given) | — | — |", row.name);
+                let _ = writeln!(
+                    out,
+                    "| {} | unknown (no pid given) | — | — | — | — |",
+                    row.name
+                );
             }
         }
     }

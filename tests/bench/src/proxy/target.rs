@@ -91,6 +91,24 @@ pub struct Memory {
     /// Sum of `VmHWM` (each process's peak resident set), KiB: an upper bound of the peak of
     /// the group, since the processes need not peak together.
     pub hwm_kib: u64,
+    /// Of `rss_kib`, anonymous memory (`RssAnon`: heap, stacks), KiB.
+    pub anon_kib: u64,
+    /// Of `rss_kib`, pages of mapped files (`RssFile`: mostly the executable's code that has
+    /// run), KiB.
+    pub file_kib: u64,
+}
+
+impl Memory {
+    /// `VmRSS` in MiB with its split, e.g. `57.6 MiB (anon 40.1 + file 17.5)`.
+    pub fn describe(&self) -> String {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        format!(
+            "{:.1} MiB (anon {:.1} + file {:.1})",
+            mib(self.rss_kib),
+            mib(self.anon_kib),
+            mib(self.file_kib)
+        )
+    }
 }
 
 /// Memory of `pids` and their descendants; a process that is gone counts as nothing.
@@ -103,10 +121,12 @@ pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
         if !seen.insert(pid) {
             continue;
         }
-        if let Some((rss, hwm)) = status_memory(pid) {
+        if let Some(status) = status_memory(pid) {
             total.processes += 1;
-            total.rss_kib += rss;
-            total.hwm_kib += hwm;
+            total.rss_kib += status.rss_kib;
+            total.hwm_kib += status.hwm_kib;
+            total.anon_kib += status.anon_kib;
+            total.file_kib += status.file_kib;
         }
         if let Some(kids) = children.get(&pid) {
             stack.extend(kids);
@@ -115,8 +135,8 @@ pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
     Ok(total)
 }
 
-/// `VmRSS` and `VmHWM` in KiB, or `None` if the process is gone.
-fn status_memory(pid: u32) -> Option<(u64, u64)> {
+/// One process's `VmRSS`, `VmHWM`, `RssAnon` and `RssFile` in KiB, or `None` if it is gone.
+fn status_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -131,7 +151,13 @@ fn status_memory(pid: u32) -> Option<(u64, u64)> {
             })
             .unwrap_or(0)
     };
-    Some((field("VmRSS:"), field("VmHWM:")))
+    Some(Memory {
+        processes: 1,
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+        anon_kib: field("RssAnon:"),
+        file_kib: field("RssFile:"),
+    })
 }
 
 /// Every process's children, from the parent pid in `/proc/<pid>/stat`.
