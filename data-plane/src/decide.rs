@@ -95,7 +95,7 @@ pub fn effective_levels(facts: &Facts<'_>, required: Option<TrustLevel>) -> Leve
     let grant = facts.grant.map(|g| g.max_trust_level);
     let agent_cap = facts
         .agent
-        .and_then(|agent| agent.caps.get(facts.session.server_id()).copied());
+        .and_then(|agent| agent.caps.get(&*facts.session.server_id()).copied());
     let effective = [Some(consented), grant, agent_cap]
         .into_iter()
         .flatten()
@@ -123,7 +123,7 @@ pub fn standing(facts: &Facts<'_>) -> Option<DenyReason> {
         None => Some(DenyReason::AgentRevoked),
         Some(agent)
             if !agent.session_survives_revocations(
-                facts.session.server_id(),
+                &facts.session.server_id(),
                 facts.session.started_sequence(),
             ) =>
         {

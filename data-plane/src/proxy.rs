@@ -622,10 +622,10 @@ fn admit(
     }
     let agent = inner
         .policy
-        .agent(&host.host_id, session.agent_id())
+        .agent(&host.host_id, &session.agent_id())
         .map_err(Reject::policy)?
         .filter(|agent| {
-            agent.session_survives_revocations(session.server_id(), session.started_sequence())
+            agent.session_survives_revocations(&session.server_id(), session.started_sequence())
         })
         .ok_or_else(|| invalid("the agent's access was revoked"))?;
     if let Some(key) = server_key {
@@ -637,7 +637,7 @@ fn admit(
                 other => Reject::policy(other),
             })?
             .ok_or_else(|| not_found_server(key))?;
-        if owner != session.server_id() {
+        if *owner != *session.server_id() {
             return Err(Reject::rpc(
                 StatusCode::FORBIDDEN,
                 None,
@@ -651,7 +651,7 @@ fn admit(
     }
     let server = inner
         .policy
-        .server(&host.host_id, session.server_id())
+        .server(&host.host_id, &session.server_id())
         .map_err(Reject::policy)?
         .ok_or_else(|| {
             Reject::rpc(
@@ -663,7 +663,7 @@ fn admit(
             )
         })?;
     Ok(Admitted {
-        server_id: session.server_id().to_owned(),
+        server_id: session.server_id().to_string(),
         host,
         claims,
         session,
@@ -1101,7 +1101,7 @@ fn upstream_bearer(
         .policy
         .upstream_credential(
             &admitted.host.host_id,
-            admitted.session.human_id(),
+            &admitted.session.human_id(),
             &admitted.server_id,
         )
         .map_err(Reject::policy)?
@@ -1111,7 +1111,7 @@ fn upstream_bearer(
     }
     let aad = portcullis_upstream::oauth::credential_aad(
         &admitted.host.host_id,
-        admitted.session.human_id(),
+        &admitted.session.human_id(),
         &admitted.server_id,
     );
     let opened = base64::engine::general_purpose::STANDARD
@@ -1204,7 +1204,7 @@ fn grant_of(
         .policy
         .grant(
             &admitted.host.host_id,
-            admitted.session.human_id(),
+            &admitted.session.human_id(),
             &admitted.server_id,
         )
         .map_err(Reject::policy)
@@ -1241,15 +1241,15 @@ async fn authorize_call(
     let human = settled(inner, || {
         inner
             .policy
-            .human(&admitted.host.host_id, admitted.session.human_id())
+            .human(&admitted.host.host_id, &admitted.session.human_id())
             .map_err(Reject::policy)
     })
     .await?;
     let who = crate::audit::Subjects {
         host_id: &admitted.host.host_id,
-        human_id: admitted.session.human_id(),
+        human_id: &admitted.session.human_id(),
         human_email: human.as_ref().map_or("", |h| h.email.as_str()),
-        agent_id: admitted.session.agent_id(),
+        agent_id: &admitted.session.agent_id(),
         agent_name: &admitted.agent.name,
         client_id: &admitted.claims.client_id,
         server_id: &admitted.server_id,

@@ -5,7 +5,8 @@
 //! JSON on every read costs microseconds per call, and keeping sessions as JSON costs their
 //! field names once per session, while sessions are what a replica holds most of (one per
 //! connected agent). So these four kinds are decoded once, when the watch delivers them, and
-//! kept decoded; a session in a compact form (its four ids in one allocation). Every other
+//! kept decoded; a session in a compact form (every field in one allocation, ULID ids as
+//! their 16 bytes). Every other
 //! kind stays the bytes the store holds (`Policy` caches hosts and servers decoded per
 //! revision). A value of a decoded kind that does not decode is kept as its bytes, so reading
 //! it reports why, as before.
@@ -111,7 +112,10 @@ impl DecodedKind for SessionRecord {
         let live = match &session.state {
             State::Live(session) => {
                 Some(SessionRecord::from_session(session).ok_or_else(|| {
-                    serde::de::Error::custom("an id of the session is longer than 65,535 bytes")
+                    serde::de::Error::custom(
+                        "an id of the session is longer than 65,535 bytes, or a timeout longer \
+                         than u32::MAX seconds",
+                    )
                 })?)
             }
             State::Deleted => None,
@@ -174,20 +178,95 @@ impl Value {
 mod layout {
     pub const TRUST: usize = 0;
     pub const REVOKED: usize = 1;
-    pub const STARTED_AT: usize = 2;
-    pub const LAST_USED: usize = 10;
-    pub const IDLE: usize = 18;
-    pub const ABSOLUTE: usize = 26;
-    pub const STARTED_SEQUENCE: usize = 34;
-    pub const REVOKED_AT: usize = 42;
-    /// Four `u16` lengths: human, agent, client and server id.
-    pub const LENGTHS: usize = 50;
-    /// The ids back to back, then the revocation reason.
-    pub const TEXT: usize = 58;
+    /// Two bits per id (human, agent, client, server; lowest first): `ID_TEXT`, `ID_ULID` or
+    /// `ID_ULID_LOWER`.
+    pub const ID_FORMS: usize = 2;
+    pub const STARTED_AT: usize = 3;
+    pub const LAST_USED: usize = 11;
+    /// `u32` seconds (at most a year, by the session rules).
+    pub const IDLE: usize = 19;
+    pub const ABSOLUTE: usize = 23;
+    pub const STARTED_SEQUENCE: usize = 27;
+    /// Four `u16` lengths of the ids as kept (16 for a ULID).
+    pub const LENGTHS: usize = 35;
+    /// The ids back to back; then, for a revoked session, the time (`i64` ms) and the reason.
+    pub const IDS: usize = 43;
+
+    pub const ID_TEXT: u8 = 0;
+    pub const ID_ULID: u8 = 1;
+    pub const ID_ULID_LOWER: u8 = 2;
+}
+
+/// An id as kept: its text, or the 16 bytes of a ULID whose canonical text (upper case, or
+/// all lower case as OAuth client ids are minted) is exactly the id. A ULID takes 16 bytes
+/// instead of 26, and most ids are ULIDs.
+fn compact_id(id: &str) -> (u8, Cow<'_, [u8]>) {
+    if id.len() == ulid::ULID_LEN
+        && let Ok(parsed) = ulid::Ulid::from_string(id)
+    {
+        let mut canonical = [0u8; ulid::ULID_LEN];
+        let canonical = parsed.array_to_str(&mut canonical);
+        let raw = || Cow::Owned(parsed.to_bytes().to_vec());
+        if canonical == id {
+            return (layout::ID_ULID, raw());
+        }
+        canonical.make_ascii_lowercase();
+        if canonical == id {
+            return (layout::ID_ULID_LOWER, raw());
+        }
+    }
+    (layout::ID_TEXT, Cow::Borrowed(id.as_bytes()))
+}
+
+/// An id read from a `SessionRecord`: borrowed text, or a ULID spelled out on the stack.
+/// Dereferences to `&str`.
+#[derive(Clone, Copy)]
+pub enum Id<'a> {
+    /// Kept as text.
+    Text(&'a str),
+    /// Kept as a ULID; the canonical text.
+    Ulid([u8; ulid::ULID_LEN]),
+}
+
+impl std::ops::Deref for Id<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Id::Text(text) => text,
+            // Only `SessionRecord::id` builds this, from ULID text: ASCII.
+            Id::Ulid(text) => std::str::from_utf8(text).unwrap_or(""),
+        }
+    }
+}
+
+impl std::fmt::Debug for Id<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq<str> for Id<'_> {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&str> for Id<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<String> for Id<'_> {
+    fn eq(&self, other: &String) -> bool {
+        **self == **other
+    }
 }
 
 /// A consent session as the replica keeps it: every field of `Session` in one shared
-/// allocation (a `Session` takes five), about 190 bytes for a typical session. Cheap to clone.
+/// allocation (a `Session` takes five), ULID ids as their 16 bytes: about 125 bytes for a
+/// typical session. Cheap to clone.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionRecord(Arc<[u8]>);
 
@@ -198,88 +277,127 @@ impl std::fmt::Debug for SessionRecord {
 }
 
 impl SessionRecord {
-    /// The compact form of `session`; `None` if an id is longer than 65,535 bytes.
+    /// The compact form of `session`; `None` if an id is longer than 65,535 bytes or a
+    /// timeout longer than `u32::MAX` seconds (the session rules allow a year).
     pub fn from_session(session: &Session) -> Option<Self> {
         let ids = [
-            &session.human_id,
-            &session.agent_id,
-            &session.client_id,
-            &session.server_id,
+            compact_id(&session.human_id),
+            compact_id(&session.agent_id),
+            compact_id(&session.client_id),
+            compact_id(&session.server_id),
         ];
-        let reason = session
+        let revoked = session
             .revoked
             .as_ref()
-            .map_or("", |revoked| revoked.reason.as_str());
-        let text: usize = ids.iter().map(|id| id.len()).sum::<usize>() + reason.len();
-        let mut bytes = Vec::with_capacity(layout::TEXT + text);
+            .map(|revoked| (revoked.at_ms, revoked.reason.as_str()));
+        let text: usize = ids.iter().map(|(_, id)| id.len()).sum::<usize>()
+            + revoked.map_or(0, |(_, reason)| 8 + reason.len());
+        let mut bytes = Vec::with_capacity(layout::IDS + text);
         let trust = TrustLevel::ALL
             .iter()
             .position(|level| *level == session.trust_level)
             .and_then(|index| u8::try_from(index).ok())?;
         bytes.push(trust);
-        bytes.push(u8::from(session.revoked.is_some()));
+        bytes.push(u8::from(revoked.is_some()));
+        let forms = ids
+            .iter()
+            .enumerate()
+            .fold(0u8, |forms, (index, (form, _))| {
+                forms | (form << (2 * index))
+            });
+        bytes.push(forms);
         bytes.extend_from_slice(&session.started_at_ms.to_le_bytes());
         bytes.extend_from_slice(&session.last_used_ms.to_le_bytes());
-        bytes.extend_from_slice(&session.idle_timeout_seconds.to_le_bytes());
-        bytes.extend_from_slice(&session.absolute_timeout_seconds.to_le_bytes());
+        bytes.extend_from_slice(
+            &u32::try_from(session.idle_timeout_seconds)
+                .ok()?
+                .to_le_bytes(),
+        );
+        bytes.extend_from_slice(
+            &u32::try_from(session.absolute_timeout_seconds)
+                .ok()?
+                .to_le_bytes(),
+        );
         bytes.extend_from_slice(&session.started_sequence.to_le_bytes());
-        let revoked_at = session.revoked.as_ref().map_or(0, |revoked| revoked.at_ms);
-        bytes.extend_from_slice(&revoked_at.to_le_bytes());
-        for id in ids {
+        for (_, id) in &ids {
             bytes.extend_from_slice(&u16::try_from(id.len()).ok()?.to_le_bytes());
         }
-        for id in ids {
-            bytes.extend_from_slice(id.as_bytes());
+        for (_, id) in &ids {
+            bytes.extend_from_slice(id);
         }
-        bytes.extend_from_slice(reason.as_bytes());
+        if let Some((at_ms, reason)) = revoked {
+            bytes.extend_from_slice(&at_ms.to_le_bytes());
+            bytes.extend_from_slice(reason.as_bytes());
+        }
         Some(Self(Arc::from(bytes)))
     }
 
-    fn number(&self, at: usize) -> [u8; 8] {
+    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
         self.0
-            .get(at..at + 8)
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-            .unwrap_or_default()
+            .get(at..at + N)
+            .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+            .unwrap_or([0; N])
     }
 
-    /// Text `index` (0 to 3: the ids; 4: the revocation reason, up to the end).
-    fn text(&self, index: usize) -> &str {
-        let length = |i: usize| {
-            self.0
-                .get(layout::LENGTHS + 2 * i..layout::LENGTHS + 2 * i + 2)
-                .and_then(|bytes| <[u8; 2]>::try_from(bytes).ok())
-                .map_or(0, |bytes| usize::from(u16::from_le_bytes(bytes)))
-        };
-        let start = layout::TEXT + (0..index).map(length).sum::<usize>();
-        let end = if index < 4 {
-            start + length(index)
-        } else {
-            self.0.len()
-        };
-        self.0
-            .get(start..end)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or("")
+    fn i64_at(&self, at: usize) -> i64 {
+        i64::from_le_bytes(self.array(at))
+    }
+
+    fn seconds_at(&self, at: usize) -> u64 {
+        u64::from(u32::from_le_bytes(self.array(at)))
+    }
+
+    /// Where the ids end (the revocation, if any, follows).
+    fn ids_end(&self) -> usize {
+        layout::IDS + (0..4).map(|i| self.id_length(i)).sum::<usize>()
+    }
+
+    fn id_length(&self, index: usize) -> usize {
+        usize::from(u16::from_le_bytes(self.array(layout::LENGTHS + 2 * index)))
+    }
+
+    /// Id `index` (0 to 3: human, agent, client, server).
+    fn id(&self, index: usize) -> Id<'_> {
+        let start = layout::IDS + (0..index).map(|i| self.id_length(i)).sum::<usize>();
+        let bytes = self
+            .0
+            .get(start..start + self.id_length(index))
+            .unwrap_or_default();
+        let form = self
+            .0
+            .get(layout::ID_FORMS)
+            .map_or(0, |forms| (forms >> (2 * index)) & 0b11);
+        match (form, <[u8; 16]>::try_from(bytes)) {
+            (layout::ID_ULID | layout::ID_ULID_LOWER, Ok(raw)) => {
+                let mut text = [0u8; ulid::ULID_LEN];
+                ulid::Ulid::from_bytes(raw).array_to_str(&mut text);
+                if form == layout::ID_ULID_LOWER {
+                    text.make_ascii_lowercase();
+                }
+                Id::Ulid(text)
+            }
+            _ => Id::Text(std::str::from_utf8(bytes).unwrap_or("")),
+        }
     }
 
     /// The consenting human.
-    pub fn human_id(&self) -> &str {
-        self.text(0)
+    pub fn human_id(&self) -> Id<'_> {
+        self.id(0)
     }
 
     /// The agent.
-    pub fn agent_id(&self) -> &str {
-        self.text(1)
+    pub fn agent_id(&self) -> Id<'_> {
+        self.id(1)
     }
 
     /// The agent's OAuth client id.
-    pub fn client_id(&self) -> &str {
-        self.text(2)
+    pub fn client_id(&self) -> Id<'_> {
+        self.id(2)
     }
 
     /// The one server consented to.
-    pub fn server_id(&self) -> &str {
-        self.text(3)
+    pub fn server_id(&self) -> Id<'_> {
+        self.id(3)
     }
 
     /// The consented trust level.
@@ -294,7 +412,7 @@ impl SessionRecord {
 
     /// Log sequence of the `SessionStarted`; compared with the agent's revocations.
     pub fn started_sequence(&self) -> u64 {
-        u64::from_le_bytes(self.number(layout::STARTED_SEQUENCE))
+        u64::from_le_bytes(self.array(layout::STARTED_SEQUENCE))
     }
 
     /// Whether the session was revoked.
@@ -304,20 +422,26 @@ impl SessionRecord {
 
     /// The `Session` this record was made from.
     pub fn to_session(&self) -> Session {
+        let end = self.ids_end();
         Session {
-            human_id: self.human_id().to_owned(),
-            agent_id: self.agent_id().to_owned(),
-            client_id: self.client_id().to_owned(),
-            server_id: self.server_id().to_owned(),
+            human_id: self.human_id().to_string(),
+            agent_id: self.agent_id().to_string(),
+            client_id: self.client_id().to_string(),
+            server_id: self.server_id().to_string(),
             trust_level: self.trust_level(),
-            started_at_ms: i64::from_le_bytes(self.number(layout::STARTED_AT)),
-            last_used_ms: i64::from_le_bytes(self.number(layout::LAST_USED)),
-            idle_timeout_seconds: u64::from_le_bytes(self.number(layout::IDLE)),
-            absolute_timeout_seconds: u64::from_le_bytes(self.number(layout::ABSOLUTE)),
+            started_at_ms: self.i64_at(layout::STARTED_AT),
+            last_used_ms: self.i64_at(layout::LAST_USED),
+            idle_timeout_seconds: self.seconds_at(layout::IDLE),
+            absolute_timeout_seconds: self.seconds_at(layout::ABSOLUTE),
             started_sequence: self.started_sequence(),
             revoked: self.is_revoked().then(|| SessionRevocation {
-                reason: self.text(4).to_owned(),
-                at_ms: i64::from_le_bytes(self.number(layout::REVOKED_AT)),
+                reason: self
+                    .0
+                    .get(end + 8..)
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                    .unwrap_or("")
+                    .to_owned(),
+                at_ms: self.i64_at(end),
             }),
         }
     }
@@ -328,10 +452,10 @@ impl SessionRecord {
         !self.is_revoked()
             && now_ms
                 < Session::expiry_at_ms(
-                    i64::from_le_bytes(self.number(layout::STARTED_AT)),
-                    i64::from_le_bytes(self.number(layout::LAST_USED)),
-                    u64::from_le_bytes(self.number(layout::IDLE)),
-                    u64::from_le_bytes(self.number(layout::ABSOLUTE)),
+                    self.i64_at(layout::STARTED_AT),
+                    self.i64_at(layout::LAST_USED),
+                    self.seconds_at(layout::IDLE),
+                    self.seconds_at(layout::ABSOLUTE),
                 )
     }
 }
@@ -394,6 +518,69 @@ mod tests {
             let again: Versioned<Session> = serde_json::from_slice(&value.to_json()).unwrap();
             assert_eq!(again, stored);
         }
+    }
+
+    #[test]
+    fn ulid_ids_are_kept_as_sixteen_bytes_and_read_back_exactly() {
+        let upper = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        let lower = "01arz3ndektsv4rrffq69g5fav";
+        // Ids that decode as ULIDs but are not their canonical text stay text: mixed case,
+        // Crockford's aliases (`I`/`L` for 1, `O` for 0), and a ULID too long.
+        let mixed = "01ARZ3NDEKTSV4RRFFQ69G5Fav";
+        let alias = "0IARZ3NDEKTSV4RRFFQ69G5FAV";
+        for (human, agent, client, server, packed) in [
+            (upper, upper, lower, upper, 4),
+            (mixed, alias, "client-1", "01HUMAN", 0),
+            (
+                upper,
+                "7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+                lower,
+                "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+                3,
+            ),
+        ] {
+            for revoked in [false, true] {
+                let session = Session {
+                    human_id: human.to_owned(),
+                    agent_id: agent.to_owned(),
+                    client_id: client.to_owned(),
+                    server_id: server.to_owned(),
+                    ..session(revoked)
+                };
+                let record = SessionRecord::from_session(&session).unwrap();
+                assert_eq!(record.human_id(), human);
+                assert_eq!(record.agent_id(), agent);
+                assert_eq!(record.client_id(), client);
+                assert_eq!(record.server_id(), server);
+                assert_eq!(record.to_session(), session);
+                let text: usize = [human, agent, client, server]
+                    .iter()
+                    .map(|id| id.len())
+                    .sum();
+                let reason = if revoked { 8 + "admin".len() } else { 0 };
+                assert_eq!(
+                    record.0.len(),
+                    layout::IDS + text - packed * (ulid::ULID_LEN - 16) + reason,
+                    "{human} {agent} {client} {server}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_timeout_beyond_u32_seconds_does_not_decode_and_reads_as_corrupt() {
+        let stored = Versioned {
+            applied_through: 7,
+            state: State::Live(Session {
+                idle_timeout_seconds: u64::from(u32::MAX) + 1,
+                ..session(false)
+            }),
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&stored).unwrap());
+        assert!(matches!(
+            Value::decode(&key("session.h.s1"), bytes),
+            Value::Json(_)
+        ));
     }
 
     #[test]

@@ -165,14 +165,19 @@ pub fn session_entries(
             .as_millis(),
     )?;
     let mut entries = Vec::with_capacity(count);
+    // Ids shaped as the product mints them: ULIDs for sessions, humans and agents, and a
+    // lower-case ULID for each agent's own OAuth client (dynamic client registration). 5,000
+    // humans with 20 sessions each; an agent and a client per session.
+    let stamp = u64::try_from(now_ms)?;
+    let id = |kind: u128, index: usize| ulid::Ulid::from_parts(stamp, (kind << 64) | index as u128);
     for index in 0..count {
         let session_id = format!("01BENCH{index:019}");
         let session = Versioned {
             applied_through: 1_000_000 + index as u64,
             state: State::Live(Session {
-                human_id: format!("01BENCHHUMAN{:014}", index % 5_000),
-                agent_id: format!("01BENCHAGENT{index:014}"),
-                client_id: format!("client-01BENCHAGENT{index:014}"),
+                human_id: id(1, index % 5_000).to_string(),
+                agent_id: id(2, index).to_string(),
+                client_id: id(3, index).to_string().to_ascii_lowercase(),
                 server_id: server_id.to_owned(),
                 trust_level: TrustLevel::Medium,
                 started_at_ms: now_ms,
