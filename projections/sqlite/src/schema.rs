@@ -78,7 +78,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_time     ON audit (host_id, time_ms);",
     // Version 3: the audit journal. An append commits its record here: one table and one
     // index, two or three pages per commit instead of the ten that `audit`'s eight indexes
-    // cost. The flusher moves the journal into `audit` a few hundred rows at a time, after
+    // cost. The flusher moves the whole journal into `audit` once it holds 256 rows, after
     // answering the appends (see `audit.rs`); queries read both. The columns are `audit`'s.
     "CREATE TABLE audit_journal (
         -- Set by the store: the next after both tables' (and `sqlite_sequence`'s) highest,
