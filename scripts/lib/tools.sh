@@ -229,6 +229,27 @@ ensure_identity_peers() {
   printf 'oidc-provider %s\n' "$(node -p "require('$pkg/package.json').version")" >&2
 }
 
+# --- Packages the build needs ---------------------------------------------------------------
+# samael (the SAML SP library `portcullis` links) builds against libxmlsec1 with bindgen, which
+# needs libclang. Every script that builds `portcullis` calls this first.
+
+# Installs (apt-get) libclang-dev, libxmlsec1-dev, libxml2-dev, libssl-dev and pkg-config when
+# missing, plus any further Debian packages named as arguments.
+ensure_build_packages() {
+  local packages=(libclang-dev libxmlsec1-dev libxml2-dev libssl-dev pkg-config "$@")
+  local missing=() package
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  if (( ${#missing[@]} )); then
+    log "Installing Debian's ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; } \
+      || return 1
+  fi
+}
+
 # --- SAML 2.0 identity provider peer (portcullis-saml's tests) ----------------------------------
 # tests/peers/identity/saml_idp.py is a scriptable pysaml2 IdP (normal and forged responses) that
 # signs with Debian's xmlsec1. samael (the SP library) builds against libxmlsec1 with bindgen,
@@ -243,18 +264,7 @@ PYSAML2_VERSION=7.5.5
 # peer script) and PORTCULLIS_XMLSEC1 (the xmlsec1 binary).
 ensure_saml_tools() {
   local xmlsec1=/usr/bin/xmlsec1
-  local packages=(libclang-dev xmlsec1 libxmlsec1-dev libxml2-dev libssl-dev pkg-config)
-  local missing=() package
-  for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-  done
-  if (( ${#missing[@]} )); then
-    log "Installing Debian's ${missing[*]} (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-      || { DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; } \
-      || return 1
-  fi
+  ensure_build_packages xmlsec1 || return 1
   local venv="$repo/.peers/saml-venv"
   if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('pysaml2') == '$PYSAML2_VERSION'" 2>/dev/null; then
     log "Installing pysaml2 $PYSAML2_VERSION (PyPI) into .peers/saml-venv"
