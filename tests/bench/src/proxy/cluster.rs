@@ -36,7 +36,7 @@ use portcullis_proto::TrustLevel;
 use portcullis_store::{Expect, ReadModelStore};
 use portcullis_store_jetstream::{JetStreamConfig, JetStreamStore};
 use portcullis_tokens::PublicUrls;
-use test_fixtures::{LoadBalancer, NatsServer};
+use test_fixtures::{LoadBalancer, NatsCluster, NatsServer};
 
 use super::child::ManagedChild;
 use super::load;
@@ -61,9 +61,46 @@ pub struct ClusterArgs {
     pub ready_rounds: u32,
 }
 
+/// The deployment's NATS: one node (`sync_interval: always`: an fsync per message before
+/// the acknowledgement) or a 3-node cluster with R3 streams and buckets (an acknowledgement
+/// once a quorum holds the message, the server's default fsync interval: production's shape).
+enum Nats {
+    One(NatsServer),
+    Cluster(NatsCluster),
+}
+
+impl Nats {
+    async fn start(nodes: usize) -> anyhow::Result<Self> {
+        Ok(match nodes {
+            1 => Nats::One(NatsServer::start().await.context("starting nats-server")?),
+            3 => Nats::Cluster(
+                NatsCluster::start(3)
+                    .await
+                    .context("starting a 3-node NATS cluster")?,
+            ),
+            other => anyhow::bail!("NATS nodes must be 1 or 3, not {other}"),
+        })
+    }
+
+    fn client_urls(&self) -> Vec<String> {
+        match self {
+            Nats::One(server) => server.client_urls(),
+            Nats::Cluster(cluster) => cluster.client_urls(),
+        }
+    }
+
+    /// Stream and bucket replicas: as many as nodes.
+    fn replicas(&self) -> usize {
+        match self {
+            Nats::One(_) => 1,
+            Nats::Cluster(cluster) => cluster.size(),
+        }
+    }
+}
+
 /// One deployment's shared parts: NATS, the projector, the store, the upstream, a session.
 struct Deployment {
-    nats: NatsServer,
+    nats: Nats,
     namespace: String,
     binary: std::path::PathBuf,
     public_url: String,
@@ -74,7 +111,8 @@ struct Deployment {
     server_id: String,
     dir: tempfile::TempDir,
     _projector: ManagedChild,
-    _upstream: upstream::Upstream,
+    /// `None` when the upstream belongs to the caller (the proxy scenario's).
+    _upstream: Option<upstream::Upstream>,
 }
 
 impl Deployment {
@@ -88,7 +126,8 @@ impl Deployment {
         let mut command = Command::new(&self.binary);
         command
             .args(["data-plane", "--nats"])
-            .arg(self.nats.client_url())
+            .arg(self.nats.client_urls().join(","))
+            .args(["--replicas", &self.nats.replicas().to_string()])
             .args(["--namespace", &self.namespace])
             .args(["--master-key", TEST_MASTER_KEY])
             .args(["--public-url", &self.public_url])
@@ -105,7 +144,7 @@ impl Deployment {
 
 /// Runs the scenario and prints its tables. Must run on the main thread (it starts processes).
 pub async fn run(args: &ProxyArgs, cluster: &ClusterArgs, seconds: u64) -> anyhow::Result<()> {
-    let deployment = deploy(args).await?;
+    let deployment = deploy(args, None, 1).await?;
     println!(
         "\n## Cluster: data planes on NATS JetStream ({})",
         nats_version()
@@ -172,19 +211,26 @@ fn nats_version() -> String {
 }
 
 /// NATS, the projector, the upstream imported, a human granted High and an agent's session.
-async fn deploy(args: &ProxyArgs) -> anyhow::Result<Deployment> {
+/// A deployment with NATS, the projector, an imported upstream (`upstream_url`, or a
+/// `bench-upstream` of its own), a human granted High and an agent's session at High.
+async fn deploy(
+    args: &ProxyArgs,
+    upstream_url: Option<&str>,
+    nats_nodes: usize,
+) -> anyhow::Result<Deployment> {
     let binary = gateway::binary(args.portcullis_bin.as_deref())?;
     let dir = tempfile::Builder::new()
         .prefix("portcullis-bench-cluster-")
         .tempdir()
         .context("a temp dir for the cluster's logs")?;
-    let nats = NatsServer::start().await.context("starting nats-server")?;
+    let nats = Nats::start(nats_nodes).await?;
     let namespace = test_fixtures::unique_namespace();
     let projector_listen = free_addr()?;
     let mut command = Command::new(&binary);
     command
         .args(["projector", "--nats"])
-        .arg(nats.client_url())
+        .arg(nats.client_urls().join(","))
+        .args(["--replicas", &nats.replicas().to_string()])
         .args(["--namespace", &namespace])
         .arg("--listen")
         .arg(projector_listen.to_string())
@@ -196,6 +242,7 @@ async fn deploy(args: &ProxyArgs) -> anyhow::Result<Deployment> {
     wait_ready(projector_listen, Duration::from_secs(60)).await?;
 
     let mut config = JetStreamConfig::new(nats.client_urls());
+    config.replicas = nats.replicas();
     config.namespace = namespace.clone();
     let store = Arc::new(
         JetStreamStore::connect(config)
@@ -203,21 +250,17 @@ async fn deploy(args: &ProxyArgs) -> anyhow::Result<Deployment> {
             .context("connecting to the deployment's JetStream")?,
     );
     let side = control_over(store.clone(), store.clone()).await;
-    let upstream_binary = upstream::binary(args.upstream_bin.as_deref())?;
-    let upstream = upstream::start(
-        &upstream_binary,
-        args.upstream_listen,
-        args.upstream_threads,
-    )
-    .await?;
-    let server = import_upstream(
-        &side.control,
-        &side.admin,
-        &side.host_id,
-        &upstream.url,
-        "weather",
-    )
-    .await;
+    let (upstream, url) = match upstream_url {
+        Some(url) => (None, url.to_owned()),
+        None => {
+            let binary = upstream::binary(args.upstream_bin.as_deref())?;
+            let started =
+                upstream::start(&binary, args.upstream_listen, args.upstream_threads).await?;
+            let url = started.url.clone();
+            (Some(started), url)
+        }
+    };
+    let server = import_upstream(&side.control, &side.admin, &side.host_id, &url, "weather").await;
     let c = &side.control;
     let human = c
         .add_human(
@@ -286,6 +329,60 @@ async fn deploy(args: &ProxyArgs) -> anyhow::Result<Deployment> {
         _projector: projector,
         _upstream: upstream,
     })
+}
+
+/// One `portcullis data-plane` on a deployment of its own (NATS JetStream, the projector)
+/// in front of the proxy scenario's upstream: the distributed deployment's hop, with the
+/// audit record acknowledged by JetStream before each call is forwarded. Dropping it stops
+/// the data plane, then the deployment.
+pub(super) struct StandaloneDataPlane {
+    plane: ManagedChild,
+    _deployment: Deployment,
+}
+
+impl std::fmt::Debug for StandaloneDataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandaloneDataPlane")
+            .field("pid", &self.plane.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Deploys, seeds `sessions` further live sessions into the `sessions` read model, starts a
+/// data plane and waits until it is ready; returns it and the target that measures it.
+pub(super) async fn start_data_plane(
+    args: &ProxyArgs,
+    upstream_url: &str,
+    sessions: usize,
+    nats_nodes: usize,
+) -> anyhow::Result<(StandaloneDataPlane, Target)> {
+    let deployment = deploy(args, Some(upstream_url), nats_nodes).await?;
+    seed(&deployment, 0, sessions).await?;
+    let listen = free_addr()?;
+    let plane = deployment.data_plane(listen)?;
+    wait_ready(listen, Duration::from_secs(300)).await?;
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {}", deployment.token))
+        .context("the token is not a valid header value")?;
+    bearer.set_sensitive(true);
+    let target = Target {
+        name: format!("portcullis data-plane, NATS R{nats_nodes}"),
+        endpoint: Arc::new(Endpoint {
+            url: format!("http://{listen}/mcp (Host: {})", deployment.host_name),
+            addr: listen,
+            authority: HeaderValue::from_str(&deployment.host_name)?,
+            path: "/mcp".to_owned(),
+            headers: vec![(AUTHORIZATION, bearer)],
+        }),
+        tool: UPSTREAM_TOOL.to_owned(),
+        pids: vec![plane.id()],
+    };
+    Ok((
+        StandaloneDataPlane {
+            plane,
+            _deployment: deployment,
+        },
+        target,
+    ))
 }
 
 fn context(what: &str) -> Context {

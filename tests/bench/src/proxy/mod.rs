@@ -1,6 +1,7 @@
 //! The `proxy` scenario: what one proxy hop costs an MCP `tools/call`, measured in one run
-//! against the same upstream (`bench-upstream`) three ways: direct, through nginx
-//! (`proxy_pass` with upstream keep-alive: the floor of a proxy hop), and through the gateway.
+//! against the same upstream (`bench-upstream`): direct, through nginx (`proxy_pass` with
+//! upstream keep-alive: the floor of a proxy hop), and through the gateway, both as
+//! `portcullis dev` and as the distributed deployment's `portcullis data-plane`.
 //!
 //! For each target: a real MCP handshake on every connection, then a fixed-rate phase (open
 //! loop, default 1,000 calls/s, latency from the intended send time) and a saturation phase
@@ -14,7 +15,9 @@
 //! The gateway is `portcullis dev` (release build) started by `gateway` on a data directory
 //! seeded with the upstream imported, a granted human, an agent's session and its token, and
 //! `--gateway-sessions` (100,000) further cached sessions; or an external process given by
-//! `--gateway-url`, `--gateway-token` and `--gateway-pid`.
+//! `--gateway-url`, `--gateway-token` and `--gateway-pid`. The data plane (`cluster::
+//! start_data_plane`) runs on a nats-server and projector of its own, with the same upstream
+//! imported and as many sessions written into its read models; `--no-data-plane` skips it.
 
 mod child;
 pub mod cluster;
@@ -104,11 +107,20 @@ pub struct ProxyArgs {
     /// The name under which the gateway exposes the upstream's `get_weather`.
     #[arg(long, default_value = UPSTREAM_TOOL)]
     pub gateway_tool: String,
-    /// Do not start the gateway (measure direct and nginx only), unless --gateway-url is given.
+    /// Do not start `portcullis dev` as a target.
     #[arg(long, conflicts_with = "gateway_url")]
     pub no_gateway: bool,
-    /// Consent sessions the started gateway holds in its read models (and so in its cache)
-    /// besides the one the load uses.
+    /// Do not start the distributed deployment's `portcullis data-plane` (on a NATS JetStream
+    /// deployment and projector of its own) as a target.
+    #[arg(long)]
+    pub no_data_plane: bool,
+    /// The data plane's NATS, one target each: `3` is a 3-node cluster with R3 streams and
+    /// buckets (production's shape: acknowledged once a quorum holds the audit record), `1`
+    /// one node with `sync_interval: always` (an fsync per message).
+    #[arg(long, value_delimiter = ',', default_value = "3,1", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub data_plane_nats: Vec<u8>,
+    /// Consent sessions each started gateway (`dev` and the data plane) holds in its read
+    /// models (and so in its cache) besides the one the load uses.
     #[arg(long, default_value_t = 100_000, conflicts_with = "gateway_url")]
     pub gateway_sessions: usize,
     /// The portcullis binary the harness starts [default: next to this executable].
@@ -122,6 +134,8 @@ struct Running {
     nginx: nginx::Nginx,
     /// Held for its `Drop` only; `None` when not started by the harness.
     _gateway: Option<gateway::Gateway>,
+    /// Held for their `Drop` only; empty with `--no-data-plane`.
+    _data_planes: Vec<cluster::StandaloneDataPlane>,
     /// Held for its `Drop` only; `None` when the upstream was started by someone else.
     _upstream: Option<upstream::Upstream>,
 }
@@ -243,7 +257,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             .context("the gateway token is not a valid header value")?;
         value.set_sensitive(true);
         targets.push(Target {
-            name: "gateway".to_owned(),
+            name: "portcullis dev".to_owned(),
             endpoint: Arc::new(
                 Endpoint::resolve(&running.url, vec![(AUTHORIZATION, value)]).await?,
             ),
@@ -251,6 +265,26 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             pids: vec![running.process.id()],
         });
         started_gateway = Some(running);
+    }
+    let mut started_data_planes = Vec::new();
+    for &nodes in args.data_plane_nats.iter().filter(|_| !args.no_data_plane) {
+        anyhow::ensure!(
+            nodes == 1 || nodes == 3,
+            "--data-plane-nats takes 1 or 3 (nodes), not {nodes}"
+        );
+        eprintln!(
+            "Starting a data plane on {nodes} NATS node(s) with {} cached sessions…",
+            args.gateway_sessions + 1
+        );
+        let (running, target) = cluster::start_data_plane(
+            args,
+            &upstream_url,
+            args.gateway_sessions,
+            usize::from(nodes),
+        )
+        .await?;
+        targets.push(target);
+        started_data_planes.push(running);
     }
     if let Some(url) = &args.gateway_url {
         let mut headers = Vec::new();
@@ -271,6 +305,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
         Running {
             nginx,
             _gateway: started_gateway,
+            _data_planes: started_data_planes,
             _upstream: upstream,
         },
         targets,
