@@ -210,7 +210,6 @@ fn nats_version() -> String {
         .unwrap_or_else(|| "nats-server".to_owned())
 }
 
-/// NATS, the projector, the upstream imported, a human granted High and an agent's session.
 /// A deployment with NATS, the projector, an imported upstream (`upstream_url`, or a
 /// `bench-upstream` of its own), a human granted High and an agent's session at High.
 async fn deploy(

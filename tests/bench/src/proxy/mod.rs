@@ -268,10 +268,6 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
     }
     let mut started_data_planes = Vec::new();
     for &nodes in args.data_plane_nats.iter().filter(|_| !args.no_data_plane) {
-        anyhow::ensure!(
-            nodes == 1 || nodes == 3,
-            "--data-plane-nats takes 1 or 3 (nodes), not {nodes}"
-        );
         eprintln!(
             "Starting a data plane on {nodes} NATS node(s) with {} cached sessions…",
             args.gateway_sessions + 1
