@@ -64,6 +64,7 @@ impl<T> Clone for Decoded<T> {
 pub struct Policy {
     replica: Replica,
     buckets: Arc<Buckets>,
+    organizations: moka::sync::Cache<Key, Decoded<Organization>>,
     hosts: moka::sync::Cache<Key, Decoded<Host>>,
     servers: moka::sync::Cache<Key, Decoded<Server>>,
 }
@@ -82,6 +83,7 @@ impl Policy {
         Self {
             replica,
             buckets: Arc::new(buckets),
+            organizations: moka::sync::Cache::new(1_000),
             hosts: moka::sync::Cache::new(10_000),
             servers: moka::sync::Cache::new(10_000),
         }
@@ -198,8 +200,8 @@ impl Policy {
     }
 
     /// The organization `org_id`.
-    pub fn organization(&self, org_id: &str) -> Result<Option<Organization>, PolicyError> {
-        self.read(ModelKind::Organization, &[org_id])
+    pub fn organization(&self, org_id: &str) -> Result<Option<Arc<Organization>>, PolicyError> {
+        self.read_cached(&self.organizations, ModelKind::Organization, &[org_id])
     }
 
     /// The host `host_id`.

@@ -439,7 +439,7 @@ fn resolve_host(inner: &Inner, headers: &HeaderMap) -> Result<HostContext, Rejec
             .policy
             .organization(&inner.config.default_org_id)
             .map_err(Reject::policy)?
-            .and_then(|org| org.default_host_id)
+            .and_then(|org| org.default_host_id.clone())
             .ok_or_else(misdirected)?,
     };
     let host = inner
