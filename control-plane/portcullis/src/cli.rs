@@ -103,6 +103,27 @@ pub struct DevArgs {
     /// removed at start and then hourly. On the cluster the audit stream's `max_age` does this.
     #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION", default_value = "90d")]
     pub audit_retention: String,
+
+    /// What an audit record survives once the call it records is forwarded: `power-loss`
+    /// (fsynced first) or `process-crash` (written to the store's WAL first and fsynced within
+    /// a second: a crash or SIGKILL of `dev` loses nothing, a crash of the machine may lose the
+    /// last second's records). Events and read models are fsynced either way.
+    #[arg(
+        long,
+        env = "PORTCULLIS_AUDIT_DURABILITY",
+        value_enum,
+        default_value_t = AuditDurabilityArg::PowerLoss
+    )]
+    pub audit_durability: AuditDurabilityArg,
+}
+
+/// `--audit-durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditDurabilityArg {
+    /// Fsynced before the call is forwarded.
+    PowerLoss,
+    /// Written to the write-ahead log before the call is forwarded.
+    ProcessCrash,
 }
 
 /// What the admin API needs: the bootstrap token and the master keys that seal secrets.

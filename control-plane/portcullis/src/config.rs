@@ -392,6 +392,8 @@ pub struct DevSettings {
     pub mcp: McpSettings,
     /// How long audit records are kept.
     pub audit_retention: Duration,
+    /// What an acknowledged audit record survives.
+    pub audit_durability: portcullis_store_sqlite::AuditDurability,
 }
 
 impl DevSettings {
@@ -430,6 +432,14 @@ impl DevSettings {
             stale_wait,
             mcp: McpSettings::from_args(&args.mcp)?,
             audit_retention,
+            audit_durability: match args.audit_durability {
+                crate::cli::AuditDurabilityArg::PowerLoss => {
+                    portcullis_store_sqlite::AuditDurability::PowerLoss
+                }
+                crate::cli::AuditDurabilityArg::ProcessCrash => {
+                    portcullis_store_sqlite::AuditDurability::ProcessCrash
+                }
+            },
         })
     }
 }

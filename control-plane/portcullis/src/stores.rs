@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use portcullis_store::{AuditLog, EventLog, ReadModelStore};
 use portcullis_store_jetstream::{ConnectError, JetStreamConfig, JetStreamStore};
-use portcullis_store_sqlite::SqliteStore;
+use portcullis_store_sqlite::{SqliteStore, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::NatsSettings;
@@ -32,10 +32,13 @@ impl std::fmt::Debug for Stores {
 
 /// Opens the embedded store at `<data_dir>/portcullis.db`; also returns the store itself, for
 /// what only it has (audit retention).
-pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<(Stores, Arc<SqliteStore>)> {
+pub async fn open_embedded(
+    data_dir: &Path,
+    options: StoreOptions,
+) -> anyhow::Result<(Stores, Arc<SqliteStore>)> {
     let path = data_dir.join("portcullis.db");
     let shown = path.display().to_string();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
         .await
         .context("opening the embedded store panicked")?
         .with_context(|| format!("cannot open the embedded store {shown}"))?;

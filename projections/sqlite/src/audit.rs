@@ -5,8 +5,9 @@
 //! in batches, the query SQL, and `SqliteStore::prune_audit_before`.
 //!
 //! Must not: commit an append outside the writer mutex, answer an append before its
-//! transaction committed (`synchronous=FULL`: committed means fsynced), or return a row of a
-//! host other than the one asked for.
+//! transaction committed (by default `synchronous=FULL`: committed means fsynced; with
+//! `AuditDurability::ProcessCrash`, written to the WAL by a connection of its own), or return
+//! a row of a host other than the one asked for.
 //!
 //! Group commit: `synchronous=FULL` costs one fsync per commit, a few hundred per second on
 //! ordinary disks, so one transaction per record could not keep up with a busy data plane.
@@ -247,7 +248,7 @@ impl Inner {
     fn commit_audit_batch(&self, batch: &[Pending]) -> Result<Vec<AuditReceipt>, BatchError> {
         let mut writer = self.lock_writer();
         let tx = writer
-            .conn
+            .audit_conn()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let recorded_at_ms = now_ms();
         let mut receipts = Vec::with_capacity(batch.len());
@@ -326,7 +327,7 @@ impl Inner {
         if writer.audit_journal_rows < threshold.max(1) {
             return Ok(0);
         }
-        let moved = move_journal(&mut writer.conn)?;
+        let moved = move_journal(writer.audit_conn())?;
         writer.audit_journal_rows = 0;
         Ok(moved)
     }
@@ -402,7 +403,7 @@ impl Inner {
         loop {
             let mut writer = self.lock_writer();
             let tx = writer
-                .conn
+                .audit_conn()
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable("pruning the audit log"))?;
             // The oldest rows, and of them the longest run stored before the cutoff.

@@ -31,15 +31,26 @@ pub(crate) struct Writer {
     pub(crate) watchers: HashMap<Bucket, broadcast::Sender<Change>>,
     /// Rows in `audit_journal` (see `audit.rs`); it changes only under this mutex.
     pub(crate) audit_journal_rows: usize,
+    /// A second writing connection, `synchronous=NORMAL`, for the audit log alone when its
+    /// appends need only survive the process (`AuditDurability::ProcessCrash`). It is used
+    /// under this same mutex, so the two never wait on each other's SQLite lock, and the
+    /// pragma never changes on either: `conn` commits every event and read model fsynced.
+    audit: Option<Connection>,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Writer {
+    pub(crate) fn new(conn: Connection, audit: Option<Connection>) -> Writer {
         Writer {
             conn,
             watchers: HashMap::new(),
             audit_journal_rows: 0,
+            audit,
         }
+    }
+
+    /// The connection that writes the audit log: its own, or the one writer.
+    pub(crate) fn audit_conn(&mut self) -> &mut Connection {
+        self.audit.as_mut().unwrap_or(&mut self.conn)
     }
 }
 

@@ -15,9 +15,11 @@
 //!
 //! Layout: `lock` (the `<file>.lock` advisory lock), `schema` (pragmas and forward-only
 //! migrations), `connections` (the writer, the reader pool, the hop to blocking threads),
-//! `log` (`EventLog`), `kv` (`ReadModelStore`), `audit` (`AuditLog`, group commit).
+//! `checkpoint` (the WAL checkpoints, on a thread of their own), `log` (`EventLog`), `kv`
+//! (`ReadModelStore`), `audit` (`AuditLog`, group commit).
 
 mod audit;
+mod checkpoint;
 mod columns;
 mod connections;
 mod kv;
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use connections::{ReaderPool, Writer};
+use schema::Synchronous;
 use tokio::sync::watch;
 
 pub use schema::SCHEMA_VERSION;
@@ -56,8 +59,47 @@ struct Inner {
     audit: Arc<audit::AuditQueue>,
     /// The sequence of the last committed event; subscriptions wait on it when caught up.
     head: watch::Sender<u64>,
+    /// Checkpoints the WAL beside the writer; stopped (and its connection closed) on drop.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "held for its Drop; tests read it")
+    )]
+    checkpointer: checkpoint::Checkpointer,
     /// Declared last so it is released only after every connection above has closed.
     _lock: lock::StoreLock,
+}
+
+/// How a store is opened; `Default` is the strictest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// What an acknowledged audit append survives.
+    pub audit_durability: AuditDurability,
+}
+
+impl StoreOptions {
+    /// These options with `audit_durability`.
+    #[must_use]
+    pub fn with_audit_durability(mut self, audit_durability: AuditDurability) -> StoreOptions {
+        self.audit_durability = audit_durability;
+        self
+    }
+}
+
+/// What an acknowledged audit append survives. Events and read models are fsynced at every
+/// commit whatever this says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditDurability {
+    /// A crash of the machine or a power loss: the append's commit is fsynced before it is
+    /// acknowledged (`synchronous=FULL`).
+    #[default]
+    PowerLoss,
+    /// A crash or SIGKILL of the process, not of the machine: the commit is written to the
+    /// WAL file (the operating system holds it) before it is acknowledged and fsynced at the
+    /// next checkpoint (every second) or the next commit of an event (`synchronous=NORMAL`, on
+    /// an audit connection of its own). A power loss may take the records acknowledged since;
+    /// the file stays consistent.
+    ProcessCrash,
 }
 
 /// Why a store could not be opened.
@@ -124,6 +166,15 @@ pub enum OpenError {
         /// The journal mode SQLite reported.
         mode: String,
     },
+    /// The checkpoint thread could not be started.
+    #[error("cannot start the checkpoint thread of store {}", .path.display())]
+    Thread {
+        /// The database file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file holds data this build cannot read.
     #[error("store {} is corrupt: {reason}", .path.display())]
     Corrupt {
@@ -161,6 +212,11 @@ impl SqliteStore {
     /// # }
     /// ```
     pub fn open(path: &Path) -> Result<SqliteStore, OpenError> {
+        SqliteStore::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the store like `open`, with `options` instead of the defaults.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<SqliteStore, OpenError> {
         let _span = tracing::info_span!("store.sqlite.open", path = %path.display()).entered();
         let lock = lock::StoreLock::acquire(path)?;
         let sqlite = |context: &'static str| {
@@ -170,7 +226,7 @@ impl SqliteStore {
                 source,
             }
         };
-        let mut conn = schema::open_writer(path)?;
+        let mut conn = schema::open_writer(path, Synchronous::Full)?;
         schema::migrate(path, &mut conn)?;
         // Whatever the last run left in the audit journal goes into the indexed table now, so
         // the writer's count of journal rows starts true at zero.
@@ -184,17 +240,24 @@ impl SqliteStore {
             path: path.to_owned(),
             reason: format!("the last event sequence is negative ({head})"),
         })?;
+        // Opened after the migration, so it never sees an older schema.
+        let audit_conn = match options.audit_durability {
+            AuditDurability::PowerLoss => None,
+            AuditDurability::ProcessCrash => Some(schema::open_writer(path, Synchronous::Normal)?),
+        };
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let readers = ReaderPool::new(path);
         // Open one reader now, so a file a reader cannot open fails here rather than later.
         drop(readers.get().map_err(sqlite("opening a reader"))?);
-        tracing::info!(head, "Opened SQLite store.");
+        tracing::info!(head, audit_durability = ?options.audit_durability, "Opened SQLite store.");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: std::sync::Mutex::new(Writer::new(conn)),
+                writer: std::sync::Mutex::new(Writer::new(conn, audit_conn)),
                 readers,
                 audit: Arc::default(),
                 head: watch::Sender::new(head),
+                checkpointer,
                 _lock: lock,
             }),
         })

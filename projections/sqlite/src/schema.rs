@@ -109,9 +109,12 @@ fn sqlite_error(path: &Path, context: &'static str) -> impl FnOnce(rusqlite::Err
     }
 }
 
-/// Opens the writer connection, creating the file if needed: WAL journaling, every commit
-/// fsynced (`synchronous=FULL`, so an acknowledged append survives power loss), foreign keys.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+/// Opens a writing connection, creating the file if needed: WAL journaling, foreign keys, a
+/// checkpoint only as a backstop (`checkpoint::BACKSTOP_PAGES`), and
+/// `synchronous`: `FULL` for the writer (every commit fsynced, so an acknowledged append
+/// survives power loss), `NORMAL` only for the audit connection of
+/// `AuditDurability::ProcessCrash` (a commit is written to the WAL, fsynced later).
+pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
     let conn = Connection::open(path).map_err(sqlite_error(path, "opening the file"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(sqlite_error(path, "setting busy_timeout"))?;
@@ -124,11 +127,38 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
             mode,
         });
     }
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", synchronous.pragma())
         .map_err(sqlite_error(path, "setting synchronous"))?;
+    // Checkpoints run on a thread of their own (`checkpoint`); a commit runs one only if that
+    // thread falls this far behind.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        crate::checkpoint::BACKSTOP_PAGES,
+    )
+    .map_err(sqlite_error(path, "setting wal_autocheckpoint"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite_error(path, "setting foreign_keys"))?;
     Ok(conn)
+}
+
+/// SQLite's `synchronous` setting of a writing connection (in WAL mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Synchronous {
+    /// The WAL is fsynced at every commit.
+    Full,
+    /// The WAL is written at every commit and fsynced at checkpoints (and by any `Full`
+    /// commit after it); a commit survives a crash of the process, not of the machine.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 /// Opens a read-only connection to a file the writer has already set up.

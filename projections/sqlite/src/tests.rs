@@ -352,6 +352,36 @@ async fn a_sequence_is_never_reused_even_after_its_row_is_gone() {
     assert_eq!(appended, 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_writer_and_commits_checkpoint_only_as_a_backstop() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let autocheckpoint: i64 = store
+        .inner
+        .lock_writer()
+        .conn
+        .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))
+        .unwrap();
+    assert_eq!(autocheckpoint, crate::checkpoint::BACKSTOP_PAGES);
+    // Far fewer pages than the backstop: only the checkpoint thread copies them.
+    for n in 0..20 {
+        append(
+            &store,
+            &subject("h1", "grant", &format!("g{n}")),
+            &format!("c{n}"),
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.inner.checkpointer.backfills() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint copied the WAL within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 
 fn temp_store_path() -> (tempfile::TempDir, PathBuf) {

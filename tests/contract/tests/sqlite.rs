@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_contract_tests::{Backend, Stores};
-use portcullis_store_sqlite::SqliteStore;
+use portcullis_store_sqlite::{AuditDurability, SqliteStore, StoreOptions};
 
 /// One store in its own temp dir. Every client shares the one open store, as the processes of
 /// a single-node deployment do.
@@ -18,26 +18,29 @@ struct SqliteBackend {
     store: Option<Arc<SqliteStore>>,
     /// The store file.
     path: PathBuf,
+    /// How the store is opened, at first and after every restart.
+    options: StoreOptions,
     /// Removed when the test ends.
     _dir: tempfile::TempDir,
 }
 
 impl SqliteBackend {
-    async fn new() -> SqliteBackend {
+    async fn new(options: StoreOptions) -> SqliteBackend {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let path = dir.path().join("store.sqlite");
-        let store = open(path.clone()).await;
+        let store = open(path.clone(), options).await;
         SqliteBackend {
             store: Some(store),
             path,
+            options,
             _dir: dir,
         }
     }
 }
 
 /// Opens the store off the async worker threads (opening blocks on file IO).
-async fn open(path: PathBuf) -> Arc<SqliteStore> {
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+async fn open(path: PathBuf, options: StoreOptions) -> Arc<SqliteStore> {
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
         .await
         .expect("the open task ran")
         .expect("open the store");
@@ -65,8 +68,19 @@ impl Backend for SqliteBackend {
             "a client outlived the restart"
         );
         drop(store);
-        self.store = Some(open(self.path.clone()).await);
+        self.store = Some(open(self.path.clone(), self.options).await);
     }
 }
 
-portcullis_contract_tests::contract_tests!(SqliteBackend::new());
+portcullis_contract_tests::contract_tests!(SqliteBackend::new(StoreOptions::default()));
+
+/// The same contract on a store whose audit appends survive a crash of the process, not of the
+/// machine (`portcullis dev --audit-durability process-crash`): the audit log is written by a
+/// second connection, and everything else must behave exactly as above.
+mod audit_durable_against_process_crash {
+    use super::*;
+
+    portcullis_contract_tests::contract_tests!(SqliteBackend::new(
+        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash)
+    ));
+}

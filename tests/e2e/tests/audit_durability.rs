@@ -4,6 +4,8 @@
 //! upstream that records every call it receives; the process is killed with SIGKILL in the
 //! middle. After a restart, every call the upstream saw has its audit record (matched by the
 //! SHA-256 of the arguments), because the record is made durable before a call is forwarded.
+//! Both settings of `--audit-durability` are run: `process-crash` only skips the fsync, and a
+//! SIGKILL must not find the difference.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed unwrap is the report
 
 use std::collections::HashSet;
@@ -76,6 +78,18 @@ fn arguments(nonce: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_data_plane_loses_no_audit_record_of_a_forwarded_call() {
+    sigkill_with_calls_in_flight(&[]).await;
+}
+
+/// The relaxed durability still survives the process: the records are in the WAL file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_data_plane_loses_nothing_forwarded_with_process_crash_durability() {
+    sigkill_with_calls_in_flight(&["--audit-durability", "process-crash"]).await;
+}
+
+/// Runs `dev` (with `flags`) under eight calling clients, SIGKILLs it, restarts it on the
+/// same data and checks that every call the upstream received has its audit record.
+async fn sigkill_with_calls_in_flight(flags: &[&str]) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (upstream, seen) = recording_upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -83,7 +97,11 @@ async fn a_sigkilled_data_plane_loses_no_audit_record_of_a_forwarded_call() {
     let listen = portcullis_e2e::free_addr();
     let seeded = seed_dev_data_dir(&data, listen, &upstream, "recorder", TrustLevel::Low).await;
     let data_arg = data.to_str().unwrap();
-    let mut dev = Process::start_at(&["dev", "--data-dir", data_arg], dir.path(), listen);
+    let args: Vec<&str> = ["dev", "--data-dir", data_arg]
+        .into_iter()
+        .chain(flags.iter().copied())
+        .collect();
+    let mut dev = Process::start_at(&args, dir.path(), listen);
     dev.wait_ready(Duration::from_secs(30));
 
     // Eight clients, each with its own MCP session, calling as fast as they can.
@@ -142,7 +160,7 @@ async fn a_sigkilled_data_plane_loses_no_audit_record_of_a_forwarded_call() {
     let forwarded: Vec<String> = seen.lock().unwrap().clone();
 
     // Restart on the same data and address: it comes back, then stop it and read its audit.
-    let mut again = Process::start_at(&["dev", "--data-dir", data_arg], dir.path(), listen);
+    let mut again = Process::start_at(&args, dir.path(), listen);
     again.wait_ready(Duration::from_secs(30));
     let status = again.terminate(Duration::from_secs(15));
     assert!(status.success(), "{}", again.log_text());
@@ -170,7 +188,7 @@ async fn a_sigkilled_data_plane_loses_no_audit_record_of_a_forwarded_call() {
         .filter(|nonce| !audited.contains(Sha256::digest(arguments(nonce)).as_slice()))
         .collect();
     eprintln!(
-        "SIGKILL with calls in flight: {} forwarded, {} answered, {} audit records, {} forwarded without a record",
+        "SIGKILL with calls in flight ({flags:?}): {} forwarded, {} answered, {} audit records, {} forwarded without a record",
         forwarded.len(),
         answered,
         audited.len(),

@@ -20,7 +20,16 @@ use crate::health::{self, Readiness};
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
-    let (stores, sqlite) = crate::stores::open_embedded(&settings.data_dir).await?;
+    let options = portcullis_store_sqlite::StoreOptions::default()
+        .with_audit_durability(settings.audit_durability);
+    let (stores, sqlite) = crate::stores::open_embedded(&settings.data_dir, options).await?;
+    if settings.audit_durability == portcullis_store_sqlite::AuditDurability::ProcessCrash {
+        tracing::warn!(
+            "--audit-durability process-crash: a call is forwarded once its audit record is in \
+             the store's write-ahead log, before the fsync; a crash of the machine may lose \
+             the last records, a crash of Portcullis loses none."
+        );
+    }
     let readiness = Readiness::default();
 
     let context = Context::system("dev.bootstrap", &ulid::Ulid::new().to_string());

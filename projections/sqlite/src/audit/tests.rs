@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use portcullis_store::{AuditDecision, AuditEntry, AuditError, AuditFilter, AuditLog};
 
-use crate::SqliteStore;
+use crate::{AuditDurability, SqliteStore, StoreOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_commits_and_a_repeated_id_in_one_batch_is_a_duplicate() {
@@ -376,6 +376,49 @@ fn entry(host: &str, record_id: &str) -> AuditEntry {
         tool: "read_file".to_owned(),
         decision: AuditDecision::Allowed,
         record: Bytes::from_static(b"record"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_audit_log_is_relaxed_when_it_need_survive_only_the_process() {
+    // SQLite's numbers: 1 is NORMAL, 2 is FULL.
+    let synchronous = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    };
+    for (durability, audit_level) in [
+        (AuditDurability::PowerLoss, 2),
+        (AuditDurability::ProcessCrash, 1),
+    ] {
+        let (_dir, path) = temp_store_path();
+        let options = StoreOptions::default().with_audit_durability(durability);
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
+            .await
+            .unwrap()
+            .unwrap();
+        let events_before = store.inner.lock_writer().conn.total_changes();
+        let receipt = store.append(entry("h1", "r1")).await.unwrap();
+        assert!(!receipt.duplicate);
+        let mut writer = store.inner.lock_writer();
+        assert_eq!(
+            synchronous(&writer.conn),
+            2,
+            "{durability:?}: events stay fsynced"
+        );
+        assert_eq!(
+            synchronous(writer.audit_conn()),
+            audit_level,
+            "{durability:?}"
+        );
+        // Rows written by each connection: the append went through the audit connection.
+        let by_writer = writer.conn.total_changes() - events_before;
+        let expected = if durability == AuditDurability::ProcessCrash {
+            0
+        } else {
+            1
+        };
+        assert_eq!(by_writer, expected, "{durability:?}");
+        assert!(writer.audit_conn().total_changes() >= 1, "{durability:?}");
     }
 }
 

@@ -51,12 +51,40 @@ pub fn binary(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `dev`'s `--audit-durability`: what an audit record survives before its call is forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditDurability {
+    /// Fsynced (the default).
+    PowerLoss,
+    /// Written to SQLite's write-ahead log.
+    ProcessCrash,
+}
+
+impl AuditDurability {
+    /// The flag's value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            AuditDurability::PowerLoss => "power-loss",
+            AuditDurability::ProcessCrash => "process-crash",
+        }
+    }
+
+    /// The target's name in the report.
+    pub fn target_name(self) -> &'static str {
+        match self {
+            AuditDurability::PowerLoss => "portcullis dev",
+            AuditDurability::ProcessCrash => "portcullis dev (process-crash)",
+        }
+    }
+}
+
 /// Seeds a data directory for `upstream_url` with `extra_sessions` more sessions, starts
-/// `portcullis dev` on it and waits until it is ready.
+/// `portcullis dev --audit-durability <audit_durability>` on it and waits until it is ready.
 pub async fn start(
     binary: &std::path::Path,
     upstream_url: &str,
     extra_sessions: usize,
+    audit_durability: AuditDurability,
 ) -> anyhow::Result<Gateway> {
     let dir = tempfile::Builder::new()
         .prefix("portcullis-bench-gateway-")
@@ -81,6 +109,8 @@ pub async fn start(
         .arg(&data)
         .arg("--listen")
         .arg(listen.to_string())
+        .arg("--audit-durability")
+        .arg(audit_durability.flag())
         .env("PORTCULLIS_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

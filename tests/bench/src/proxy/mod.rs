@@ -110,6 +110,17 @@ pub struct ProxyArgs {
     /// Do not start `portcullis dev` as a target.
     #[arg(long, conflicts_with = "gateway_url")]
     pub no_gateway: bool,
+    /// `portcullis dev` targets, one per `--audit-durability`: `power-loss` (the default:
+    /// each audit record fsynced before its call is forwarded) and `process-crash` (written
+    /// to the write-ahead log).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "power-loss,process-crash",
+        conflicts_with = "gateway_url"
+    )]
+    pub dev_audit_durability: Vec<gateway::AuditDurability>,
     /// Do not start the distributed deployment's `portcullis data-plane` (on a NATS JetStream
     /// deployment and projector of its own) as a target.
     #[arg(long)]
@@ -132,8 +143,8 @@ pub struct ProxyArgs {
 #[derive(Debug)]
 struct Running {
     nginx: nginx::Nginx,
-    /// Held for its `Drop` only; `None` when not started by the harness.
-    _gateway: Option<gateway::Gateway>,
+    /// Held for their `Drop` only; empty when none was started by the harness.
+    _gateways: Vec<gateway::Gateway>,
     /// Held for their `Drop` only; empty with `--no-data-plane`.
     _data_planes: Vec<cluster::StandaloneDataPlane>,
     /// Held for its `Drop` only; `None` when the upstream was started by someone else.
@@ -245,26 +256,33 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             pids: vec![nginx.process.id()],
         },
     ];
-    let mut started_gateway = None;
-    if args.gateway_url.is_none() && !args.no_gateway {
+    let mut started_gateways = Vec::new();
+    let devs = if args.gateway_url.is_none() && !args.no_gateway {
+        args.dev_audit_durability.as_slice()
+    } else {
+        &[]
+    };
+    for &durability in devs {
         let binary = gateway::binary(args.portcullis_bin.as_deref())?;
         eprintln!(
-            "Starting the gateway with {} cached sessions…",
+            "Starting `portcullis dev --audit-durability {}` with {} cached sessions…",
+            durability.flag(),
             args.gateway_sessions + 1
         );
-        let running = gateway::start(&binary, &upstream_url, args.gateway_sessions).await?;
+        let running =
+            gateway::start(&binary, &upstream_url, args.gateway_sessions, durability).await?;
         let mut value = HeaderValue::from_str(&format!("Bearer {}", running.token))
             .context("the gateway token is not a valid header value")?;
         value.set_sensitive(true);
         targets.push(Target {
-            name: "portcullis dev".to_owned(),
+            name: durability.target_name().to_owned(),
             endpoint: Arc::new(
                 Endpoint::resolve(&running.url, vec![(AUTHORIZATION, value)]).await?,
             ),
             tool: UPSTREAM_TOOL.to_owned(),
             pids: vec![running.process.id()],
         });
-        started_gateway = Some(running);
+        started_gateways.push(running);
     }
     let mut started_data_planes = Vec::new();
     for &nodes in args.data_plane_nats.iter().filter(|_| !args.no_data_plane) {
@@ -300,7 +318,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
     Ok((
         Running {
             nginx,
-            _gateway: started_gateway,
+            _gateways: started_gateways,
             _data_planes: started_data_planes,
             _upstream: upstream,
         },
