@@ -303,6 +303,12 @@ pub struct Key(String);
 impl Key {
     /// Validates a key.
     pub fn new(key: &str) -> Result<Self, InvalidName> {
+        Self::validate(key)?;
+        Ok(Self(key.to_owned()))
+    }
+
+    /// Checks `key` against the rules above.
+    fn validate(key: &str) -> Result<(), InvalidName> {
         if key.is_empty() || key.len() > 255 {
             return Err(InvalidName::new("key", key, "must be 1 to 255 bytes long"));
         }
@@ -321,7 +327,7 @@ impl Key {
                 ));
             }
         }
-        Ok(Self(key.to_owned()))
+        Ok(())
     }
 
     /// Builds a key from tokens joined by dots; each token is validated.
@@ -330,12 +336,16 @@ impl Key {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let joined = tokens
-            .into_iter()
-            .map(|t| t.as_ref().to_owned())
-            .collect::<Vec<_>>()
-            .join(".");
-        Self::new(&joined)
+        // One allocation: the data plane builds several keys for every request.
+        let mut joined = String::with_capacity(64);
+        for (index, token) in tokens.into_iter().enumerate() {
+            if index > 0 {
+                joined.push('.');
+            }
+            joined.push_str(token.as_ref());
+        }
+        Self::validate(&joined)?;
+        Ok(Self(joined))
     }
 
     /// The key as stored.

@@ -83,6 +83,20 @@ fn keys_reject_wildcards_and_empty_tokens() {
         Key::join(["grant", "h1", "bad.token"]).is_ok(),
         "join splits on dots like new"
     );
+    assert_eq!(
+        Key::join(["grant", "h1", "u1"]).map(Key::into_string),
+        Ok("grant.h1.u1".to_owned())
+    );
+    let no_tokens: [&str; 0] = [];
+    for bad in [
+        &no_tokens[..],
+        &["grant", ""],
+        &["grant", "h1*"],
+        &["", "h1"],
+        &["grant", &"k".repeat(250)],
+    ] {
+        assert!(Key::join(bad).is_err(), "{bad:?} should be rejected");
+    }
 }
 
 #[test]
