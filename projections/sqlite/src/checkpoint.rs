@@ -58,6 +58,10 @@ impl Checkpointer {
             }
         };
         let conn = Connection::open(path).map_err(sqlite("opening the checkpoint connection"))?;
+        // A checkpoint fsyncs the WAL before copying it, and the database file after: this is
+        // what bounds the loss of `AuditDurability::ProcessCrash` records on a power loss.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite("setting synchronous on the checkpoint connection"))?;
         let shared = Arc::new(Shared::default());
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
