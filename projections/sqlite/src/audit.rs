@@ -23,8 +23,10 @@
 //! Once the journal holds `MOVE_ROWS` rows, the flusher, after answering the batch that got
 //! there, moves the whole journal into `audit` in one transaction, keeping every sequence; the
 //! indexes are then built a few hundred rows at a time. Opening the store and pruning move it
-//! too. A record is durable from its own commit, wherever it is later; both tables are read
-//! by every query (below), so where a record lies never changes what a query returns.
+//! too. A record is durable from its own commit, wherever it is later, so moves commit on the
+//! writer's relaxed connection, without an fsync: a move that a power loss undoes leaves its
+//! rows in the journal. Both tables are read by every query (below), so where a record lies
+//! never changes what a query returns.
 //! Sequences are assigned by the store: one above the highest in either table and in
 //! `sqlite_sequence` (which remembers pruned ones), so they are never reused.
 //!
@@ -327,7 +329,7 @@ impl Inner {
         if writer.audit_journal_rows < threshold.max(1) {
             return Ok(0);
         }
-        let moved = move_journal(writer.audit_conn())?;
+        let moved = move_journal(writer.move_conn())?;
         writer.audit_journal_rows = 0;
         Ok(moved)
     }
@@ -456,15 +458,17 @@ impl Inner {
 /// happen short of a hand edit).
 pub(crate) fn move_journal(conn: &mut rusqlite::Connection) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let moved = tx.execute(
-        "INSERT INTO audit (seq, host_id, record_id, time_ms, human_id, agent_id, server_id,
-                            tool, decision, recorded_at_ms, record)
-         SELECT seq, host_id, record_id, time_ms, human_id, agent_id, server_id, tool,
-                decision, recorded_at_ms, record
-         FROM audit_journal ORDER BY seq",
-        [],
-    )?;
-    tx.execute("DELETE FROM audit_journal", [])?;
+    let moved = tx
+        .prepare_cached(
+            "INSERT INTO audit (seq, host_id, record_id, time_ms, human_id, agent_id, server_id,
+                                tool, decision, recorded_at_ms, record)
+             SELECT seq, host_id, record_id, time_ms, human_id, agent_id, server_id, tool,
+                    decision, recorded_at_ms, record
+             FROM audit_journal ORDER BY seq",
+        )?
+        .execute([])?;
+    tx.prepare_cached("DELETE FROM audit_journal")?
+        .execute([])?;
     tx.commit()?;
     Ok(moved)
 }

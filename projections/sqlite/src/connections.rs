@@ -31,26 +31,41 @@ pub(crate) struct Writer {
     pub(crate) watchers: HashMap<Bucket, broadcast::Sender<Change>>,
     /// Rows in `audit_journal` (see `audit.rs`); it changes only under this mutex.
     pub(crate) audit_journal_rows: usize,
-    /// A second writing connection, `synchronous=NORMAL`, for the audit log alone when its
-    /// appends need only survive the process (`AuditDurability::ProcessCrash`). It is used
-    /// under this same mutex, so the two never wait on each other's SQLite lock, and the
-    /// pragma never changes on either: `conn` commits every event and read model fsynced.
-    audit: Option<Connection>,
+    /// A second writing connection, `synchronous=NORMAL`, used under this same mutex (so the
+    /// two never wait on each other's SQLite lock; neither ever changes its pragma). It moves
+    /// journal rows into `audit`: a move that a power loss undoes leaves its rows in the
+    /// journal, where their own commits made them durable, so moves need no fsync of their
+    /// own. With `AuditDurability::ProcessCrash` it commits the audit appends too.
+    relaxed: Connection,
+    /// Whether audit appends commit on `relaxed` (`AuditDurability::ProcessCrash`) rather
+    /// than on `conn`, fsynced.
+    relaxed_appends: bool,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, audit: Option<Connection>) -> Writer {
+    pub(crate) fn new(conn: Connection, relaxed: Connection, relaxed_appends: bool) -> Writer {
         Writer {
             conn,
             watchers: HashMap::new(),
             audit_journal_rows: 0,
-            audit,
+            relaxed,
+            relaxed_appends,
         }
     }
 
-    /// The connection that writes the audit log: its own, or the one writer.
+    /// The connection that commits audit appends (and prunes): the relaxed one, or the one
+    /// writer.
     pub(crate) fn audit_conn(&mut self) -> &mut Connection {
-        self.audit.as_mut().unwrap_or(&mut self.conn)
+        if self.relaxed_appends {
+            &mut self.relaxed
+        } else {
+            &mut self.conn
+        }
+    }
+
+    /// The connection that moves audit journal rows into the indexed table.
+    pub(crate) fn move_conn(&mut self) -> &mut Connection {
+        &mut self.relaxed
     }
 }
 

@@ -97,8 +97,8 @@ pub enum AuditDurability {
     /// A crash or SIGKILL of the process, not of the machine: the commit is written to the
     /// WAL file (the operating system holds it) before it is acknowledged and fsynced at the
     /// next checkpoint (every second) or the next commit of an event (`synchronous=NORMAL`, on
-    /// an audit connection of its own). A power loss may take the records acknowledged since;
-    /// the file stays consistent.
+    /// the connection that also moves the audit journal, not the one that commits events). A
+    /// power loss may take the records acknowledged since; the file stays consistent.
     ProcessCrash,
 }
 
@@ -241,10 +241,8 @@ impl SqliteStore {
             reason: format!("the last event sequence is negative ({head})"),
         })?;
         // Opened after the migration, so it never sees an older schema.
-        let audit_conn = match options.audit_durability {
-            AuditDurability::PowerLoss => None,
-            AuditDurability::ProcessCrash => Some(schema::open_writer(path, Synchronous::Normal)?),
-        };
+        let relaxed = schema::open_writer(path, Synchronous::Normal)?;
+        let relaxed_appends = options.audit_durability == AuditDurability::ProcessCrash;
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let readers = ReaderPool::new(path);
         // Open one reader now, so a file a reader cannot open fails here rather than later.
@@ -253,7 +251,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: std::sync::Mutex::new(Writer::new(conn, audit_conn)),
+                writer: std::sync::Mutex::new(Writer::new(conn, relaxed, relaxed_appends)),
                 readers,
                 audit: Arc::default(),
                 head: watch::Sender::new(head),

@@ -5,13 +5,17 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use portcullis_store::{AuditLog, EventLog, ReadModelStore};
-use portcullis_store_sqlite::SqliteStore;
+use portcullis_store_sqlite::{AuditDurability, SqliteStore, StoreOptions};
 
 /// Which backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
     /// Embedded SQLite (WAL, synchronous=FULL).
     Sqlite,
+    /// Embedded SQLite whose audit appends need survive only the process
+    /// (`AuditDurability::ProcessCrash`, `dev --audit-durability process-crash`); the rest as
+    /// `sqlite`.
+    SqliteProcessCrash,
     /// One JetStream node, R1 file storage, `sync_interval: always`.
     JetstreamR1,
     /// A 3-node JetStream cluster on loopback, R3 file storage.
@@ -23,6 +27,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Sqlite => "SQLite",
+            Kind::SqliteProcessCrash => "SQLite, audit process-crash",
             Kind::JetstreamR1 => "JetStream R1",
             Kind::JetstreamR3 => "JetStream R3 (3 nodes)",
         }
@@ -102,9 +107,17 @@ impl Backend {
 /// Starts a fresh backend.
 pub async fn open(kind: Kind) -> anyhow::Result<Backend> {
     match kind {
-        Kind::Sqlite => {
+        Kind::Sqlite | Kind::SqliteProcessCrash => {
             let dir = tempfile::tempdir()?;
-            let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db"))?);
+            let durability = if kind == Kind::Sqlite {
+                AuditDurability::PowerLoss
+            } else {
+                AuditDurability::ProcessCrash
+            };
+            let store = Arc::new(SqliteStore::open_with(
+                &dir.path().join("bench.db"),
+                StoreOptions::default().with_audit_durability(durability),
+            )?);
             Ok(Backend {
                 inner: Inner::Sqlite { _dir: dir, store },
             })

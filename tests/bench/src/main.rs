@@ -55,6 +55,9 @@ struct Args {
     /// Concurrent callers in the audit scenario (each one a tool call being decided).
     #[arg(long, default_value_t = 64)]
     audit_writers: usize,
+    /// Appends per second in the audit-rate scenario (the proxy benchmark's call rate).
+    #[arg(long, default_value_t = 1000)]
+    audit_rate: u32,
     /// Grants revoked (one per round) in the revocation scenario.
     #[arg(long, default_value_t = 200)]
     revocation_rounds: usize,
@@ -74,6 +77,9 @@ enum Scenario {
     Lag,
     /// Many callers append audit records as fast as acknowledgements come; then page queries.
     Audit,
+    /// Audit records appended at a fixed rate (`--audit-rate`); time until each is
+    /// acknowledged.
+    AuditRate,
     /// Admin commands through the control service (add a human), projector running: every
     /// write returns once its read model is updated.
     Control,
@@ -127,6 +133,9 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Scenario::Lag => scenarios::lag(&backend, args.lag_events, args.lag_rate).await?,
                 Scenario::Audit => scenarios::audit(&backend, args.audit_writers, duration).await?,
+                Scenario::AuditRate => {
+                    scenarios::audit_rate(&backend, args.audit_rate, duration).await?
+                }
                 Scenario::Control => scenarios::control(&backend, args.writers, duration).await?,
                 Scenario::Proxy | Scenario::Revocation | Scenario::Cluster => {
                     unreachable!("filtered out above")
@@ -161,6 +170,7 @@ fn scenario_label(scenario: Scenario) -> &'static str {
         Scenario::Contended => "append, 4 hot aggregates",
         Scenario::Lag => "projection lag",
         Scenario::Audit => "audit append",
+        Scenario::AuditRate => "audit append at a fixed rate",
         Scenario::Control => "control commands",
         Scenario::Proxy => "proxy hop",
         Scenario::Revocation => "revocation",

@@ -320,6 +320,70 @@ pub async fn audit(
     ))
 }
 
+/// Audit appends at a fixed `rate` for `duration`, each started on time by a pacer whether or
+/// not earlier ones were acknowledged (so a slow acknowledgement delays no later append), and
+/// timed until acknowledged: the share of a call's added latency that the data plane waits
+/// for its audit record at that rate. Records as in `audit`, with ids in time order like the
+/// data plane's ULIDs.
+pub async fn audit_rate(
+    backend: &Backend,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<String> {
+    use portcullis_store::{AuditDecision, AuditEntry};
+
+    anyhow::ensure!(rate > 0, "--audit-rate must be at least 1");
+    let audit = backend.connect().await?.audit;
+    let total = (u64::from(rate) * duration.as_secs()).max(1);
+    let interval = Duration::from_secs(1) / rate;
+    let (done, mut acknowledged) = tokio::sync::mpsc::unbounded_channel();
+    let started = tokio::time::Instant::now();
+    for n in 0..total {
+        tokio::time::sleep_until(started + interval * u32::try_from(n)?).await;
+        let audit = audit.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let time_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let entry = AuditEntry {
+                record_id: format!("r{n:012}"),
+                host_id: format!("bench-host-{}", n % 8),
+                time_ms,
+                human_id: format!("human-{}", n % 16),
+                agent_id: format!("agent-{}", n % 32),
+                server_id: "server-1".to_owned(),
+                tool: ["read_file", "write_file", "delete_file"][(n % 3) as usize].to_owned(),
+                decision: if n.is_multiple_of(10) {
+                    AuditDecision::Denied
+                } else {
+                    AuditDecision::Allowed
+                },
+                record: Bytes::from(vec![b'r'; 280]),
+            };
+            let start = Instant::now();
+            let result = audit.append(entry).await.map(|_| start.elapsed());
+            let _ = done.send(result);
+        });
+    }
+    drop(done);
+    let mut latencies = histogram();
+    while let Some(result) = acknowledged.recv().await {
+        latencies
+            .record(result?.as_micros().max(1) as u64)
+            .expect("in range");
+    }
+    Ok(format!(
+        "{rate} appends/s | {} | {} | p90 {}, p99.9 {}, max {}; {} records",
+        ms(latencies.value_at_quantile(0.5)),
+        ms(latencies.value_at_quantile(0.99)),
+        ms(latencies.value_at_quantile(0.9)),
+        ms(latencies.value_at_quantile(0.999)),
+        ms(latencies.max()),
+        latencies.len(),
+    ))
+}
+
 /// Admin commands per second through the control service with the projector running, and
 /// the latency of each from the call to the moment its read model is updated (the service
 /// returns only then: read-your-writes). Each writer adds humans (email reservation, then the

@@ -381,9 +381,9 @@ fn entry(host: &str, record_id: &str) -> AuditEntry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_audit_log_is_relaxed_when_it_need_survive_only_the_process() {
-    // SQLite's numbers: 1 is NORMAL, 2 is FULL.
-    let synchronous = |conn: &rusqlite::Connection| -> i64 {
-        conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+    // SQLite's numbers: 1 is NORMAL, 2 is FULL; a temp_store of 2 is MEMORY.
+    let pragma = |conn: &rusqlite::Connection, name: &str| -> i64 {
+        conn.pragma_query_value(None, name, |row| row.get(0))
             .unwrap()
     };
     for (durability, audit_level) in [
@@ -396,29 +396,65 @@ async fn only_the_audit_log_is_relaxed_when_it_need_survive_only_the_process() {
             .await
             .unwrap()
             .unwrap();
-        let events_before = store.inner.lock_writer().conn.total_changes();
+        let (events_before, moves_before) = {
+            let mut writer = store.inner.lock_writer();
+            (
+                writer.conn.total_changes(),
+                writer.move_conn().total_changes(),
+            )
+        };
         let receipt = store.append(entry("h1", "r1")).await.unwrap();
         assert!(!receipt.duplicate);
+        {
+            let mut writer = store.inner.lock_writer();
+            assert_eq!(
+                pragma(&writer.conn, "synchronous"),
+                2,
+                "{durability:?}: events stay fsynced"
+            );
+            assert_eq!(
+                pragma(writer.audit_conn(), "synchronous"),
+                audit_level,
+                "{durability:?}"
+            );
+            assert_eq!(
+                pragma(writer.move_conn(), "synchronous"),
+                1,
+                "{durability:?}"
+            );
+            assert_eq!(pragma(&writer.conn, "temp_store"), 2, "{durability:?}");
+            assert_eq!(
+                pragma(writer.move_conn(), "temp_store"),
+                2,
+                "{durability:?}"
+            );
+            // Rows written by each connection: the append went through the audit connection.
+            let by_writer = writer.conn.total_changes() - events_before;
+            let expected = if durability == AuditDurability::ProcessCrash {
+                0
+            } else {
+                1
+            };
+            assert_eq!(by_writer, expected, "{durability:?}");
+            assert!(writer.audit_conn().total_changes() >= 1, "{durability:?}");
+        }
+        // A move goes through the relaxed connection whatever the durability: one insert
+        // into `audit` and one delete from the journal per row, and nothing on the writer's.
+        let events_before = store.inner.lock_writer().conn.total_changes();
+        let moved = store
+            .inner
+            .move_audit_journal(1)
+            .expect("the journal moves");
+        assert_eq!(moved, 1, "{durability:?}");
         let mut writer = store.inner.lock_writer();
         assert_eq!(
-            synchronous(&writer.conn),
-            2,
-            "{durability:?}: events stay fsynced"
+            writer.conn.total_changes(),
+            events_before,
+            "{durability:?}: the fsynced writer moved nothing"
         );
-        assert_eq!(
-            synchronous(writer.audit_conn()),
-            audit_level,
-            "{durability:?}"
-        );
-        // Rows written by each connection: the append went through the audit connection.
-        let by_writer = writer.conn.total_changes() - events_before;
-        let expected = if durability == AuditDurability::ProcessCrash {
-            0
-        } else {
-            1
-        };
-        assert_eq!(by_writer, expected, "{durability:?}");
-        assert!(writer.audit_conn().total_changes() >= 1, "{durability:?}");
+        let by_mover = writer.move_conn().total_changes() - moves_before;
+        let appended_there = u64::from(durability == AuditDurability::ProcessCrash);
+        assert_eq!(by_mover, 2 + appended_there, "{durability:?}");
     }
 }
 
