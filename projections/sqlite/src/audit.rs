@@ -43,7 +43,7 @@
 //! until the page is full, few when the range is that dense). Left to itself SQLite picks the
 //! time index for any range, and sorts all of a wide one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
@@ -80,6 +80,10 @@ pub(crate) struct AuditQueue {
     /// Transactions committed by flushers so far (for tests and debugging: with concurrent
     /// appends it grows much more slowly than the number of records).
     commits: AtomicU64,
+    /// Rows in `audit_journal`. Changed only under the writer mutex, where it is exact; read
+    /// without it by the flusher, which takes the store for a move only when one is due (see
+    /// `flush`).
+    journal_rows: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -195,7 +199,9 @@ impl SqliteStore {
 ///
 /// It holds the store only while committing, and lets go before answering: a caller that
 /// drops its last handle right after its append returned closes the store (and frees its lock)
-/// at once, not whenever the flusher thread happens to finish.
+/// at once, not whenever the flusher thread happens to finish. The one exception is a batch
+/// that made a journal move due (one in `MOVE_ROWS` records): the store closes when the move
+/// ends, milliseconds later.
 fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
     let mut guard = FlusherGuard {
         queue,
@@ -222,8 +228,12 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
                     // A waiter that gave up is no error: its record is committed anyway.
                     let _ = pending.reply.send(Ok(receipt));
                 }
-                // Off every waiter's path: the records above are durable and answered.
-                if let Some(inner) = store.upgrade()
+                // Off every waiter's path: the records above are durable and answered. The
+                // store is taken only when a move is due: while this thread holds it, a caller
+                // dropping its last handle does not close the store (and free its lock) until
+                // the move is done.
+                if queue.journal_rows.load(Ordering::Relaxed) >= MOVE_ROWS
+                    && let Some(inner) = store.upgrade()
                     && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
                 {
                     tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
@@ -316,7 +326,7 @@ impl Inner {
             }
         }
         tx.commit()?;
-        writer.audit_journal_rows += added;
+        self.audit.journal_rows.fetch_add(added, Ordering::Relaxed);
         self.audit.commits.fetch_add(1, Ordering::Relaxed);
         Ok(receipts)
     }
@@ -326,11 +336,11 @@ impl Inner {
     /// record's place in every query and every cursor already handed out stay the same.
     pub(crate) fn move_audit_journal(&self, threshold: usize) -> rusqlite::Result<usize> {
         let mut writer = self.lock_writer();
-        if writer.audit_journal_rows < threshold.max(1) {
+        if self.audit.journal_rows.load(Ordering::Relaxed) < threshold.max(1) {
             return Ok(0);
         }
         let moved = move_journal(writer.move_conn())?;
-        writer.audit_journal_rows = 0;
+        self.audit.journal_rows.store(0, Ordering::Relaxed);
         Ok(moved)
     }
 

@@ -29,8 +29,6 @@ pub(crate) struct Writer {
     /// Live-change senders of the buckets someone watches. An entry is created by the first
     /// watch of its bucket and removed when a send finds no watcher left.
     pub(crate) watchers: HashMap<Bucket, broadcast::Sender<Change>>,
-    /// Rows in `audit_journal` (see `audit.rs`); it changes only under this mutex.
-    pub(crate) audit_journal_rows: usize,
     /// A second writing connection, `synchronous=NORMAL`, used under this same mutex (so the
     /// two never wait on each other's SQLite lock; neither ever changes its pragma). It moves
     /// journal rows into `audit`: a move that a power loss undoes leaves its rows in the
@@ -47,7 +45,6 @@ impl Writer {
         Writer {
             conn,
             watchers: HashMap::new(),
-            audit_journal_rows: 0,
             relaxed,
             relaxed_appends,
         }
