@@ -27,7 +27,7 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
         tracing::warn!(
             "--audit-durability process-crash: a call is forwarded once its audit record is in \
              the store's write-ahead log, before the fsync; a crash of the machine may lose \
-             the last records, a crash of Portcullis loses none."
+             about the last second's records, a crash of Portcullis loses none."
         );
     }
     let readiness = Readiness::default();
