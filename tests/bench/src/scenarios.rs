@@ -244,6 +244,31 @@ pub async fn lag(backend: &Backend, events: usize, rate: u32) -> anyhow::Result<
     ))
 }
 
+/// An audit record for the audit scenarios: host `host % 8`, agent `agent`, and the human,
+/// tool and decision cycling with `n` (16 humans, 3 tools, one denial in ten); the record
+/// about the size of a real encoded `AuditRecord`.
+fn audit_entry(record_id: String, host: u64, agent: u64, n: u64) -> portcullis_store::AuditEntry {
+    use portcullis_store::{AuditDecision, AuditEntry};
+
+    AuditEntry {
+        record_id,
+        host_id: format!("bench-host-{}", host % 8),
+        time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        human_id: format!("human-{}", n % 16),
+        agent_id: format!("agent-{agent}"),
+        server_id: "server-1".to_owned(),
+        tool: ["read_file", "write_file", "delete_file"][(n % 3) as usize].to_owned(),
+        decision: if n.is_multiple_of(10) {
+            AuditDecision::Denied
+        } else {
+            AuditDecision::Allowed
+        },
+        record: Bytes::from(vec![b'r'; 280]),
+    }
+}
+
 /// Durable audit appends from `writers` concurrent callers for `duration`, each append timed
 /// until it is acknowledged (committed and fsynced on SQLite, PubAck on JetStream); records of
 /// 8 hosts, about the size of a real encoded `AuditRecord`. Then 100 first-page queries (50
@@ -253,7 +278,7 @@ pub async fn audit(
     writers: usize,
     duration: Duration,
 ) -> anyhow::Result<String> {
-    use portcullis_store::{AuditDecision, AuditEntry, AuditFilter};
+    use portcullis_store::AuditFilter;
 
     let clients = [backend.connect().await?, backend.connect().await?];
     let deadline = Instant::now() + duration;
@@ -264,24 +289,7 @@ pub async fn audit(
             let mut latencies = histogram();
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let time_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_millis() as i64;
-                let entry = AuditEntry {
-                    record_id: format!("w{w}-n{n}"),
-                    host_id: format!("bench-host-{}", w % 8),
-                    time_ms,
-                    human_id: format!("human-{}", n % 16),
-                    agent_id: format!("agent-{w}"),
-                    server_id: "server-1".to_owned(),
-                    tool: ["read_file", "write_file", "delete_file"][(n % 3) as usize].to_owned(),
-                    decision: if n.is_multiple_of(10) {
-                        AuditDecision::Denied
-                    } else {
-                        AuditDecision::Allowed
-                    },
-                    record: Bytes::from(vec![b'r'; 280]),
-                };
+                let entry = audit_entry(format!("w{w}-n{n}"), w as u64, w as u64, n);
                 let start = Instant::now();
                 audit.append(entry).await?;
                 latencies
@@ -330,8 +338,6 @@ pub async fn audit_rate(
     rate: u32,
     duration: Duration,
 ) -> anyhow::Result<String> {
-    use portcullis_store::{AuditDecision, AuditEntry};
-
     anyhow::ensure!(rate > 0, "--audit-rate must be at least 1");
     let audit = backend.connect().await?.audit;
     let total = (u64::from(rate) * duration.as_secs()).max(1);
@@ -343,24 +349,7 @@ pub async fn audit_rate(
         let audit = audit.clone();
         let done = done.clone();
         tokio::spawn(async move {
-            let time_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let entry = AuditEntry {
-                record_id: format!("r{n:012}"),
-                host_id: format!("bench-host-{}", n % 8),
-                time_ms,
-                human_id: format!("human-{}", n % 16),
-                agent_id: format!("agent-{}", n % 32),
-                server_id: "server-1".to_owned(),
-                tool: ["read_file", "write_file", "delete_file"][(n % 3) as usize].to_owned(),
-                decision: if n.is_multiple_of(10) {
-                    AuditDecision::Denied
-                } else {
-                    AuditDecision::Allowed
-                },
-                record: Bytes::from(vec![b'r'; 280]),
-            };
+            let entry = audit_entry(format!("r{n:012}"), n, n % 32, n);
             let start = Instant::now();
             let result = audit.append(entry).await.map(|_| start.elapsed());
             let _ = done.send(result);
