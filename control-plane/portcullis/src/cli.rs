@@ -72,8 +72,9 @@ pub struct DevArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Directory holding the embedded store (`portcullis.db`) and everything else `dev`
-    /// writes. Created if missing. Two processes cannot share it.
+    /// Directory holding the embedded store (`portcullis.db`, and its audit journal
+    /// `portcullis.db.audit-journal`) and everything else `dev` writes. Created if missing
+    /// (mode 0700). Two processes cannot share it.
     #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./portcullis-data")]
     pub data_dir: PathBuf,
 

@@ -4,10 +4,11 @@
 //! Owns: `AuditQueue` (the appends waiting for the next commit), the flusher that commits them
 //! in batches, the query SQL, and `SqliteStore::prune_audit_before`.
 //!
-//! Must not: commit an append outside the writer mutex, answer an append before its
-//! transaction committed (by default `synchronous=FULL`: committed means fsynced; with
-//! `AuditDurability::ProcessCrash`, written to the WAL by a connection of its own), or return
-//! a row of a host other than the one asked for.
+//! Must not: commit an append outside the journal's mutex or a move outside the writer's,
+//! answer an append before its transaction committed (by default `synchronous=FULL`:
+//! committed means fsynced; with `AuditDurability::ProcessCrash`, written to the journal's
+//! WAL), delete a journal row before a committed move put it into `audit`, or return a row of
+//! a host other than the one asked for.
 //!
 //! Group commit: `synchronous=FULL` costs one fsync per commit, a few hundred per second on
 //! ordinary disks, so one transaction per record could not keep up with a busy data plane.
@@ -18,22 +19,32 @@
 //! rate while throughput grows with concurrency, and a lone append still commits at once.
 //!
 //! Journal: a commit writes its records into `audit_journal`, a table with one index (the
-//! record id, for duplicates), not into `audit` with its eight: two or three pages per commit
-//! instead of about ten, so each fsync flushes less and the writer holds its lock for less.
-//! Once the journal holds `MOVE_ROWS` rows, the flusher, after answering the batch that got
-//! there, moves the whole journal into `audit` in one transaction, keeping every sequence; the
-//! indexes are then built a few hundred rows at a time. Opening the store and pruning move it
-//! too. A record is durable from its own commit, wherever it is later, so moves commit on the
-//! writer's relaxed connection, without an fsync: a move that a power loss undoes leaves its
-//! rows in the journal. Both tables are read by every query (below), so where a record lies
-//! never changes what a query returns.
+//! record id, for duplicates) in a SQLite file of its own beside the store's
+//! (`<file>.audit-journal`), not into `audit` with its eight: two or three pages per commit
+//! instead of about ten, so each fsync flushes less. Once the journal holds `MOVE_ROWS` rows
+//! that are not in `audit` yet, the flusher, after answering the batch that got there, starts a
+//! move on another thread: one transaction on the store's file copies them into `audit`,
+//! keeping every sequence, so the indexes are built a few hundred rows at a time. The two files
+//! have two write locks: appends commit to the journal while a move writes `audit`, and no
+//! append waits for one (a move of 256 rows holds its lock for milliseconds; when appends and
+//! moves shared one, every append that arrived meanwhile waited, which was the whole p99 of an
+//! append at 1,000 a second). Only when appends outrun the moves, and `MAX_UNMOVED` rows wait
+//! in the journal, does the flusher move them itself before committing more, so the journal
+//! every query scans stays small. Opening the store and pruning move the journal too.
+//! After a move, the next append's transaction deletes the moved rows from the journal. Until
+//! then a row is in both tables; every query reads the journal's rows only above the highest
+//! sequence `audit` ever held (its `sqlite_sequence`), so it is counted once. A move commits
+//! fsynced, so a row is forgotten by the journal only once `audit` holds it durably; a power
+//! loss between the two leaves it in both, which reads the same.
 //! Sequences are assigned by the store: one above the highest in either table and in
 //! `sqlite_sequence` (which remembers pruned ones), so they are never reused.
 //!
 //! Queries: one SQL statement per page, `WHERE host_id = ? AND seq < cursor AND <filters>
 //! ORDER BY seq DESC LIMIT limit + 1` (the extra row says whether a next page exists), over
-//! the journal (a scan of at most a few hundred rows) and `audit` merged in one statement,
-//! so one snapshot: a move between them cannot hide or repeat a record. Every
+//! the journal (a scan of at most a few hundred rows) and `audit` merged in one statement. The
+//! two files have a snapshot each; the query takes the journal's first, in a read transaction,
+//! then the store's, so a move committed in between shows its rows in both (and the sequence
+//! bound above counts them once) rather than in neither. Every
 //! index starts with the host, so no plan can read another tenant's rows, and each equality
 //! filter has an index ending in `seq`, so a filtered page walks matching rows only. Time
 //! bounds are exact on `time_ms`, and pick the plan themselves: a capped count on the time
@@ -43,7 +54,7 @@
 //! until the page is full, few when the range is that dense). Left to itself SQLite picks the
 //! time index for any range, and sorts all of a wide one.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
@@ -65,9 +76,14 @@ const MAX_BATCH: usize = 1024;
 /// index (and sorted); a wider range is read in sequence order instead.
 const TIME_INDEX_ROWS: i64 = 4096;
 
-/// Rows in the journal at which the flusher, once it has answered a batch, moves the journal
-/// into the indexed table.
+/// Rows in the journal and not yet in the indexed table at which the flusher, once it has
+/// answered a batch, starts a move.
 const MOVE_ROWS: usize = if cfg!(test) { 5 } else { 256 };
+
+/// Rows in the journal and not yet in the indexed table at which the flusher moves them itself,
+/// before committing more: appends then wait for the move, which keeps the journal (that every
+/// query scans) bounded when appends come faster than a move on another thread keeps up with.
+const MAX_UNMOVED: i64 = if cfg!(test) { 20 } else { 4096 };
 
 /// Rows `prune_audit_before` removes per transaction, so appends are never held up for long.
 const PRUNE_CHUNK: i64 = if cfg!(test) { 3 } else { 2000 };
@@ -80,10 +96,27 @@ pub(crate) struct AuditQueue {
     /// Transactions committed by flushers so far (for tests and debugging: with concurrent
     /// appends it grows much more slowly than the number of records).
     commits: AtomicU64,
-    /// Rows in `audit_journal`. Changed only under the writer mutex, where it is exact; read
-    /// without it by the flusher, which takes the store for a move only when one is due (see
-    /// `flush`).
-    journal_rows: AtomicUsize,
+    /// Rows committed to the journal and not yet moved: added to after each append's commit,
+    /// taken from after each move's, so briefly below zero when a move takes rows whose
+    /// append has not counted them yet. Read by the flusher, which takes the store for a move
+    /// only when one is due (see `flush`).
+    unmoved: AtomicI64,
+    /// The highest sequence `audit` has ever held (its `sqlite_sequence`) after the last
+    /// move: every journal row at or below it is in `audit`, or was pruned from there.
+    moved_through: AtomicI64,
+    /// Journal rows at or below this have been deleted. Changed under the journal's mutex.
+    collected_through: AtomicI64,
+    /// Whether a move started by the flusher is running.
+    moving: AtomicBool,
+}
+
+/// Clears `moving` when the move the flusher started ends, even by a panic.
+struct MovingGuard(Arc<AuditQueue>);
+
+impl Drop for MovingGuard {
+    fn drop(&mut self) {
+        self.0.moving.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Default)]
@@ -199,9 +232,9 @@ impl SqliteStore {
 ///
 /// It holds the store only while committing, and lets go before answering: a caller that
 /// drops its last handle right after its append returned closes the store (and frees its lock)
-/// at once, not whenever the flusher thread happens to finish. The one exception is a batch
-/// that made a journal move due (one in `MOVE_ROWS` records): the store closes when the move
-/// ends, milliseconds later.
+/// at once, not whenever the flusher thread happens to finish. The one exception is a move
+/// (one in `MOVE_ROWS` records), which holds the store on its own thread: the store closes
+/// when the move ends, milliseconds later.
 fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
     let mut guard = FlusherGuard {
         queue,
@@ -228,15 +261,18 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
                     // A waiter that gave up is no error: its record is committed anyway.
                     let _ = pending.reply.send(Ok(receipt));
                 }
-                // Off every waiter's path: the records above are durable and answered. The
-                // store is taken only when a move is due: while this thread holds it, a caller
-                // dropping its last handle does not close the store (and free its lock) until
-                // the move is done.
-                if queue.journal_rows.load(Ordering::Relaxed) >= MOVE_ROWS
-                    && let Some(inner) = store.upgrade()
-                    && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
-                {
-                    tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
+                // Off every waiter's path: the records above are durable and answered.
+                let unmoved = queue.unmoved.load(Ordering::Relaxed);
+                if unmoved >= MAX_UNMOVED {
+                    // Behind: move here, after any move running (the writer's mutex), so the
+                    // queue waits for it.
+                    if let Some(inner) = store.upgrade()
+                        && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
+                    {
+                        tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
+                    }
+                } else if unmoved >= MOVE_ROWS as i64 {
+                    start_move(queue, store);
                 }
             }
             Err(failure) => {
@@ -253,40 +289,79 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
     }
 }
 
+/// Starts a move of the journal into the indexed table on a blocking thread of its own, unless
+/// one is running: appends go on committing to the journal meanwhile.
+fn start_move(queue: &AuditQueue, store: &Weak<Inner>) {
+    if queue.moving.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Some(inner) = store.upgrade() else {
+        queue.moving.store(false, Ordering::Release);
+        return;
+    };
+    let span = tracing::Span::current();
+    let moving = MovingGuard(inner.audit.clone());
+    let run = move || {
+        span.in_scope(|| {
+            if let Err(error) = inner.move_audit_journal(MOVE_ROWS) {
+                tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
+            }
+        });
+        // The store first: once `moving` is clear, this thread no longer holds it open.
+        drop(inner);
+        drop(moving);
+    };
+    // The flusher runs on tokio's blocking pool, so a runtime is there; without one the move
+    // runs here, after the batch it follows was answered.
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(run)),
+        Err(_) => run(),
+    }
+}
+
 impl Inner {
     /// Writes `batch` into the journal in one transaction; a record id already stored for its
     /// host (in the journal or the indexed table) yields the stored sequence as a duplicate.
     /// All or nothing: on an error nothing was committed.
     fn commit_audit_batch(&self, batch: &[Pending]) -> Result<Vec<AuditReceipt>, BatchError> {
-        let mut writer = self.lock_writer();
-        let tx = writer
-            .audit_conn()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut journal = self.lock_journal();
+        let tx = journal.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let recorded_at_ms = now_ms();
         let mut receipts = Vec::with_capacity(batch.len());
         let mut added = 0;
+        // Rows the last move put into `audit` leave the journal with this commit.
+        let moved_through = self.audit.moved_through.load(Ordering::Acquire);
+        let collect = moved_through > self.audit.collected_through.load(Ordering::Relaxed);
+        if collect {
+            tx.prepare_cached("DELETE FROM main.audit_journal WHERE seq <= ?1")?
+                .execute([moved_through])?;
+        }
         {
             // The next sequence: above every row in either table and above any `audit` ever
-            // had (`sqlite_sequence` keeps that even after retention removed the rows).
+            // had (`sqlite_sequence` keeps that even after retention removed the rows). The
+            // store's file is read in a snapshot taken now, under the journal's write lock: a
+            // row being moved is in the journal, or already in `audit`, or both.
             let mut next: i64 = tx
                 .prepare_cached(
                     "SELECT MAX(
-                         COALESCE((SELECT MAX(seq) FROM audit_journal), 0),
-                         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0),
-                         COALESCE((SELECT MAX(seq) FROM audit), 0)) + 1",
+                         COALESCE((SELECT MAX(seq) FROM main.audit_journal), 0),
+                         COALESCE((SELECT seq FROM store.sqlite_sequence WHERE name = 'audit'), 0),
+                         COALESCE((SELECT MAX(seq) FROM store.audit), 0)) + 1",
                 )?
                 .query_row([], |row| row.get(0))?;
-            let mut indexed =
-                tx.prepare_cached("SELECT seq FROM audit WHERE host_id = ?1 AND record_id = ?2")?;
+            let mut indexed = tx.prepare_cached(
+                "SELECT seq FROM store.audit WHERE host_id = ?1 AND record_id = ?2",
+            )?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO audit_journal (seq, host_id, record_id, time_ms, human_id, agent_id,
-                                            server_id, tool, decision, recorded_at_ms, record)
+                "INSERT INTO main.audit_journal (seq, host_id, record_id, time_ms, human_id,
+                                                 agent_id, server_id, tool, decision,
+                                                 recorded_at_ms, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (host_id, record_id) DO NOTHING
                  RETURNING seq",
             )?;
             let mut journaled = tx.prepare_cached(
-                "SELECT seq FROM audit_journal WHERE host_id = ?1 AND record_id = ?2",
+                "SELECT seq FROM main.audit_journal WHERE host_id = ?1 AND record_id = ?2",
             )?;
             let sequence_of = |row: &Row<'_>| Ok(columns::unsigned(row, 0, "sequence"));
             for Pending { entry, .. } in batch {
@@ -326,22 +401,50 @@ impl Inner {
             }
         }
         tx.commit()?;
-        self.audit.journal_rows.fetch_add(added, Ordering::Relaxed);
+        if collect {
+            self.audit
+                .collected_through
+                .store(moved_through, Ordering::Relaxed);
+        }
+        self.audit.unmoved.fetch_add(added, Ordering::Relaxed);
         self.audit.commits.fetch_add(1, Ordering::Relaxed);
         Ok(receipts)
     }
 
-    /// Moves every journal row into the indexed table, in one transaction, once the journal
-    /// holds at least `threshold` rows; returns how many moved. Sequences are kept, so a
-    /// record's place in every query and every cursor already handed out stay the same.
+    /// Moves the journal's rows that are not in the indexed table yet into it, in one
+    /// transaction on the store's file, once there are at least `threshold` of them (any
+    /// number for 0); returns how many moved. Sequences are kept, so a record's place in every
+    /// query and every cursor already handed out stay the same. Takes the writer's mutex,
+    /// never the journal's: appends go on meanwhile.
     pub(crate) fn move_audit_journal(&self, threshold: usize) -> rusqlite::Result<usize> {
-        let mut writer = self.lock_writer();
-        if self.audit.journal_rows.load(Ordering::Relaxed) < threshold.max(1) {
+        if threshold > 0 && self.audit.unmoved.load(Ordering::Relaxed) < threshold as i64 {
             return Ok(0);
         }
-        let moved = move_journal(writer.move_conn())?;
-        self.audit.journal_rows.store(0, Ordering::Relaxed);
+        let mut writer = self.lock_writer();
+        let (moved, through) = move_journal(&mut writer.mover)?;
+        drop(writer);
+        self.audit
+            .moved_through
+            .fetch_max(through, Ordering::AcqRel);
+        self.audit
+            .unmoved
+            .fetch_sub(i64::try_from(moved).unwrap_or(i64::MAX), Ordering::Relaxed);
         Ok(moved)
+    }
+
+    /// At open: moves what the last run left in the journal and deletes it there, so the
+    /// count of unmoved rows starts true at zero.
+    pub(crate) fn open_audit_journal(&self) -> rusqlite::Result<()> {
+        self.move_audit_journal(0)?;
+        let through = self.audit.moved_through.load(Ordering::Acquire);
+        self.lock_journal()
+            .prepare_cached("DELETE FROM main.audit_journal WHERE seq <= ?1")?
+            .execute([through])?;
+        self.audit
+            .collected_through
+            .store(through, Ordering::Relaxed);
+        self.audit.unmoved.store(0, Ordering::Relaxed);
+        Ok(())
     }
 
     fn query_audit(
@@ -350,17 +453,28 @@ impl Inner {
         limit: usize,
         cursor: Option<AuditCursor>,
     ) -> Result<AuditPage, AuditError> {
-        let reader = self
+        let mut reader = self
             .readers
             .get()
             .map_err(unavailable("opening a reader"))?;
+        let reader = reader
+            .transaction()
+            .map_err(unavailable("starting an audit query"))?;
+        // The journal's snapshot first, then the store's (see the module header).
+        reader
+            .query_row(
+                "SELECT COUNT(*) FROM journal.audit_journal WHERE seq < 0",
+                [],
+                |_| Ok(()),
+            )
+            .map_err(unavailable("reading the audit journal"))?;
         let plan = if filter.since_ms.is_none() && filter.until_ms.is_none() {
             TimePlan::Unbounded
         } else {
             let in_range: i64 = reader
                 .prepare_cached(
                     "SELECT COUNT(*) FROM (
-                         SELECT 1 FROM audit INDEXED BY audit_by_time
+                         SELECT 1 FROM main.audit INDEXED BY audit_by_time
                          WHERE host_id = ?1 AND time_ms >= ?2 AND time_ms <= ?3 LIMIT ?4)",
                 )
                 .and_then(|mut count| {
@@ -408,14 +522,15 @@ impl Inner {
 
     fn prune_audit(&self, cutoff_ms: i64) -> Result<u64, AuditError> {
         // Retention reads `audit` only; the journal goes there first, so a quiet store's last
-        // few records are not kept past their time.
+        // few records are not kept past their time (the journal forgets them with the next
+        // append's commit, and queries skip them there already).
         self.move_audit_journal(1)
             .map_err(unavailable("moving the audit journal before pruning"))?;
         let mut removed = 0;
         loop {
             let mut writer = self.lock_writer();
             let tx = writer
-                .audit_conn()
+                .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable("pruning the audit log"))?;
             // The oldest rows, and of them the longest run stored before the cutoff.
@@ -462,22 +577,49 @@ impl Inner {
     }
 }
 
-/// Moves every row of `audit_journal` into `audit` in one transaction; returns how many.
-/// A record id found in both would fail the insert and leave both tables as they were
-/// (appends check `audit` before journaling, under the same writer lock, so it cannot
-/// happen short of a hand edit).
-pub(crate) fn move_journal(conn: &mut rusqlite::Connection) -> rusqlite::Result<usize> {
+/// Copies the journal file's rows above `audit`'s highest sequence into `audit`, in one
+/// transaction on `conn` (the mover: the store's file, with the journal attached read-only as
+/// `journal`); returns how many, and the highest sequence `audit` has held since. The journal
+/// is read in a snapshot: rows committed to it meanwhile wait for the next move.
+fn move_journal(conn: &mut rusqlite::Connection) -> rusqlite::Result<(usize, i64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let moved = tx
         .prepare_cached(
-            "INSERT INTO audit (seq, host_id, record_id, time_ms, human_id, agent_id, server_id,
-                                tool, decision, recorded_at_ms, record)
+            "INSERT INTO main.audit (seq, host_id, record_id, time_ms, human_id, agent_id,
+                                     server_id, tool, decision, recorded_at_ms, record)
              SELECT seq, host_id, record_id, time_ms, human_id, agent_id, server_id, tool,
                     decision, recorded_at_ms, record
-             FROM audit_journal ORDER BY seq",
+             FROM journal.audit_journal
+             WHERE seq > COALESCE((SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'), 0)
+             ORDER BY seq",
         )?
         .execute([])?;
-    tx.prepare_cached("DELETE FROM audit_journal")?
+    let through = tx
+        .prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'), 0)",
+        )?
+        .query_row([], |row| row.get(0))?;
+    tx.commit()?;
+    Ok((moved, through))
+}
+
+/// Moves every row of the store file's own `audit_journal` table, where builds before the
+/// journal had a file of its own kept it, into `audit` in one transaction; returns how many.
+/// A record id found in both would fail the insert and leave both tables as they were
+/// (appends checked `audit` before journaling, under the same lock, so it cannot happen short
+/// of a hand edit).
+pub(crate) fn move_journal_table(conn: &mut rusqlite::Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let moved = tx
+        .prepare_cached(
+            "INSERT INTO main.audit (seq, host_id, record_id, time_ms, human_id, agent_id,
+                                     server_id, tool, decision, recorded_at_ms, record)
+             SELECT seq, host_id, record_id, time_ms, human_id, agent_id, server_id, tool,
+                    decision, recorded_at_ms, record
+             FROM main.audit_journal ORDER BY seq",
+        )?
+        .execute([])?;
+    tx.prepare_cached("DELETE FROM main.audit_journal")?
         .execute([])?;
     tx.commit()?;
     Ok(moved)
@@ -559,15 +701,17 @@ fn query_sql(
         .join(" AND ");
     // The journal's rows are the newest; a compound ORDER BY merges the two ordered scans
     // and stops at the limit. The journal is small and read in sequence order (`NOT
-    // INDEXED`: through its record-id index it would need a sort).
+    // INDEXED`: through its record-id index it would need a sort), above the rows a move
+    // already put into `audit` (see the module header).
     let sql = format!(
         "SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
                 record
-         FROM audit_journal NOT INDEXED WHERE {clause}
+         FROM journal.audit_journal NOT INDEXED WHERE {clause}
+             AND seq > COALESCE((SELECT seq FROM main.sqlite_sequence WHERE name = 'audit'), 0)
          UNION ALL
          SELECT seq, record_id, host_id, time_ms, human_id, agent_id, server_id, tool, decision,
                 record
-         FROM audit{index} WHERE {clause}
+         FROM main.audit{index} WHERE {clause}
          ORDER BY seq DESC LIMIT ?"
     );
     let mut values: Vec<Value> = conditions.iter().map(|(_, v)| v.clone()).collect();

@@ -1,4 +1,4 @@
-//! Checkpoints off the writer's path: a thread of its own copies the WAL into the database file.
+//! Checkpoints off the writers' path: a thread of its own copies each file's WAL into the file.
 //!
 //! Owns: `Checkpointer` (the thread, its connection, and stopping both).
 //!
@@ -48,32 +48,40 @@ struct Shared {
 }
 
 impl Checkpointer {
-    /// Opens a connection to `path` (already migrated, in WAL mode) and starts the thread.
-    pub(crate) fn start(path: &Path) -> Result<Checkpointer, OpenError> {
-        let sqlite = |context: &'static str| {
-            move |source: rusqlite::Error| OpenError::Sqlite {
-                path: path.to_owned(),
-                context,
-                source,
-            }
-        };
-        let conn = Connection::open(path).map_err(sqlite("opening the checkpoint connection"))?;
-        // A checkpoint fsyncs the WAL before copying it, and the database file after: this is
-        // what bounds the loss of `AuditDurability::ProcessCrash` records on a power loss.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sqlite("setting synchronous on the checkpoint connection"))?;
+    /// Opens a connection to each of `paths` (set up already, in WAL mode) and starts the
+    /// thread, which checkpoints them in turn.
+    pub(crate) fn start(paths: &[&Path]) -> Result<Checkpointer, OpenError> {
+        let mut conns = Vec::with_capacity(paths.len());
+        for &path in paths {
+            let sqlite = |context: &'static str| {
+                move |source: rusqlite::Error| OpenError::Sqlite {
+                    path: path.to_owned(),
+                    context,
+                    source,
+                }
+            };
+            let conn =
+                Connection::open(path).map_err(sqlite("opening the checkpoint connection"))?;
+            // A checkpoint fsyncs the WAL before copying it, and the database file after: this
+            // is what bounds the loss of `AuditDurability::ProcessCrash` records on a power
+            // loss.
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(sqlite("setting synchronous on the checkpoint connection"))?;
+            conns.push(conn);
+        }
+        let path = paths
+            .first()
+            .map(|path| path.to_path_buf())
+            .unwrap_or_default();
         let shared = Arc::new(Shared::default());
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
             .spawn({
                 let shared = shared.clone();
                 let span = tracing::Span::current();
-                move || span.in_scope(|| run(&conn, &shared))
+                move || span.in_scope(|| run(&conns, &shared))
             })
-            .map_err(|source| OpenError::Thread {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(|source| OpenError::Thread { path, source })?;
         Ok(Checkpointer {
             shared,
             thread: Some(thread),
@@ -103,10 +111,9 @@ impl Drop for Checkpointer {
     }
 }
 
-/// The thread: a `PASSIVE` checkpoint every `INTERVAL` until stopped.
-fn run(conn: &Connection, shared: &Shared) {
-    let mut failing = false;
-    let mut last = (0, 0);
+/// The thread: a `PASSIVE` checkpoint of each file every `INTERVAL` until stopped.
+fn run(conns: &[Connection], shared: &Shared) {
+    let mut state = vec![(false, (0, 0)); conns.len()];
     loop {
         {
             let stop = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
@@ -118,32 +125,40 @@ fn run(conn: &Connection, shared: &Shared) {
                 return;
             }
         }
-        // (busy, frames in the WAL, of them copied into the database file): the same pair as
-        // last time means there was nothing new to copy.
-        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
-        match checkpointed {
-            Ok(frames) => {
-                if frames.1 > 0 && frames != last {
-                    shared.backfills.fetch_add(1, Ordering::Relaxed);
-                }
-                last = frames;
-                if failing {
-                    tracing::info!("SQLite checkpoints work again.");
-                    failing = false;
-                }
+        for (conn, (failing, last)) in conns.iter().zip(&mut state) {
+            checkpoint(conn, shared, failing, last);
+        }
+    }
+}
+
+/// One `PASSIVE` checkpoint of `conn`'s file; `failing` and `last` are what the previous one
+/// of the same file left.
+fn checkpoint(conn: &Connection, shared: &Shared, failing: &mut bool, last: &mut (i64, i64)) {
+    // (busy, frames in the WAL, of them copied into the database file): the same pair as
+    // last time means there was nothing new to copy.
+    let checkpointed = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match checkpointed {
+        Ok(frames) => {
+            if frames.1 > 0 && frames != *last {
+                shared.backfills.fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => {
-                if !failing {
-                    tracing::warn!(
-                        %error,
-                        backstop_pages = BACKSTOP_PAGES,
-                        "SQLite checkpoint failed; commits will checkpoint themselves once the \
-                         WAL holds the backstop's pages."
-                    );
-                    failing = true;
-                }
+            *last = frames;
+            if *failing {
+                tracing::info!("SQLite checkpoints work again.");
+                *failing = false;
+            }
+        }
+        Err(error) => {
+            if !*failing {
+                tracing::warn!(
+                    %error,
+                    backstop_pages = BACKSTOP_PAGES,
+                    "SQLite checkpoint failed; commits will checkpoint themselves once the \
+                     WAL holds the backstop's pages."
+                );
+                *failing = true;
             }
         }
     }

@@ -1,8 +1,8 @@
-//! Connections and threads: the one writer, a small pool of read-only connections, and the hop
-//! from async code to a blocking thread where SQLite may run.
+//! Connections and threads: the one writer of each file, a small pool of read-only
+//! connections, and the hop from async code to a blocking thread where SQLite may run.
 //!
-//! Owns: `Writer` (the writer connection and the watch senders notified under its mutex),
-//! `ReaderPool`, and `run_blocking`.
+//! Owns: `Writer` (the store's writer connections and the watch senders notified under its
+//! mutex), the audit journal's writer lock, `ReaderPool`, and `run_blocking`.
 //!
 //! Must not: call SQLite on an async worker thread, or notify watchers outside the writer
 //! mutex (see the crate invariant).
@@ -24,45 +24,24 @@ const MAX_IDLE_READERS: usize = 4;
 
 /// The writer connection and what must change together with its commits.
 pub(crate) struct Writer {
-    /// The only connection that writes.
+    /// The only connection that writes events and read models.
     pub(crate) conn: Connection,
     /// Live-change senders of the buckets someone watches. An entry is created by the first
     /// watch of its bucket and removed when a send finds no watcher left.
     pub(crate) watchers: HashMap<Bucket, broadcast::Sender<Change>>,
-    /// A second writing connection, `synchronous=NORMAL`, used under this same mutex (so the
-    /// two never wait on each other's SQLite lock; neither ever changes its pragma). It moves
-    /// journal rows into `audit`: a move that a power loss undoes leaves its rows in the
-    /// journal, where their own commits made them durable, so moves need no fsync of their
-    /// own. With `AuditDurability::ProcessCrash` it commits the audit appends too.
-    relaxed: Connection,
-    /// Whether audit appends commit on `relaxed` (`AuditDurability::ProcessCrash`) rather
-    /// than on `conn`, fsynced.
-    relaxed_appends: bool,
+    /// A second writing connection to the store's file, used under this same mutex (so the
+    /// two never wait on each other's SQLite lock), with the audit journal's file attached
+    /// read-only: it moves journal rows into `audit` (see `audit`). Fsynced like `conn`.
+    pub(crate) mover: Connection,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, relaxed: Connection, relaxed_appends: bool) -> Writer {
+    pub(crate) fn new(conn: Connection, mover: Connection) -> Writer {
         Writer {
             conn,
             watchers: HashMap::new(),
-            relaxed,
-            relaxed_appends,
+            mover,
         }
-    }
-
-    /// The connection that commits audit appends (and prunes): the relaxed one, or the one
-    /// writer.
-    pub(crate) fn audit_conn(&mut self) -> &mut Connection {
-        if self.relaxed_appends {
-            &mut self.relaxed
-        } else {
-            &mut self.conn
-        }
-    }
-
-    /// The connection that moves audit journal rows into the indexed table.
-    pub(crate) fn move_conn(&mut self) -> &mut Connection {
-        &mut self.relaxed
     }
 }
 
@@ -70,13 +49,15 @@ impl Writer {
 /// transaction began, and none of them blocks the writer.
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    journal: PathBuf,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReaderPool {
-    pub(crate) fn new(path: &Path) -> ReaderPool {
+    pub(crate) fn new(path: &Path, journal: &Path) -> ReaderPool {
         ReaderPool {
             path: path.to_owned(),
+            journal: journal.to_owned(),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -90,7 +71,7 @@ impl ReaderPool {
             .pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => schema::open_reader(&self.path)?,
+            None => schema::open_reader(&self.path, &self.journal)?,
         };
         Ok(PooledReader {
             pool: self,
@@ -146,6 +127,11 @@ impl Inner {
     /// rolls back as it unwinds), so a poisoned mutex is taken over rather than propagated.
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The audit journal's writer; taken over when poisoned, as `lock_writer`.
+    pub(crate) fn lock_journal(&self) -> MutexGuard<'_, Connection> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

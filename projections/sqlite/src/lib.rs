@@ -1,5 +1,5 @@
 //! Embedded backend of the event log, the read-model store and the audit log: one SQLite file
-//! holds all three.
+//! holds all three, and a second one beside it the audit journal (see `audit`).
 //!
 //! Owns: `SqliteStore` (opening, the single-process lock, schema migrations), its `EventLog`,
 //! `ReadModelStore` and `AuditLog` implementations, and the in-process notifications that
@@ -8,15 +8,17 @@
 //! Must not: let two stores (in any process) open one file at once, run SQLite calls on async
 //! worker threads, skip a row it cannot read back, or know any domain event or read model.
 //!
-//! Invariant: every write runs on the one writer connection while holding its mutex, and every
+//! Invariant: every write to the store's file runs on a writer connection while holding the
+//! writer mutex (audit appends, which write only the journal's file, hold its own), and every
 //! notification (the log head, a bucket change) is sent under that same mutex after the commit.
 //! A reader that registers for notifications and takes its snapshot under the mutex therefore
 //! misses nothing and sees nothing twice.
 //!
-//! Layout: `lock` (the `<file>.lock` advisory lock), `schema` (pragmas and forward-only
-//! migrations), `connections` (the writer, the reader pool, the hop to blocking threads),
-//! `checkpoint` (the WAL checkpoints, on a thread of their own), `log` (`EventLog`), `kv`
-//! (`ReadModelStore`), `audit` (`AuditLog`, group commit).
+//! Layout: `lock` (the `<file>.lock` advisory lock, for both files), `schema` (pragmas, the
+//! journal's file and forward-only migrations), `connections` (the writers, the reader pool,
+//! the hop to blocking threads), `checkpoint` (the WAL checkpoints of both files, on a thread
+//! of their own), `log` (`EventLog`), `kv` (`ReadModelStore`), `audit` (`AuditLog`, group
+//! commit, the journal).
 
 mod audit;
 mod checkpoint;
@@ -39,8 +41,9 @@ pub use schema::SCHEMA_VERSION;
 
 /// The embedded store: an `EventLog` and a `ReadModelStore` over one SQLite file.
 ///
-/// Cheap to clone; every clone is the same open store. The file closes and its lock is
-/// released when the last clone is dropped; open subscriptions and watches then end.
+/// Cheap to clone; every clone is the same open store. The files close and the lock is
+/// released when the last clone is dropped (if a move of the audit journal is running then,
+/// when it ends, milliseconds later); open subscriptions and watches then end.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -53,6 +56,9 @@ struct Inner {
     /// The one connection that writes, with the watch senders it notifies (see the crate
     /// invariant). A `std` mutex: it is only ever taken on blocking threads.
     writer: std::sync::Mutex<Writer>,
+    /// The connection that commits audit appends to the journal's file (see `audit`), with
+    /// the store's file attached read-only. A `std` mutex, taken only on blocking threads.
+    journal: std::sync::Mutex<rusqlite::Connection>,
     /// Read-only connections for `load`, `get`, `keys`, subscriptions and audit queries.
     readers: ReaderPool,
     /// Audit appends waiting to be committed together (see `audit`).
@@ -95,10 +101,10 @@ pub enum AuditDurability {
     #[default]
     PowerLoss,
     /// A crash or SIGKILL of the process, not of the machine: the commit is written to the
-    /// WAL file (the operating system holds it) before it is acknowledged and fsynced at the
-    /// next checkpoint (every second) or the next commit of an event (`synchronous=NORMAL`, on
-    /// the connection that also moves the audit journal, not the one that commits events). A
-    /// power loss may take the records acknowledged since; the file stays consistent.
+    /// audit journal's WAL file (the operating system holds it) before it is acknowledged,
+    /// and fsynced at the next checkpoint, every second (`synchronous=NORMAL` on the journal's
+    /// writer; the store's own file is fsynced at every commit). A power loss may take the
+    /// records acknowledged since; both files stay consistent.
     ProcessCrash,
 }
 
@@ -226,11 +232,12 @@ impl SqliteStore {
                 source,
             }
         };
-        let mut conn = schema::open_writer(path, Synchronous::Full)?;
+        let mut conn = schema::open_writer(path)?;
         schema::migrate(path, &mut conn)?;
-        // Whatever the last run left in the audit journal goes into the indexed table now, so
-        // the writer's count of journal rows starts true at zero.
-        audit::move_journal(&mut conn).map_err(sqlite("moving the audit journal"))?;
+        // A file written before the journal had a file of its own may hold journal rows in
+        // its `audit_journal` table; they go into the indexed table now, and that table stays
+        // empty from here on.
+        audit::move_journal_table(&mut conn).map_err(sqlite("moving the audit journal"))?;
         let head: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
                 row.get(0)
@@ -240,24 +247,36 @@ impl SqliteStore {
             path: path.to_owned(),
             reason: format!("the last event sequence is negative ({head})"),
         })?;
-        // Opened after the migration, so it never sees an older schema.
-        let relaxed = schema::open_writer(path, Synchronous::Normal)?;
-        let relaxed_appends = options.audit_durability == AuditDurability::ProcessCrash;
-        let checkpointer = checkpoint::Checkpointer::start(path)?;
-        let readers = ReaderPool::new(path);
+        // Opened after the migration, so they never see an older schema.
+        let journal_path = schema::journal_path(path);
+        let synchronous = match options.audit_durability {
+            AuditDurability::PowerLoss => Synchronous::Full,
+            AuditDurability::ProcessCrash => Synchronous::Normal,
+        };
+        let journal = schema::open_journal_writer(&journal_path, path, synchronous)?;
+        let mover = schema::open_mover(path, &journal_path)?;
+        let checkpointer = checkpoint::Checkpointer::start(&[path, &journal_path])?;
+        let readers = ReaderPool::new(path, &journal_path);
         // Open one reader now, so a file a reader cannot open fails here rather than later.
         drop(readers.get().map_err(sqlite("opening a reader"))?);
+        let inner = Inner {
+            path: path.to_owned(),
+            writer: std::sync::Mutex::new(Writer::new(conn, mover)),
+            journal: std::sync::Mutex::new(journal),
+            readers,
+            audit: Arc::default(),
+            head: watch::Sender::new(head),
+            checkpointer,
+            _lock: lock,
+        };
+        // Whatever the last run left in the journal goes into the indexed table now, so the
+        // count of rows waiting there starts true at zero.
+        inner
+            .open_audit_journal()
+            .map_err(sqlite("moving the audit journal"))?;
         tracing::info!(head, audit_durability = ?options.audit_durability, "Opened SQLite store.");
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer: std::sync::Mutex::new(Writer::new(conn, relaxed, relaxed_appends)),
-                readers,
-                audit: Arc::default(),
-                head: watch::Sender::new(head),
-                checkpointer,
-                _lock: lock,
-            }),
+            inner: Arc::new(inner),
         })
     }
 

@@ -6,7 +6,7 @@
 //! Must not: edit or reorder a released migration (files in the field already ran it; add a new
 //! one instead) or open a file whose schema is newer than this build knows.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -109,14 +109,24 @@ fn sqlite_error(path: &Path, context: &'static str) -> impl FnOnce(rusqlite::Err
     }
 }
 
-/// Opens a writing connection, creating the file if needed: WAL journaling, foreign keys, a
-/// checkpoint only as a backstop (`checkpoint::BACKSTOP_PAGES`), and
-/// `synchronous`: `FULL` for the writer (every commit fsynced, so an acknowledged append
-/// survives power loss), `NORMAL` only for the connection that moves the audit journal and,
-/// with `AuditDurability::ProcessCrash`, commits audit appends (a commit is written to the
-/// WAL, fsynced later).
-pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
+/// Opens a writing connection to the store's file, creating it if needed: WAL journaling,
+/// foreign keys, a checkpoint only as a backstop (`checkpoint::BACKSTOP_PAGES`), temporary
+/// data in memory, and `synchronous=FULL` (every commit fsynced, so an acknowledged write
+/// survives power loss).
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     let conn = Connection::open(path).map_err(sqlite_error(path, "opening the file"))?;
+    configure_writer(path, &conn, Synchronous::Full)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite_error(path, "setting foreign_keys"))?;
+    Ok(conn)
+}
+
+/// What every writing connection, to either file, is set to.
+fn configure_writer(
+    path: &Path,
+    conn: &Connection,
+    synchronous: Synchronous,
+) -> Result<(), OpenError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(sqlite_error(path, "setting busy_timeout"))?;
     let mode: String = conn
@@ -138,15 +148,104 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
         crate::checkpoint::BACKSTOP_PAGES,
     )
     .map_err(sqlite_error(path, "setting wal_autocheckpoint"))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(sqlite_error(path, "setting foreign_keys"))?;
     // A statement that writes many rows (moving the audit journal) keeps the page images it
     // may have to roll back in a statement journal; past 64 KiB SQLite spills that to a
     // temporary file, one write per page, which was a third of a move's time. In memory it
     // is bounded by the pages one statement touches.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(sqlite_error(path, "setting temp_store"))?;
+    Ok(())
+}
+
+/// The audit journal's file beside the store's: `<store file>.audit-journal` (SQLite adds its
+/// `-wal` and `-shm` files beside it).
+pub(crate) fn journal_path(path: &Path) -> PathBuf {
+    let mut journal = path.as_os_str().to_owned();
+    journal.push(".audit-journal");
+    PathBuf::from(journal)
+}
+
+/// The journal file's schema: one table, the columns of `audit`, one index (for duplicates).
+/// Its `user_version` is `JOURNAL_VERSION`.
+const JOURNAL_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS audit_journal (
+        -- Set by the store: the next after both tables' (and `sqlite_sequence`'s) highest,
+        -- and kept when the row moves into `audit`.
+        seq            INTEGER PRIMARY KEY,
+        host_id        TEXT    NOT NULL,
+        record_id      TEXT    NOT NULL,
+        time_ms        INTEGER NOT NULL,
+        human_id       TEXT    NOT NULL,
+        agent_id       TEXT    NOT NULL,
+        server_id      TEXT    NOT NULL,
+        tool           TEXT    NOT NULL,
+        decision       TEXT    NOT NULL,
+        recorded_at_ms INTEGER NOT NULL,
+        record         BLOB    NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX IF NOT EXISTS audit_journal_by_record_id
+        ON audit_journal (host_id, record_id);";
+
+/// The journal file's schema version this build writes, and the newest it can open.
+const JOURNAL_VERSION: i64 = 1;
+
+/// Opens the connection that commits audit appends to the journal file at `journal`, creating
+/// the file and its table if needed, with `synchronous` as the audit durability asks; the
+/// store's file at `store` (already migrated) is attached read-only as `store`, for the
+/// duplicate checks and the sequence. Read-only, so `BEGIN IMMEDIATE` takes the journal's
+/// write lock and never the store's.
+pub(crate) fn open_journal_writer(
+    journal: &Path,
+    store: &Path,
+    synchronous: Synchronous,
+) -> Result<Connection, OpenError> {
+    let conn = Connection::open(journal).map_err(sqlite_error(journal, "opening the file"))?;
+    configure_writer(journal, &conn, synchronous)?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite_error(journal, "reading user_version"))?;
+    if found > JOURNAL_VERSION {
+        return Err(OpenError::SchemaTooNew {
+            path: journal.to_owned(),
+            found,
+            supported: JOURNAL_VERSION,
+        });
+    }
+    conn.execute_batch(JOURNAL_SCHEMA)
+        .map_err(sqlite_error(journal, "creating the audit journal"))?;
+    conn.pragma_update(None, "user_version", JOURNAL_VERSION)
+        .map_err(sqlite_error(journal, "setting user_version"))?;
+    attach_read_only(&conn, store, "store")
+        .map_err(sqlite_error(journal, "attaching the store read-only"))?;
     Ok(conn)
+}
+
+/// Opens the connection that moves the audit journal into `audit`: a writer of the store's
+/// file (fsynced: the journal forgets a row once its move is committed, see `audit`) with the
+/// journal at `journal` attached read-only as `journal`, so `BEGIN IMMEDIATE` takes the
+/// store's write lock and never the journal's.
+pub(crate) fn open_mover(path: &Path, journal: &Path) -> Result<Connection, OpenError> {
+    let conn = open_writer(path)?;
+    attach_read_only(&conn, journal, "journal")
+        .map_err(sqlite_error(path, "attaching the audit journal read-only"))?;
+    Ok(conn)
+}
+
+/// Attaches the SQLite file at `path` to `conn` as `schema`, read-only (a `file:` URI with
+/// `mode=ro`; the path is percent-encoded, so no character in it can add a URI parameter).
+fn attach_read_only(conn: &Connection, path: &Path, schema: &str) -> rusqlite::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro");
+    conn.execute(&format!("ATTACH DATABASE ?1 AS {schema}"), [uri])?;
+    Ok(())
 }
 
 /// SQLite's `synchronous` setting of a writing connection (in WAL mode).
@@ -168,11 +267,15 @@ impl Synchronous {
     }
 }
 
-/// Opens a read-only connection to a file the writer has already set up.
-pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// Opens a read-only connection to the store's file, which the writer has already set up, with
+/// the audit journal at `journal` attached (read-only) as `journal`.
+pub(crate) fn open_reader(path: &Path, journal: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    attach_read_only(&conn, journal, "journal")?;
     Ok(conn)
 }
 

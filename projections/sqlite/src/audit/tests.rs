@@ -74,7 +74,7 @@ async fn pruning_removes_only_the_oldest_records_stored_before_the_cutoff() {
     for i in 0..8 {
         store.append(entry("h1", &format!("r{i}"))).await.unwrap();
     }
-    drop(store);
+    close(store).await;
     // Backdate the first five as if stored long ago; the sixth stays young, the seventh old
     // again: retention removes a prefix, so it must stop at the sixth.
     // Opening moved the journal into `audit`; the first store's last rows may have been
@@ -82,7 +82,7 @@ async fn pruning_removes_only_the_oldest_records_stored_before_the_cutoff() {
     raw(&path)
         .execute_batch(
             "UPDATE audit SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7;
-             UPDATE audit_journal SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7;",
+             UPDATE journal.audit_journal SET recorded_at_ms = 1000 WHERE seq <= 5 OR seq = 7;",
         )
         .unwrap();
     let store = open(&path).await;
@@ -144,7 +144,7 @@ async fn a_record_that_cannot_be_read_back_is_an_error_not_a_gap() {
     store.append(entry("h1", "r2")).await.unwrap();
     raw(&path)
         .execute(
-            "UPDATE audit_journal SET decision = 'maybe' WHERE seq = 2",
+            "UPDATE journal.audit_journal SET decision = 'maybe' WHERE seq = 2",
             [],
         )
         .unwrap();
@@ -170,7 +170,7 @@ async fn the_journal_moves_into_the_indexed_table_without_changing_what_queries_
             })
             .unwrap()
         };
-        (count("audit_journal"), count("audit"))
+        (count("journal.audit_journal"), count("main.audit"))
     };
     let ids = |page: &portcullis_store::AuditPage| -> Vec<String> {
         page.records
@@ -191,11 +191,13 @@ async fn the_journal_moves_into_the_indexed_table_without_changing_what_queries_
     // A retried id in the journal is a duplicate with the stored sequence.
     let again = store.append(entry("h1", "r0")).await.unwrap();
     assert!(again.duplicate && again.sequence == 1, "{again:?}");
-    // The append that reaches the threshold moves the whole journal, after it is answered.
+    // The append that reaches the threshold starts a move of the whole journal, after it is
+    // answered. The journal forgets the moved rows only with the next append's commit;
+    // meanwhile they are in both tables and every query counts them once.
     let last = format!("r{}", threshold - 1);
     store.append(entry("h1", &last)).await.unwrap();
     let moved = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while journal_rows(&path).0 != 0 {
+        while journal_rows(&path).1 == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     })
@@ -205,7 +207,7 @@ async fn the_journal_moves_into_the_indexed_table_without_changing_what_queries_
         "journal never moved: {:?}",
         journal_rows(&path)
     );
-    assert_eq!(journal_rows(&path), (0, threshold as i64));
+    assert_eq!(journal_rows(&path), (threshold as i64, threshold as i64));
     let after = store
         .query(AuditFilter::host("h1"), 100, None)
         .await
@@ -220,6 +222,7 @@ async fn the_journal_moves_into_the_indexed_table_without_changing_what_queries_
     // and is seen first, across both tables, with cursors paging through both.
     let again = store.append(entry("h1", "r1")).await.unwrap();
     assert!(again.duplicate && again.sequence == 2, "{again:?}");
+    assert_eq!(journal_rows(&path), (0, threshold as i64), "collected");
     let fresh = store.append(entry("h1", "new")).await.unwrap();
     assert_eq!(fresh.sequence, threshold as u64 + 1);
     let mut seen = Vec::new();
@@ -380,7 +383,8 @@ fn entry(host: &str, record_id: &str) -> AuditEntry {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_audit_log_is_relaxed_when_it_need_survive_only_the_process() {
+async fn appends_write_only_the_journal_file_which_alone_is_relaxed_when_it_need_survive_only_the_process()
+ {
     // SQLite's numbers: 1 is NORMAL, 2 is FULL; a temp_store of 2 is MEMORY.
     let pragma = |conn: &rusqlite::Connection, name: &str| -> i64 {
         conn.pragma_query_value(None, name, |row| row.get(0))
@@ -392,76 +396,290 @@ async fn only_the_audit_log_is_relaxed_when_it_need_survive_only_the_process() {
     ] {
         let (_dir, path) = temp_store_path();
         let options = StoreOptions::default().with_audit_durability(durability);
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
-            .await
-            .unwrap()
-            .unwrap();
-        let (events_before, moves_before) = {
-            let mut writer = store.inner.lock_writer();
+        let store = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || SqliteStore::open_with(&path, options)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        // Rows each connection has written so far.
+        let changes = |store: &SqliteStore| {
+            let writer = store.inner.lock_writer();
+            let journal = store.inner.lock_journal();
             (
                 writer.conn.total_changes(),
-                writer.move_conn().total_changes(),
+                writer.mover.total_changes(),
+                journal.total_changes(),
             )
         };
+        let (events, mover, journal) = changes(&store);
         let receipt = store.append(entry("h1", "r1")).await.unwrap();
         assert!(!receipt.duplicate);
         {
-            let mut writer = store.inner.lock_writer();
+            let writer = store.inner.lock_writer();
+            let journal = store.inner.lock_journal();
             assert_eq!(
                 pragma(&writer.conn, "synchronous"),
                 2,
                 "{durability:?}: events stay fsynced"
             );
             assert_eq!(
-                pragma(writer.audit_conn(), "synchronous"),
+                pragma(&writer.mover, "synchronous"),
+                2,
+                "{durability:?}: a move is fsynced before the journal forgets its rows"
+            );
+            assert_eq!(
+                pragma(&journal, "synchronous"),
                 audit_level,
                 "{durability:?}"
             );
-            assert_eq!(
-                pragma(writer.move_conn(), "synchronous"),
-                1,
-                "{durability:?}"
-            );
-            assert_eq!(pragma(&writer.conn, "temp_store"), 2, "{durability:?}");
-            assert_eq!(
-                pragma(writer.move_conn(), "temp_store"),
-                2,
-                "{durability:?}"
-            );
-            // Rows written by each connection: the append went through the audit connection.
-            let by_writer = writer.conn.total_changes() - events_before;
-            let expected = if durability == AuditDurability::ProcessCrash {
-                0
-            } else {
-                1
-            };
-            assert_eq!(by_writer, expected, "{durability:?}");
-            assert!(writer.audit_conn().total_changes() >= 1, "{durability:?}");
+            for conn in [&writer.conn, &writer.mover, &*journal] {
+                assert_eq!(pragma(conn, "temp_store"), 2, "{durability:?}");
+            }
+            let journal_file = crate::schema::journal_path(&path);
+            assert_eq!(journal.path(), journal_file.to_str(), "{durability:?}");
         }
-        // A move goes through the relaxed connection whatever the durability: one insert
-        // into `audit` and one delete from the journal per row, and nothing on the writer's.
-        let events_before = store.inner.lock_writer().conn.total_changes();
-        let moved = store
-            .inner
-            .move_audit_journal(1)
+        assert_eq!(
+            changes(&store),
+            (events, mover, journal + 1),
+            "{durability:?}: the append wrote the journal's file only"
+        );
+        // A move writes the store's file through the mover; the next append's commit
+        // deletes the moved row from the journal.
+        let inner = store.inner.clone();
+        let moved = tokio::task::spawn_blocking(move || inner.move_audit_journal(1))
+            .await
+            .unwrap()
             .expect("the journal moves");
         assert_eq!(moved, 1, "{durability:?}");
-        let mut writer = store.inner.lock_writer();
         assert_eq!(
-            writer.conn.total_changes(),
-            events_before,
-            "{durability:?}: the fsynced writer moved nothing"
+            changes(&store),
+            (events, mover + 1, journal + 1),
+            "{durability:?}"
         );
-        let by_mover = writer.move_conn().total_changes() - moves_before;
-        let appended_there = u64::from(durability == AuditDurability::ProcessCrash);
-        assert_eq!(by_mover, 2 + appended_there, "{durability:?}");
+        store.append(entry("h1", "r2")).await.unwrap();
+        assert_eq!(
+            changes(&store),
+            (events, mover + 1, journal + 3),
+            "{durability:?}"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_queries_go_on_while_the_store_file_is_locked_by_a_move() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    // Hold the store file's writer as a long move (or an event's commit) would.
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let inner = store.inner.clone();
+        move || {
+            let _writer = inner.lock_writer();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        }
+    });
+    is_held.recv().unwrap();
+    let total = 2 * super::MOVE_ROWS;
+    for i in 0..total {
+        let receipt = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.append(entry("h1", &format!("r{i}"))),
+        )
+        .await
+        .expect("an append waited for the store file's writer")
+        .unwrap();
+        assert_eq!(receipt.sequence, i as u64 + 1);
+    }
+    let page = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.query(AuditFilter::host("h1"), 100, None),
+    )
+    .await
+    .expect("a query waited for the store file's writer")
+    .unwrap();
+    assert_eq!(page.records.len(), total);
+    // The move that became due has waited for the writer; once it is free, it runs.
+    assert_eq!(count(&path, "main.audit"), 0);
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let moved = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while count(&path, "main.audit") == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(moved.is_ok(), "the due move never ran");
+    let page = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    let sequences: Vec<u64> = page.records.iter().map(|r| r.sequence).collect();
+    let expected: Vec<u64> = (1..=total as u64).rev().collect();
+    assert_eq!(sequences, expected, "every record once, newest first");
+    close(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_wait_for_a_move_once_the_journal_is_too_far_behind() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let inner = store.inner.clone();
+        move || {
+            let _writer = inner.lock_writer();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        }
+    });
+    is_held.recv().unwrap();
+    let limit = usize::try_from(super::MAX_UNMOVED).unwrap();
+    for i in 0..limit {
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+    }
+    // The flusher now waits for the writer to move the journal itself, and the next append
+    // waits for it.
+    let next = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(entry("h1", "next")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!next.is_finished(), "an append went on past the limit");
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let receipt = tokio::time::timeout(std::time::Duration::from_secs(10), next)
+        .await
+        .expect("the append waited on after the move")
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipt.sequence, limit as u64 + 1);
+    // Moved before it committed (a move started earlier may have taken it along too).
+    assert!(count(&path, "main.audit") >= i64::try_from(limit).unwrap());
+    close(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_move_copied_but_the_journal_kept_are_read_once_and_forgotten_at_open() {
+    let (_dir, path) = temp_store_path();
+    let store = open(&path).await;
+    for i in 0..3 {
+        store.append(entry("h1", &format!("r{i}"))).await.unwrap();
+    }
+    let inner = store.inner.clone();
+    let moved = tokio::task::spawn_blocking(move || inner.move_audit_journal(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved, 3);
+    // As a crash right after a move leaves them: in both tables.
+    assert_eq!(
+        (
+            count(&path, "journal.audit_journal"),
+            count(&path, "main.audit")
+        ),
+        (3, 3)
+    );
+    let sequences = |page: portcullis_store::AuditPage| -> Vec<u64> {
+        page.records.iter().map(|r| r.sequence).collect()
+    };
+    let page = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(sequences(page), [3, 2, 1]);
+    let cursor = portcullis_store::AuditCursor::before(3);
+    let page = store
+        .query(AuditFilter::host("h1"), 1, Some(cursor))
+        .await
+        .unwrap();
+    assert!(page.next.is_some());
+    assert_eq!(sequences(page), [2]);
+    close(store).await;
+    assert_eq!(
+        (
+            count(&path, "journal.audit_journal"),
+            count(&path, "main.audit")
+        ),
+        (3, 3)
+    );
+    let store = open(&path).await;
+    assert_eq!(
+        (
+            count(&path, "journal.audit_journal"),
+            count(&path, "main.audit")
+        ),
+        (0, 3),
+        "opening forgets the moved rows"
+    );
+    let page = store
+        .query(AuditFilter::host("h1"), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(sequences(page), [3, 2, 1]);
+    let again = store.append(entry("h1", "r1")).await.unwrap();
+    assert!(again.duplicate && again.sequence == 2, "{again:?}");
+    assert_eq!(store.append(entry("h1", "r3")).await.unwrap().sequence, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_rows_an_older_build_left_in_the_store_file_move_into_the_indexed_table() {
+    let (_dir, path) = temp_store_path();
+    close(open(&path).await).await;
+    // Before the journal had a file of its own, it was this table of the store's file.
+    raw(&path)
+        .execute(
+            "INSERT INTO main.audit_journal (seq, host_id, record_id, time_ms, human_id,
+                 agent_id, server_id, tool, decision, recorded_at_ms, record)
+             VALUES (1, 'h1', 'r1', 1760000000000, 'u1', 'a1', 's1', 'read_file', 'allowed',
+                     1760000000000, X'00')",
+            [],
+        )
+        .unwrap();
+    let store = open(&path).await;
+    assert_eq!(count(&path, "main.audit_journal"), 0);
+    assert_eq!(count(&path, "main.audit"), 1);
+    let page = store
+        .query(AuditFilter::host("h1"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].entry.record_id, "r1");
+    let again = store.append(entry("h1", "r1")).await.unwrap();
+    assert!(again.duplicate && again.sequence == 1, "{again:?}");
+    assert_eq!(store.append(entry("h1", "r2")).await.unwrap().sequence, 2);
+}
+
+/// Rows in `table` of a store's files (`main.` or `journal.`), read beside the store.
+fn count(path: &Path, table: &str) -> i64 {
+    raw(path)
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
 }
 
 fn temp_store_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
     (dir, path)
+}
+
+/// Drops `store` once no journal move holds it, so it is closed when this returns.
+async fn close(store: SqliteStore) {
+    while store
+        .inner
+        .audit
+        .moving
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(store);
 }
 
 async fn open(path: &Path) -> SqliteStore {
@@ -472,7 +690,12 @@ async fn open(path: &Path) -> SqliteStore {
         .unwrap()
 }
 
-/// A plain connection to a closed store, to plant what a bug or a hand edit could leave.
+/// A plain connection to a closed store, to plant what a bug or a hand edit could leave, with
+/// the audit journal's file attached as `journal`.
 fn raw(path: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(path).unwrap()
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let journal = crate::schema::journal_path(path);
+    conn.execute("ATTACH DATABASE ?1 AS journal", [journal.to_str().unwrap()])
+        .unwrap();
+    conn
 }
