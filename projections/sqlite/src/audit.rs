@@ -85,6 +85,9 @@ const MOVE_ROWS: usize = if cfg!(test) { 5 } else { 256 };
 /// query scans) bounded when appends come faster than a move on another thread keeps up with.
 const MAX_UNMOVED: i64 = if cfg!(test) { 20 } else { 4096 };
 
+/// The `nice` value of a move's thread (0 is the default, 19 the lowest priority).
+const MOVE_NICE: i32 = 10;
+
 /// Rows `prune_audit_before` removes per transaction, so appends are never held up for long.
 const PRUNE_CHUNK: i64 = if cfg!(test) { 3 } else { 2000 };
 
@@ -289,7 +292,7 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
     }
 }
 
-/// Starts a move of the journal into the indexed table on a blocking thread of its own, unless
+/// Starts a move of the journal into the indexed table on a thread of its own, unless
 /// one is running: appends go on committing to the journal meanwhile.
 fn start_move(queue: &AuditQueue, store: &Weak<Inner>) {
     if queue.moving.swap(true, Ordering::AcqRel) {
@@ -311,11 +314,35 @@ fn start_move(queue: &AuditQueue, store: &Weak<Inner>) {
         drop(inner);
         drop(moving);
     };
-    // The flusher runs on tokio's blocking pool, so a runtime is there; without one the move
-    // runs here, after the batch it follows was answered.
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(run)),
-        Err(_) => run(),
+    // A thread of its own, so its priority can be lowered without touching a pool thread
+    // that runs appends later. If none can be started, the move is left for a later batch
+    // (and `MAX_UNMOVED` bounds how far that can go).
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-audit-move".to_owned())
+        .spawn(move || {
+            yield_to_appends();
+            run();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "No thread for an audit journal move; a later batch retries.");
+    }
+}
+
+/// Lowers the calling thread's priority to `nice` `MOVE_NICE` (never raises it), so a move
+/// takes a core from the appends and the proxy beside it only when it is free. On Linux
+/// `setpriority` with a thread id changes that thread alone. Best effort: a refusal leaves the
+/// priority as it was.
+fn yield_to_appends() {
+    let thread = rustix::thread::gettid();
+    let lowered = rustix::process::getpriority_process(Some(thread)).and_then(|current| {
+        if current < MOVE_NICE {
+            rustix::process::setpriority_process(Some(thread), MOVE_NICE)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(error) = lowered {
+        tracing::debug!(%error, "Audit journal mover keeps its priority.");
     }
 }
 

@@ -699,3 +699,21 @@ fn raw(path: &Path) -> rusqlite::Connection {
         .unwrap();
     conn
 }
+
+#[test]
+fn a_move_lowers_the_priority_of_its_own_thread_only() {
+    let priority = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+    let before = priority();
+    let mover = std::thread::spawn(move || {
+        super::yield_to_appends();
+        priority()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(mover, super::MOVE_NICE.max(before));
+    assert_eq!(
+        priority(),
+        before,
+        "the rest of the process keeps its priority"
+    );
+}
