@@ -61,6 +61,29 @@ fn a_file_from_a_newer_schema_is_refused() {
     }
 }
 
+#[test]
+fn an_audit_journal_from_a_newer_build_is_refused_naming_its_file() {
+    let (_dir, path) = temp_store_path();
+    drop(SqliteStore::open(&path).unwrap());
+    let journal = crate::schema::journal_path(&path);
+    raw(&journal)
+        .pragma_update(None, "user_version", 2)
+        .unwrap();
+    match SqliteStore::open(&path) {
+        Err(OpenError::SchemaTooNew {
+            path: refused,
+            found,
+            supported,
+        }) => assert_eq!((refused, found, supported), (journal.clone(), 2, 1)),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    // Refused before anything was written: the journal still says what it said.
+    let version: i64 = raw(&journal)
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_cannot_be_read_back_is_an_error_not_a_gap() {
     let (_dir, path) = temp_store_path();
