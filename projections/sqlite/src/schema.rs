@@ -165,26 +165,10 @@ pub(crate) fn journal_path(path: &Path) -> PathBuf {
     PathBuf::from(journal)
 }
 
-/// The journal file's schema: one table, the columns of `audit`, one index (for duplicates).
-/// Its `user_version` is `JOURNAL_VERSION`.
-const JOURNAL_SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS audit_journal (
-        -- Set by the store: the next after both tables' (and `sqlite_sequence`'s) highest,
-        -- and kept when the row moves into `audit`.
-        seq            INTEGER PRIMARY KEY,
-        host_id        TEXT    NOT NULL,
-        record_id      TEXT    NOT NULL,
-        time_ms        INTEGER NOT NULL,
-        human_id       TEXT    NOT NULL,
-        agent_id       TEXT    NOT NULL,
-        server_id      TEXT    NOT NULL,
-        tool           TEXT    NOT NULL,
-        decision       TEXT    NOT NULL,
-        recorded_at_ms INTEGER NOT NULL,
-        record         BLOB    NOT NULL
-    ) STRICT;
-    CREATE UNIQUE INDEX IF NOT EXISTS audit_journal_by_record_id
-        ON audit_journal (host_id, record_id);";
+/// The journal file's schema: the `audit_journal` table (the columns of `audit`, one index for
+/// duplicates) exactly as version 3 of the store's file created it there, before the journal
+/// had a file of its own.
+const JOURNAL_SCHEMA: &str = MIGRATIONS[2];
 
 /// The journal file's schema version this build writes, and the newest it can open.
 const JOURNAL_VERSION: i64 = 1;
@@ -199,7 +183,7 @@ pub(crate) fn open_journal_writer(
     store: &Path,
     synchronous: Synchronous,
 ) -> Result<Connection, OpenError> {
-    let conn = Connection::open(journal).map_err(sqlite_error(journal, "opening the file"))?;
+    let mut conn = Connection::open(journal).map_err(sqlite_error(journal, "opening the file"))?;
     configure_writer(journal, &conn, synchronous)?;
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -211,10 +195,18 @@ pub(crate) fn open_journal_writer(
             supported: JOURNAL_VERSION,
         });
     }
-    conn.execute_batch(JOURNAL_SCHEMA)
-        .map_err(sqlite_error(journal, "creating the audit journal"))?;
-    conn.pragma_update(None, "user_version", JOURNAL_VERSION)
-        .map_err(sqlite_error(journal, "setting user_version"))?;
+    if found < JOURNAL_VERSION {
+        // The table and its version in one transaction: a crash between them cannot leave a
+        // file that would be created twice.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                tx.execute_batch(JOURNAL_SCHEMA)?;
+                tx.pragma_update(None, "user_version", JOURNAL_VERSION)?;
+                tx.commit()
+            });
+        tx.map_err(sqlite_error(journal, "creating the audit journal"))?;
+    }
     attach_read_only(&conn, store, "store")
         .map_err(sqlite_error(journal, "attaching the store read-only"))?;
     Ok(conn)

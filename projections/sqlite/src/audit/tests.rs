@@ -472,17 +472,7 @@ async fn appends_and_queries_go_on_while_the_store_file_is_locked_by_a_move() {
     let (_dir, path) = temp_store_path();
     let store = open(&path).await;
     // Hold the store file's writer as a long move (or an event's commit) would.
-    let (held, is_held) = std::sync::mpsc::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn({
-        let inner = store.inner.clone();
-        move || {
-            let _writer = inner.lock_writer();
-            held.send(()).unwrap();
-            let _ = released.recv();
-        }
-    });
-    is_held.recv().unwrap();
+    let writer = WriterHeld::take(&store);
     let total = 2 * super::MOVE_ROWS;
     for i in 0..total {
         let receipt = tokio::time::timeout(
@@ -504,8 +494,7 @@ async fn appends_and_queries_go_on_while_the_store_file_is_locked_by_a_move() {
     assert_eq!(page.records.len(), total);
     // The move that became due has waited for the writer; once it is free, it runs.
     assert_eq!(count(&path, "main.audit"), 0);
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    writer.release();
     let moved = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while count(&path, "main.audit") == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -527,17 +516,7 @@ async fn appends_and_queries_go_on_while_the_store_file_is_locked_by_a_move() {
 async fn appends_wait_for_a_move_once_the_journal_is_too_far_behind() {
     let (_dir, path) = temp_store_path();
     let store = open(&path).await;
-    let (held, is_held) = std::sync::mpsc::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn({
-        let inner = store.inner.clone();
-        move || {
-            let _writer = inner.lock_writer();
-            held.send(()).unwrap();
-            let _ = released.recv();
-        }
-    });
-    is_held.recv().unwrap();
+    let writer = WriterHeld::take(&store);
     let limit = usize::try_from(super::MAX_UNMOVED).unwrap();
     for i in 0..limit {
         store.append(entry("h1", &format!("r{i}"))).await.unwrap();
@@ -550,8 +529,7 @@ async fn appends_wait_for_a_move_once_the_journal_is_too_far_behind() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!next.is_finished(), "an append went on past the limit");
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    writer.release();
     let receipt = tokio::time::timeout(std::time::Duration::from_secs(10), next)
         .await
         .expect("the append waited on after the move")
@@ -667,6 +645,33 @@ fn temp_store_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
     (dir, path)
+}
+
+/// The store file's writer mutex, held by a thread of its own until `release`.
+struct WriterHeld {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl WriterHeld {
+    /// Returns once the writer is held.
+    fn take(store: &SqliteStore) -> WriterHeld {
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let inner = store.inner.clone();
+        let holder = std::thread::spawn(move || {
+            let _writer = inner.lock_writer();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_held.recv().unwrap();
+        WriterHeld { release, holder }
+    }
+
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+    }
 }
 
 /// Drops `store` once no journal move holds it, so it is closed when this returns.
