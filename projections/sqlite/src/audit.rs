@@ -17,6 +17,12 @@
 //! it in one transaction, answers every waiter, and repeats until the queue is empty. Appends
 //! that arrive during a commit ride the next one, so the commit rate stays at the disk's fsync
 //! rate while throughput grows with concurrency, and a lone append still commits at once.
+//! With `AuditDurability::ProcessCrash` a lone append (the queue idle, and the last commit took
+//! one record) commits on its own thread instead (`commit_inline`): a commit without an fsync
+//! is a write into the page cache, tens of microseconds, less than the two wake-ups of handing
+//! it to a blocking thread and the answer back. What queues meanwhile, and every batch once
+//! appends come faster than one per commit, goes to the blocking flusher; so does any move.
+//! An fsynced commit never runs on an async thread.
 //!
 //! Journal: a commit writes its records into `audit_journal`, a table with one index (the
 //! record id, for duplicates) in a SQLite file of its own beside the store's
@@ -54,7 +60,7 @@
 //! until the page is full, few when the range is that dense). Left to itself SQLite picks the
 //! time index for any range, and sorts all of a wide one.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
@@ -111,6 +117,9 @@ pub(crate) struct AuditQueue {
     collected_through: AtomicI64,
     /// Whether a move started by the flusher is running.
     moving: AtomicBool,
+    /// How many records the last commit took: more than one means appends are arriving
+    /// faster than commits, and the next idle queue's batch goes to the blocking flusher.
+    last_batch: AtomicUsize,
 }
 
 /// Clears `moving` when the move the flusher started ends, even by a panic.
@@ -184,14 +193,23 @@ impl AuditLog for SqliteStore {
             !std::mem::replace(&mut state.flushing, true)
         };
         if start_flusher {
-            let queue = self.inner.audit.clone();
+            let queue = &self.inner.audit;
             let store = Arc::downgrade(&self.inner);
-            let span = tracing::Span::current();
-            // Detached: the flusher answers every waiter through its channel, and keeps
-            // committing even if the append that started it is dropped.
-            drop(tokio::task::spawn_blocking(move || {
-                span.in_scope(|| flush(&queue, &store));
-            }));
+            let more = if self.inner.commit_inline && queue.last_batch.load(Ordering::Relaxed) <= 1
+            {
+                commit_inline(queue, &store)
+            } else {
+                true
+            };
+            if more {
+                let queue = queue.clone();
+                let span = tracing::Span::current();
+                // Detached: the flusher answers every waiter through its channel, and keeps
+                // committing even if the append that started it is dropped.
+                drop(tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| flush(&queue, &store));
+                }));
+            }
         }
         answer.await.map_err(unavailable(
             "the audit writer stopped before committing this record",
@@ -244,52 +262,88 @@ fn flush(queue: &AuditQueue, store: &Weak<Inner>) {
         finished: false,
     };
     loop {
-        let batch: Vec<Pending> = {
-            let mut state = queue.lock();
-            if state.pending.is_empty() {
-                state.flushing = false;
-                guard.finished = true;
-                return;
+        if queue.unmoved.load(Ordering::Relaxed) >= MAX_UNMOVED {
+            // Behind: move here, after any move running (the writer's mutex), so the queue
+            // waits for it.
+            if let Some(inner) = store.upgrade()
+                && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
+            {
+                tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
             }
-            let take = state.pending.len().min(MAX_BATCH);
-            state.pending.drain(..take).collect()
-        };
-        let committed = match store.upgrade() {
-            Some(inner) => inner.commit_audit_batch(&batch),
-            None => Err(BatchError::Closed),
-        };
-        match committed {
-            Ok(receipts) => {
-                for (pending, receipt) in batch.into_iter().zip(receipts) {
-                    // A waiter that gave up is no error: its record is committed anyway.
-                    let _ = pending.reply.send(Ok(receipt));
-                }
-                // Off every waiter's path: the records above are durable and answered.
-                let unmoved = queue.unmoved.load(Ordering::Relaxed);
-                if unmoved >= MAX_UNMOVED {
-                    // Behind: move here, after any move running (the writer's mutex), so the
-                    // queue waits for it.
-                    if let Some(inner) = store.upgrade()
-                        && let Err(error) = inner.move_audit_journal(MOVE_ROWS)
-                    {
-                        tracing::warn!(%error, "Audit journal not moved; its rows stay queryable there.");
-                    }
-                } else if unmoved >= MOVE_ROWS as i64 {
-                    start_move(queue, store);
-                }
+        }
+        if !commit_next(queue, store, &mut guard) {
+            return;
+        }
+    }
+}
+
+/// The first batch of an idle queue, committed on the thread of the append that found it
+/// idle (with `AuditDurability::ProcessCrash`): a commit without an fsync is a write into the
+/// page cache, tens of microseconds, less than handing the batch to a blocking thread and the
+/// answer back, two wake-ups that were most of a lone append's latency. Returns whether more
+/// is left for the blocking flusher: appends queued meanwhile, or a move that must run before
+/// more commits (never run here: it fsyncs the store's file). `flushing` stays set for it.
+fn commit_inline(queue: &AuditQueue, store: &Weak<Inner>) -> bool {
+    let mut guard = FlusherGuard {
+        queue,
+        finished: false,
+    };
+    if !commit_next(queue, store, &mut guard) {
+        return false;
+    }
+    guard.finished = true;
+    let mut state = queue.lock();
+    if state.pending.is_empty() && queue.unmoved.load(Ordering::Relaxed) < MAX_UNMOVED {
+        state.flushing = false;
+        return false;
+    }
+    true
+}
+
+/// Takes the next batch (up to `MAX_BATCH`), commits it and answers its waiters, then starts
+/// a move on another thread if one is due. Returns false, with `flushing` cleared, when the
+/// queue was empty.
+fn commit_next(queue: &AuditQueue, store: &Weak<Inner>, guard: &mut FlusherGuard<'_>) -> bool {
+    let batch: Vec<Pending> = {
+        let mut state = queue.lock();
+        if state.pending.is_empty() {
+            state.flushing = false;
+            guard.finished = true;
+            return false;
+        }
+        let take = state.pending.len().min(MAX_BATCH);
+        queue.last_batch.store(take, Ordering::Relaxed);
+        state.pending.drain(..take).collect()
+    };
+    let committed = match store.upgrade() {
+        Some(inner) => inner.commit_audit_batch(&batch),
+        None => Err(BatchError::Closed),
+    };
+    match committed {
+        Ok(receipts) => {
+            for (pending, receipt) in batch.into_iter().zip(receipts) {
+                // A waiter that gave up is no error: its record is committed anyway.
+                let _ = pending.reply.send(Ok(receipt));
             }
-            Err(failure) => {
-                tracing::warn!(error = %failure, records = batch.len(), "Audit batch not committed.");
-                let reason = failure.to_string();
-                for pending in batch {
-                    let _ = pending.reply.send(Err(AuditError::Unavailable {
-                        context: "committing audit records".to_owned(),
-                        source: reason.clone().into(),
-                    }));
-                }
+            // Off every waiter's path: the records above are durable and answered. Past
+            // `MAX_UNMOVED` the flusher moves them itself instead, before its next commit.
+            let unmoved = queue.unmoved.load(Ordering::Relaxed);
+            if (MOVE_ROWS as i64..MAX_UNMOVED).contains(&unmoved) {
+                start_move(queue, store);
+            }
+        }
+        Err(failure) => {
+            tracing::warn!(error = %failure, records = batch.len(), "Audit batch not committed.");
+            let reason = failure.to_string();
+            for pending in batch {
+                let _ = pending.reply.send(Err(AuditError::Unavailable {
+                    context: "committing audit records".to_owned(),
+                    source: reason.clone().into(),
+                }));
             }
         }
     }
+    true
 }
 
 /// Starts a move of the journal into the indexed table on a thread of its own, unless

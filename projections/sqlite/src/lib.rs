@@ -63,6 +63,9 @@ struct Inner {
     readers: ReaderPool,
     /// Audit appends waiting to be committed together (see `audit`).
     audit: Arc<audit::AuditQueue>,
+    /// Whether an append that finds no flusher running commits its batch on its own thread
+    /// (with `AuditDurability::ProcessCrash`: no fsync in the commit; see `audit`).
+    commit_inline: bool,
     /// The sequence of the last committed event; subscriptions wait on it when caught up.
     head: watch::Sender<u64>,
     /// Checkpoints the WAL beside the writer; stopped (and its connection closed) on drop.
@@ -265,6 +268,7 @@ impl SqliteStore {
             journal: std::sync::Mutex::new(journal),
             readers,
             audit: Arc::default(),
+            commit_inline: options.audit_durability == AuditDurability::ProcessCrash,
             head: watch::Sender::new(head),
             checkpointer,
             _lock: lock,

@@ -14,8 +14,14 @@ use crate::{AuditDurability, SqliteStore, StoreOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_commits_and_a_repeated_id_in_one_batch_is_a_duplicate() {
+    for durability in [AuditDurability::PowerLoss, AuditDurability::ProcessCrash] {
+        concurrent_appends_share_commits(durability).await;
+    }
+}
+
+async fn concurrent_appends_share_commits(durability: AuditDurability) {
     let (_dir, path) = temp_store_path();
-    let store = Arc::new(open(&path).await);
+    let store = Arc::new(open_with(&path, durability).await);
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let store = store.clone();
@@ -42,7 +48,7 @@ async fn concurrent_appends_share_commits_and_a_repeated_id_in_one_batch_is_a_du
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         commits < 100,
-        "{commits} commits for 300 appends: no group commit"
+        "{commits} commits for 300 appends ({durability:?}): no group commit"
     );
     let mut sequences: Vec<u64> = receipts.iter().map(|r| r.sequence).collect();
     sequences.sort_unstable();
@@ -514,8 +520,16 @@ async fn appends_and_queries_go_on_while_the_store_file_is_locked_by_a_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_wait_for_a_move_once_the_journal_is_too_far_behind() {
+    // With `ProcessCrash` the append that reaches the limit commits on its own thread and
+    // hands the move to the blocking flusher; the next append must still wait for it.
+    for durability in [AuditDurability::PowerLoss, AuditDurability::ProcessCrash] {
+        appends_wait_for_a_move(durability).await;
+    }
+}
+
+async fn appends_wait_for_a_move(durability: AuditDurability) {
     let (_dir, path) = temp_store_path();
-    let store = open(&path).await;
+    let store = open_with(&path, durability).await;
     let writer = WriterHeld::take(&store);
     let limit = usize::try_from(super::MAX_UNMOVED).unwrap();
     for i in 0..limit {
@@ -528,7 +542,10 @@ async fn appends_wait_for_a_move_once_the_journal_is_too_far_behind() {
         async move { store.append(entry("h1", "next")).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!next.is_finished(), "an append went on past the limit");
+    assert!(
+        !next.is_finished(),
+        "an append went on past the limit ({durability:?})"
+    );
     writer.release();
     let receipt = tokio::time::timeout(std::time::Duration::from_secs(10), next)
         .await
@@ -633,6 +650,87 @@ async fn journal_rows_an_older_build_left_in_the_store_file_move_into_the_indexe
 }
 
 /// Rows in `table` of a store's files (`main.` or `journal.`), read beside the store.
+#[test]
+fn a_lone_append_that_need_survive_only_the_process_commits_without_a_blocking_thread() {
+    for durability in [AuditDurability::ProcessCrash, AuditDurability::PowerLoss] {
+        let (_dir, path) = temp_store_path();
+        // Opened before the runtime's one blocking thread is taken.
+        let store = SqliteStore::open_with(
+            &path,
+            StoreOptions::default().with_audit_durability(durability),
+        )
+        .unwrap();
+        let (runtime, release) = runtime_with_its_blocking_thread_taken(false);
+        let append = runtime.spawn({
+            let store = store.clone();
+            async move { store.append(entry("h1", "r1")).await }
+        });
+        let done = runtime.block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            append.is_finished()
+        });
+        // An fsynced commit never runs on an async thread; one without an fsync does.
+        assert_eq!(
+            done,
+            durability == AuditDurability::ProcessCrash,
+            "{durability:?}"
+        );
+        release.send(()).unwrap();
+        let receipt = runtime
+            .block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(10), append).await
+            })
+            .expect("the append finished once a blocking thread was free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(receipt.sequence, 1);
+        drop(store);
+        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn appends_queued_behind_an_inline_commit_are_committed_by_the_blocking_flusher() {
+    let (_dir, path) = temp_store_path();
+    let store = SqliteStore::open_with(
+        &path,
+        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
+    )
+    .unwrap();
+    let (runtime, release) = runtime_with_its_blocking_thread_taken(true);
+    // Two workers appending at once: some appends queue while another commits on its own
+    // thread, and are left to the flusher, which cannot start until the thread is free.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            runtime.spawn(async move { store.append(entry("h1", &format!("r{i}"))).await })
+        })
+        .collect();
+    runtime.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(300)).await });
+    release.send(()).unwrap();
+    let receipts = runtime.block_on(async {
+        let mut receipts = Vec::new();
+        for task in tasks {
+            let receipt = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("every append is committed")
+                .unwrap()
+                .unwrap();
+            receipts.push(receipt.sequence);
+        }
+        receipts
+    });
+    let mut sequences = receipts;
+    sequences.sort_unstable();
+    assert_eq!(sequences, (1..=200).collect::<Vec<u64>>());
+    let page = runtime
+        .block_on(store.query(AuditFilter::host("h1"), 500, None))
+        .unwrap();
+    assert_eq!(page.records.len(), 200);
+    drop(store);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+}
+
 fn count(path: &Path, table: &str) -> i64 {
     raw(path)
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
@@ -693,6 +791,42 @@ async fn open(path: &Path) -> SqliteStore {
         .await
         .unwrap()
         .unwrap()
+}
+
+async fn open_with(path: &Path, durability: AuditDurability) -> SqliteStore {
+    let path = path.to_owned();
+    let options = StoreOptions::default().with_audit_durability(durability);
+    tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A runtime whose only blocking thread is taken until the returned sender is dropped or sent
+/// to, so a commit handed to a blocking thread cannot run meanwhile.
+fn runtime_with_its_blocking_thread_taken(
+    flavor_multi_thread: bool,
+) -> (tokio::runtime::Runtime, std::sync::mpsc::Sender<()>) {
+    let mut builder = if flavor_multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    drop(runtime.spawn_blocking(move || {
+        taken.send(()).unwrap();
+        let _ = released.recv();
+    }));
+    is_taken.recv().unwrap();
+    (runtime, release)
 }
 
 /// A plain connection to a closed store, to plant what a bug or a hand edit could leave, with
