@@ -44,6 +44,8 @@ use target::{Endpoint, Target};
 const UPSTREAM_TOOL: &str = "get_weather";
 const DIRECT: &str = "direct";
 const NGINX: &str = "nginx";
+/// The forward-only hop on the gateway's own HTTP stack (axum server, hyper-util client).
+const HOP: &str = "hop (axum + hyper, forward only)";
 
 /// Settings of the `proxy` scenario.
 #[derive(Debug, clap::Args)]
@@ -107,6 +109,10 @@ pub struct ProxyArgs {
     /// The name under which the gateway exposes the upstream's `get_weather`.
     #[arg(long, default_value = UPSTREAM_TOOL)]
     pub gateway_tool: String,
+    /// Do not measure `bench-hop`, the forward-only hop on the gateway's HTTP stack (axum's
+    /// server and a pooled hyper-util client, nothing else): the floor of a Rust proxy hop.
+    #[arg(long)]
+    pub no_hop: bool,
     /// Do not start `portcullis dev` as a target.
     #[arg(long, conflicts_with = "gateway_url")]
     pub no_gateway: bool,
@@ -143,6 +149,8 @@ pub struct ProxyArgs {
 #[derive(Debug)]
 struct Running {
     nginx: nginx::Nginx,
+    /// Held for its `Drop` only; `None` with `--no-hop`.
+    _hop: Option<upstream::Upstream>,
     /// Held for their `Drop` only; empty when none was started by the harness.
     _gateways: Vec<gateway::Gateway>,
     /// Held for their `Drop` only; empty with `--no-data-plane`.
@@ -256,6 +264,19 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             pids: vec![nginx.process.id()],
         },
     ];
+    let hop = if args.no_hop {
+        None
+    } else {
+        let hop = upstream::start_hop(&upstream::hop_binary()?, &upstream_url, args.nginx_workers)
+            .await?;
+        targets.push(Target {
+            name: HOP.to_owned(),
+            endpoint: Arc::new(Endpoint::resolve(&hop.url, Vec::new()).await?),
+            tool: UPSTREAM_TOOL.to_owned(),
+            pids: vec![hop.process.id()],
+        });
+        Some(hop)
+    };
     let mut started_gateways = Vec::new();
     let devs = if args.gateway_url.is_none() && !args.no_gateway {
         args.dev_audit_durability.as_slice()
@@ -318,6 +339,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
     Ok((
         Running {
             nginx,
+            _hop: hop,
             _gateways: started_gateways,
             _data_planes: started_data_planes,
             _upstream: upstream,

@@ -1,5 +1,6 @@
-//! Starts `bench-upstream` (this crate's second binary, `src/bin/bench-upstream.rs`) as a
-//! separate process on loopback and reads the URL it prints.
+//! Starts `bench-upstream` (`src/bin/bench-upstream.rs`) and `bench-hop` (`src/bin/bench-hop.rs`,
+//! the forward-only hop on the gateway's HTTP stack), this crate's other binaries, as separate
+//! processes on loopback and reads the URL each prints.
 
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 
 use super::child::ManagedChild;
 
-/// A running bench-upstream.
+/// A running bench-upstream (or bench-hop).
 #[derive(Debug)]
 pub struct Upstream {
     /// Stopped (SIGKILL) when dropped.
@@ -46,20 +47,68 @@ pub async fn start(
     threads: Option<usize>,
 ) -> anyhow::Result<Upstream> {
     let mut command = Command::new(binary);
-    command
-        .arg("--listen")
-        .arg(listen.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    command.arg("--listen").arg(listen.to_string());
     if let Some(threads) = threads {
         command.arg("--threads").arg(threads.to_string());
     }
-    let mut process = ManagedChild::spawn("bench-upstream", command, libc::SIGKILL)?;
+    let (process, url) = spawn_listening("bench-upstream", command).await?;
+    Ok(Upstream { process, url })
+}
+
+/// Where `bench-hop` (the forward-only hop, `src/bin/bench-hop.rs`) is: next to this
+/// executable, as `cargo build -p portcullis-bench` puts it.
+pub fn hop_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?
+        .parent()
+        .context("this executable has no directory")?
+        .join("bench-hop");
+    anyhow::ensure!(
+        path.is_file(),
+        "bench-hop not found at {}: build it with `cargo build --release -p portcullis-bench` \
+         (scripts/bench does) or pass --no-hop",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Starts `bench-hop` on a free loopback port in front of `upstream` (its origin is taken
+/// from the URL; the path stays the client's) with `threads` worker threads.
+pub async fn start_hop(binary: &Path, upstream: &str, threads: usize) -> anyhow::Result<Upstream> {
+    let uri: hyper::Uri = upstream
+        .parse()
+        .with_context(|| format!("parsing URL {upstream}"))?;
+    let origin = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().context("the upstream URL has no host")?
+    );
+    let mut command = Command::new(binary);
+    command
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--upstream")
+        .arg(origin)
+        .arg("--threads")
+        .arg(threads.max(1).to_string());
+    let (process, url) = spawn_listening("bench-hop", command).await?;
+    Ok(Upstream { process, url })
+}
+
+/// Spawns `command` (stopped with SIGKILL when dropped) and reads the
+/// `listening on <url>` line it prints first.
+async fn spawn_listening(
+    name: &'static str,
+    mut command: Command,
+) -> anyhow::Result<(ManagedChild, String)> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut process = ManagedChild::spawn(name, command, libc::SIGKILL)?;
     let stdout = process
         .take_stdout()
-        .context("bench-upstream stdout is piped")?;
-    // The first line is the address; the upstream prints nothing after it, so the pipe is
+        .with_context(|| format!("{name} stdout is piped"))?;
+    // The first line is the address; the program prints nothing after it, so the pipe is
     // never filled even though nobody reads it again.
     let read = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -69,14 +118,14 @@ pub async fn start(
     });
     let line = tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .context("bench-upstream did not print its address within 10 s")???;
+        .with_context(|| format!("{name} did not print its address within 10 s"))???;
     let url = line
         .trim()
         .strip_prefix("listening on ")
         .with_context(|| match process.exited() {
-            Some(status) => format!("bench-upstream exited ({status}) before listening"),
-            None => format!("bench-upstream printed {line:?} instead of its address"),
+            Some(status) => format!("{name} exited ({status}) before listening"),
+            None => format!("{name} printed {line:?} instead of its address"),
         })?
         .to_owned();
-    Ok(Upstream { process, url })
+    Ok((process, url))
 }
