@@ -101,7 +101,7 @@ impl Config {
 pub enum StartError {
     /// The outbound client could not be built.
     #[error("could not build the upstream HTTP client: {0}")]
-    Client(#[from] portcullis_upstream::HttpFailure),
+    Client(#[from] portcullis_upstream::ForwardFailure),
 }
 
 /// Shared state of every request.
@@ -110,7 +110,7 @@ pub struct Inner {
     pub(crate) policy: Policy,
     pub(crate) ring: KeyRing,
     pub(crate) audit: Arc<dyn AuditLog>,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: portcullis_upstream::ForwardingClient,
     pub(crate) tokens: TokenCache,
     pub(crate) metrics: Metrics,
 }
@@ -150,7 +150,7 @@ impl DataPlane {
         ring: KeyRing,
         audit: Arc<dyn AuditLog>,
     ) -> Result<Self, StartError> {
-        let client = portcullis_upstream::forwarding_client(
+        let client = portcullis_upstream::ForwardingClient::new(
             config.url_policy,
             config.upstream_connect_timeout,
         )?;
@@ -1040,9 +1040,9 @@ async fn forward(
     })
     .await?;
     let method = if body.is_some() {
-        reqwest::Method::POST
+        axum::http::Method::POST
     } else {
-        reqwest::Method::GET
+        axum::http::Method::GET
     };
     let exchange = Exchange {
         method,
@@ -1145,7 +1145,7 @@ async fn initialize(
         url: admitted.server.url.clone(),
     };
     let exchange = Exchange {
-        method: reqwest::Method::POST,
+        method: axum::http::Method::POST,
         url: &admitted.server.url,
         server_key: &admitted.server.key,
         body: Some(message.bytes.clone()),
@@ -1480,7 +1480,7 @@ async fn delete(
     let version = version.unwrap_or_else(|| handle.protocol_version.clone());
     let bearer = settled(inner, || upstream_bearer(inner, &admitted, None)).await?;
     let exchange = Exchange {
-        method: reqwest::Method::DELETE,
+        method: axum::http::Method::DELETE,
         url: &admitted.server.url,
         server_key: &admitted.server.key,
         body: None,

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
+use portcullis_upstream::{ForwardBody, ForwardFailure, ForwardResponse};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -62,7 +64,7 @@ impl std::fmt::Debug for Transform {
 #[derive(Debug)]
 pub struct Exchange<'a> {
     /// HTTP method.
-    pub method: reqwest::Method,
+    pub method: Method,
     /// The upstream MCP URL.
     pub url: &'a str,
     /// The server's key (for error messages).
@@ -96,37 +98,32 @@ pub struct UpstreamFailure {
 pub async fn send(
     inner: &Inner,
     exchange: Exchange<'_>,
-) -> Result<reqwest::Response, UpstreamFailure> {
-    let url = url::Url::parse(exchange.url).map_err(|e| UpstreamFailure {
+) -> Result<ForwardResponse, UpstreamFailure> {
+    // The forwarding client's connector checks scheme, credentials and IP literals for each
+    // new connection, and its resolver every address a name resolves to.
+    let uri: Uri = exchange.url.parse().map_err(|e| UpstreamFailure {
         kind: "connect",
         detail: format!("its URL is invalid: {e}"),
     })?;
-    inner
-        .config
-        .url_policy
-        .check_parsed(&url)
-        .map_err(|e| UpstreamFailure {
-            kind: "connect",
-            detail: format!("its URL is refused: {e}"),
-        })?;
     // The URL without query or credentials: an admin may have put a key in it.
     let span = tracing::info_span!(
         "upstream.request",
         otel.kind = "client",
         http.request.method = %exchange.method,
-        server.address = url.host_str().unwrap_or(""),
-        url.path = url.path(),
+        server.address = uri.host().unwrap_or(""),
+        url.path = uri.path(),
         http.response.status_code = tracing::field::Empty,
     );
-    let mut request = inner.client.request(exchange.method.clone(), url);
-    request = match exchange.method {
-        reqwest::Method::GET => request.header(header::ACCEPT, "text/event-stream"),
-        _ => request.header(header::ACCEPT, "application/json, text/event-stream"),
+    let accept = match exchange.method {
+        Method::GET => "text/event-stream",
+        _ => "application/json, text/event-stream",
     };
-    if let Some(body) = exchange.body {
-        request = request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+    let mut request = Request::builder()
+        .method(exchange.method)
+        .uri(uri)
+        .header(header::ACCEPT, accept);
+    if exchange.body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
     }
     if let Some(version) = exchange.protocol_version {
         request = request.header(MCP_PROTOCOL_VERSION, version);
@@ -138,12 +135,26 @@ pub async fn send(
         request = request.header("last-event-id", last);
     }
     if let Some(token) = exchange.bearer {
-        request = request.bearer_auth(token);
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| UpstreamFailure {
+                kind: "connect",
+                detail: "its access token cannot be sent in a header".to_owned(),
+            })?;
+        value.set_sensitive(true);
+        request = request.header(header::AUTHORIZATION, value);
     }
-    request = request.headers(crate::tracing_context::headers_for(&span));
+    if let Some(headers) = request.headers_mut() {
+        headers.extend(crate::tracing_context::headers_for(&span));
+    }
+    let request = request
+        .body(ForwardBody::new(exchange.body.unwrap_or_default()))
+        .map_err(|e| UpstreamFailure {
+            kind: "connect",
+            detail: format!("the request could not be built: {e}"),
+        })?;
     let started = Instant::now();
     let limit = exchange.timeout.unwrap_or(inner.config.upstream_timeout);
-    let sent = tokio::time::timeout(limit, request.send())
+    let sent = tokio::time::timeout(limit, inner.client.send(request))
         .instrument(span.clone())
         .await;
     inner
@@ -158,8 +169,31 @@ pub async fn send(
             "timeout",
             format!("no answer within {}", humantime::format_duration(limit)),
         )),
-        Ok(Err(error)) => Err(inner.upstream_failure("connect", innermost(&error))),
+        Ok(Err(ForwardFailure::Rejected(rejected))) => {
+            Err(inner.upstream_failure("connect", format!("its URL is refused: {rejected}")))
+        }
+        Ok(Err(error)) => Err(inner.upstream_failure("connect", error.to_string())),
         Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// The next chunk of `body`'s data within `idle` (trailers are skipped): `Err(())` when the
+/// wait timed out, `Ok(None)` at the end.
+async fn next_chunk(
+    body: &mut Incoming,
+    idle: Duration,
+) -> Result<Option<Result<Bytes, hyper::Error>>, ()> {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(()),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(error))) => return Ok(Some(Err(error))),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(Ok(data)));
+                }
+            }
+        }
     }
 }
 
@@ -222,21 +256,21 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Reads a body chunk by chunk up to `limit` bytes, each chunk within `idle`.
 async fn read_bounded(
-    response: reqwest::Response,
+    response: ForwardResponse,
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, UpstreamFailure> {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
+    let mut body = response.into_body();
+    let mut read = Vec::new();
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => {
+        match next_chunk(&mut body, idle).await {
+            Err(()) => {
                 return Err(UpstreamFailure {
                     kind: "timeout",
                     detail: "its answer stalled".to_owned(),
                 });
             }
-            Ok(None) => return Ok(Bytes::from(body)),
+            Ok(None) => return Ok(Bytes::from(read)),
             Ok(Some(Err(error))) => {
                 return Err(UpstreamFailure {
                     kind: "stream",
@@ -244,13 +278,17 @@ async fn read_bounded(
                 });
             }
             Ok(Some(Ok(chunk))) => {
-                if body.len() + chunk.len() > limit {
+                if read.len() + chunk.len() > limit {
                     return Err(UpstreamFailure {
                         kind: "too_large",
                         detail: format!("its answer is larger than {limit} bytes"),
                     });
                 }
-                body.extend_from_slice(&chunk);
+                // A whole answer in one chunk (the usual case) is passed on without a copy.
+                if read.is_empty() && body.is_end_stream() {
+                    return Ok(chunk);
+                }
+                read.extend_from_slice(&chunk);
             }
         }
     }
@@ -292,7 +330,7 @@ pub struct Pending {
 /// seal event ids); `session_header` is set on the response when a new session starts.
 pub async fn respond(
     inner: Arc<Inner>,
-    upstream: reqwest::Response,
+    upstream: ForwardResponse,
     handle: SessionHandle,
     session_header: Option<String>,
     pending: Pending,
@@ -403,7 +441,7 @@ fn excerpt(body: &[u8]) -> String {
 /// The SSE relay: a task reads the upstream, the client reads a bounded channel.
 fn relay_sse(
     inner: Arc<Inner>,
-    upstream: reqwest::Response,
+    upstream: ForwardResponse,
     handle: SessionHandle,
     pending: Pending,
     transform: Transform,
@@ -412,16 +450,16 @@ fn relay_sse(
     tokio::spawn(async move {
         let idle = inner.config.sse_idle_timeout;
         let mut parser = sse::Parser::new(inner.config.max_event_bytes);
-        let mut stream = upstream.bytes_stream();
+        let mut stream = upstream.into_body();
         let mut answered = pending.id.is_none();
         let pending_id = pending.id.as_ref().map(|id| id.get().to_owned());
         let failure = loop {
             let next = tokio::select! {
                 () = sender.closed() => return,
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                next = next_chunk(&mut stream, idle) => next,
             };
             let chunk = match next {
-                Err(_) => {
+                Err(()) => {
                     break UpstreamFailure {
                         kind: "timeout",
                         detail: format!(
@@ -513,7 +551,7 @@ fn refuse_server_request(
     let version = handle.protocol_version.clone();
     tokio::spawn(async move {
         let exchange = Exchange {
-            method: reqwest::Method::POST,
+            method: Method::POST,
             url: &url,
             server_key: &key,
             body: Some(body),

@@ -179,19 +179,28 @@ fn github_config(peer: &Peer) -> ProviderConfig {
 /// Follows redirects from `url` like a browser with a cookie jar, until one points at the
 /// redirect URI; returns that redirect's query.
 async fn browse_to_callback(url: &str) -> String {
-    let browser =
-        portcullis_upstream::forwarding_client(UrlPolicy::DEVELOPMENT, Duration::from_secs(5))
-            .expect("browser client");
+    // The product's guarded client (no redirects of its own: the loop follows them).
+    let browser = portcullis_upstream::Egress::new(
+        UrlPolicy::DEVELOPMENT,
+        &[],
+        portcullis_upstream::HttpLimits {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+        },
+    )
+    .expect("browser client");
     let mut jar: BTreeMap<String, String> = BTreeMap::new();
     let mut url = Url::parse(url).expect("authorization URL");
     for _ in 0..20 {
-        let mut request = browser.get(url.clone()).timeout(Duration::from_secs(15));
+        let mut request = browser
+            .request(reqwest::Method::GET, &url)
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
         if !jar.is_empty() {
             let cookies: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
             request = request.header(COOKIE, cookies.join("; "));
         }
-        let response = request
-            .send()
+        let response = browser
+            .send(request)
             .await
             .unwrap_or_else(|error| panic!("GET {url}: {error}"));
         for set in response.headers().get_all(SET_COOKIE) {

@@ -245,45 +245,23 @@ fn innermost_cause(error: &reqwest::Error) -> String {
     message
 }
 
-/// rustls on `ring` with the platform verifier, built per client: it is cheap next to an
-/// import, and keeps the process-wide default provider untouched.
-/// The data plane's pooled client for forwarding MCP traffic: the same guarantees as every
-/// client here (guarded resolver, no redirects, no proxy variables, rustls with the platform
-/// trust store), with a connect timeout but no whole-request timeout, since SSE streams may
-/// run for as long as the client keeps them open (the caller bounds the wait for the
-/// response head and the gaps between events). Callers must also run
-/// `UrlPolicy::check_parsed` on each URL, which refuses forbidden IP literals.
-pub fn forwarding_client(
-    policy: UrlPolicy,
-    connect_timeout: Duration,
-) -> Result<reqwest::Client, HttpFailure> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config().map_err(|e| HttpFailure::ClientSetup(e.into()))?)
-        .dns_resolver(Arc::new(GuardedResolver { policy }))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        // Shorter than the keep-alive of common upstreams (Node's default is 5 s): reusing a
-        // connection the upstream is closing at that moment resets the request (seen with
-        // server-everything in the consent e2e test).
-        .pool_idle_timeout(Duration::from_secs(4))
-        .pool_max_idle_per_host(256)
-        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| HttpFailure::ClientSetup(e.into()))
-}
-
+/// rustls on `ring` with the platform verifier and ALPN for HTTP/2 and HTTP/1.1, built per
+/// client: it is cheap next to an import, and keeps the process-wide default provider
+/// untouched.
 fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_platform_verifier()?
-        .with_no_client_auth();
-    let mut config = config;
+    let mut config = tls_config_without_alpn()?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// [`tls_config`] before ALPN is set (hyper-rustls sets it from the enabled versions).
+pub(crate) fn tls_config_without_alpn() -> Result<rustls::ClientConfig, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -9,17 +9,20 @@
 //!
 //! Must not: store anything (the caller persists `PendingAuthorization` and `Tokens`), follow
 //! redirects, connect to an address the guard refused, or print a secret (`Secret` redacts
-//! itself in `Debug`). It is not the data plane's request path: tool calls are relayed
-//! elsewhere.
+//! itself in `Debug`). The data plane relays tool calls itself; it takes only its
+//! forwarding client from here (`forward`), so that every outbound connection passes the
+//! same guard.
 //!
-//! Layout: `url_guard` (policy, address classes, the checking DNS resolver), `http` (the one
-//! outbound client builder and bounded body reads), `mcp_client` (a small JSON-RPC client over
+//! Layout: `url_guard` (policy, address classes, the checking DNS resolver), `http` (the
+//! control plane's outbound client builder and bounded body reads), `forward` (the data
+//! plane's pooled forwarding client on hyper-util), `mcp_client` (a small JSON-RPC client over
 //! Streamable HTTP), `discover`, `oauth`, `www_authenticate` (RFC 6750/9728 challenges),
 //! `schema_hash` (canonical JSON + SHA-256), `secret`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client_metadata;
 pub mod discover;
+mod forward;
 mod http;
 mod mcp_client;
 pub mod oauth;
@@ -32,7 +35,8 @@ pub use discover::{
     DiscoverError, DiscoverOptions, DiscoveredTool, Discovery, ServerInfo, ToolAnnotations,
     discover, discover_with_token,
 };
-pub use http::{Egress, HttpFailure, HttpLimits, forwarding_client};
+pub use forward::{ForwardBody, ForwardFailure, ForwardResponse, ForwardingClient};
+pub use http::{Egress, HttpFailure, HttpLimits};
 pub use oauth::{
     AuthorizationOptions, AuthorizationRequest, BegunAuthorization, CallbackParams,
     ClientCredentials, OAuthError, PendingAuthorization, PreRegisteredClient, TokenAuthMethod,

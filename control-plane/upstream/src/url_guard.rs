@@ -358,6 +358,44 @@ impl UrlPolicy {
         Ok(())
     }
 
+    /// [`UrlPolicy::check_parsed`] for an `http::Uri`, which the forwarding client's
+    /// connector checks for each new connection: the same scheme, credential, host and
+    /// IP-literal rules (names are the resolver's to check).
+    pub fn check_uri(&self, uri: &hyper::http::Uri) -> Result<(), UrlRejected> {
+        let length = uri.to_string().len();
+        if length > MAX_URL_LEN {
+            return Err(UrlRejected::TooLong {
+                length,
+                max: MAX_URL_LEN,
+            });
+        }
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.allow_private => {}
+            Some("http") => return Err(UrlRejected::HttpsRequired),
+            other => {
+                return Err(UrlRejected::UnsupportedScheme {
+                    scheme: other.unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        let Some(authority) = uri.authority() else {
+            return Err(UrlRejected::MissingHost);
+        };
+        if authority.as_str().contains('@') {
+            return Err(UrlRejected::Credentials);
+        }
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(UrlRejected::MissingHost);
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(address) = bare.parse::<IpAddr>() {
+            self.check_address(host, address)?;
+        }
+        Ok(())
+    }
+
     /// Refuses `address` unless the policy allows its class.
     pub fn check_address(&self, host: &str, address: IpAddr) -> Result<(), UrlRejected> {
         match classify_address(address) {
@@ -397,7 +435,7 @@ impl UrlPolicy {
 
 /// The DNS resolver of every outbound client this crate builds: it resolves, then refuses
 /// the name if any answer is forbidden, so the connector only ever sees checked addresses.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct GuardedResolver {
     pub(crate) policy: UrlPolicy,
 }
