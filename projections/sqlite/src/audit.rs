@@ -17,12 +17,15 @@
 //! it in one transaction, answers every waiter, and repeats until the queue is empty. Appends
 //! that arrive during a commit ride the next one, so the commit rate stays at the disk's fsync
 //! rate while throughput grows with concurrency, and a lone append still commits at once.
-//! With `AuditDurability::ProcessCrash` a lone append (the queue idle, and the last commit took
-//! one record) commits on its own thread instead (`commit_inline`): a commit without an fsync
-//! is a write into the page cache, tens of microseconds, less than the two wake-ups of handing
-//! it to a blocking thread and the answer back. What queues meanwhile, and every batch once
-//! appends come faster than one per commit, goes to the blocking flusher; so does any move.
-//! An fsynced commit never runs on an async thread.
+//! With `AuditDurability::ProcessCrash` the append that finds the queue idle commits on its own
+//! thread instead (`commit_inline`): a commit without an fsync is a write into the page cache,
+//! tens of microseconds, less than the two wake-ups of handing it to a blocking thread and the
+//! answer back. It first gives way once to whatever else is runnable on its worker
+//! (`yield_now`), so the appends that are ready at that moment ride its commit instead of
+//! making one each (under load, most of the batching); alone, it goes on at once. Should its
+//! caller give up meanwhile, the blocking flusher takes the queue over (`HandOff`). What
+//! queues during the commit goes to the blocking flusher; so does any move. An fsynced commit
+//! never runs on an async thread.
 //!
 //! Journal: a commit writes its records into `audit_journal`, a table with one index (the
 //! record id, for duplicates) in a SQLite file of its own beside the store's
@@ -60,7 +63,7 @@
 //! until the page is full, few when the range is that dense). Left to itself SQLite picks the
 //! time index for any range, and sorts all of a wide one.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
@@ -117,9 +120,6 @@ pub(crate) struct AuditQueue {
     collected_through: AtomicI64,
     /// Whether a move started by the flusher is running.
     moving: AtomicBool,
-    /// How many records the last commit took: more than one means appends are arriving
-    /// faster than commits, and the next idle queue's batch goes to the blocking flusher.
-    last_batch: AtomicUsize,
 }
 
 /// Clears `moving` when the move the flusher started ends, even by a panic.
@@ -170,6 +170,31 @@ impl Drop for FlusherGuard<'_> {
     }
 }
 
+/// The appender that found the queue idle, between finding it and committing inline: if its
+/// future is dropped meanwhile, the blocking flusher takes over, so what queued behind it is
+/// still committed.
+struct HandOff<'a> {
+    queue: &'a Arc<AuditQueue>,
+    store: &'a Weak<Inner>,
+    armed: bool,
+}
+
+impl HandOff<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for HandOff<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let queue = self.queue.clone();
+            let store = self.store.clone();
+            drop(tokio::task::spawn_blocking(move || flush(&queue, &store)));
+        }
+    }
+}
+
 fn unavailable<E: Into<BoxError>>(context: impl Into<String>) -> impl FnOnce(E) -> AuditError {
     let context = context.into();
     move |source| AuditError::Unavailable {
@@ -195,8 +220,17 @@ impl AuditLog for SqliteStore {
         if start_flusher {
             let queue = &self.inner.audit;
             let store = Arc::downgrade(&self.inner);
-            let more = if self.inner.commit_inline && queue.last_batch.load(Ordering::Relaxed) <= 1
-            {
+            let more = if self.inner.commit_inline {
+                // Let the appends already runnable on this worker join the batch: each would
+                // otherwise be a commit of its own. With nothing else runnable this returns
+                // at once. Dropped here (the caller gave up), the batch goes to the flusher.
+                let leader = HandOff {
+                    queue,
+                    store: &store,
+                    armed: true,
+                };
+                tokio::task::yield_now().await;
+                leader.disarm();
                 commit_inline(queue, &store)
             } else {
                 true
@@ -312,7 +346,6 @@ fn commit_next(queue: &AuditQueue, store: &Weak<Inner>, guard: &mut FlusherGuard
             return false;
         }
         let take = state.pending.len().min(MAX_BATCH);
-        queue.last_batch.store(take, Ordering::Relaxed);
         state.pending.drain(..take).collect()
     };
     let committed = match store.upgrade() {

@@ -6,8 +6,9 @@
 //! drive `subscribe` and `watch`.
 //!
 //! Must not: let two stores (in any process) open one file at once, run SQLite calls on async
-//! worker threads (one exception: with `AuditDurability::ProcessCrash` a lone audit append
-//! commits to the journal, without an fsync, on its own thread; see `audit`), skip a row it
+//! worker threads (one exception: with `AuditDurability::ProcessCrash` the audit append that
+//! finds the queue idle commits its batch to the journal, without an fsync, on its own
+//! thread; see `audit`), skip a row it
 //! cannot read back, or know any domain event or read model.
 //!
 //! Invariant: every write to the store's file runs on a writer connection while holding the
@@ -60,7 +61,8 @@ struct Inner {
     writer: std::sync::Mutex<Writer>,
     /// The connection that commits audit appends to the journal's file (see `audit`), with
     /// the store's file attached read-only. A `std` mutex, taken by one flusher at a time:
-    /// on a blocking thread, or on an append's own for a lone `ProcessCrash` append.
+    /// on a blocking thread, or with `ProcessCrash` on the thread of the append that found
+    /// the queue idle.
     journal: std::sync::Mutex<rusqlite::Connection>,
     /// Read-only connections for `load`, `get`, `keys`, subscriptions and audit queries.
     readers: ReaderPool,
@@ -205,7 +207,8 @@ impl SqliteStore {
     /// wrap it in `tokio::task::spawn_blocking`), then hand clones of the one store to
     /// everything that needs the event log or the read models, as `Arc<dyn EventLog>` and
     /// `Arc<dyn ReadModelStore>`. Its methods are async and run SQLite on blocking threads
-    /// (but for a lone audit append with `AuditDurability::ProcessCrash`, see `audit`).
+    /// (but for the audit commit of the append that finds the queue idle with
+    /// `AuditDurability::ProcessCrash`, see `audit`).
     /// One process at a time: a second open of the same file, here or elsewhere, fails with
     /// `OpenError::Locked` until every clone of the first store is dropped.
     ///

@@ -731,6 +731,94 @@ fn appends_queued_behind_an_inline_commit_are_committed_by_the_blocking_flusher(
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
 }
 
+#[test]
+fn appends_runnable_beside_an_idle_queues_first_share_its_inline_commit() {
+    let (_dir, path) = temp_store_path();
+    let store = SqliteStore::open_with(
+        &path,
+        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
+    )
+    .unwrap();
+    // One worker, no free blocking thread: every commit here is inline.
+    let (runtime, release) = runtime_with_its_blocking_thread_taken(false);
+    let before = store
+        .inner
+        .audit
+        .commits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            runtime.spawn(async move { store.append(entry("h1", &format!("r{i}"))).await })
+        })
+        .collect();
+    let sequences = runtime.block_on(async {
+        let mut sequences = Vec::new();
+        for task in tasks {
+            let receipt = tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .expect("committed without the blocking thread")
+                .unwrap()
+                .unwrap();
+            sequences.push(receipt.sequence);
+        }
+        sequences
+    });
+    assert_eq!(sequences, (1..=10).collect::<Vec<u64>>());
+    let commits = store
+        .inner
+        .audit
+        .commits
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - before;
+    assert_eq!(commits, 1, "the ten runnable appends rode one commit");
+    release.send(()).unwrap();
+    drop(store);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn an_append_dropped_before_its_inline_commit_hands_the_queue_to_the_flusher() {
+    let (_dir, path) = temp_store_path();
+    let store = SqliteStore::open_with(
+        &path,
+        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let behind = runtime.block_on(async {
+        // The first append finds the queue idle and gives way to what else is runnable...
+        let mut first = Box::pin(store.append(entry("h1", "dropped")));
+        let polled =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(first.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "the first append waits for its batch");
+        // ...an append queues behind it...
+        let behind = tokio::spawn({
+            let store = store.clone();
+            async move { store.append(entry("h1", "behind")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // ...and the first one's caller gives up before it committed.
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), behind)
+            .await
+            .expect("the append behind it is committed by the flusher")
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(behind.sequence, 2);
+    let page = runtime
+        .block_on(store.query(AuditFilter::host("h1"), 10, None))
+        .unwrap();
+    // The dropped append's record was queued, so it is committed too.
+    assert_eq!(page.records.len(), 2);
+    drop(store);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+}
+
 fn count(path: &Path, table: &str) -> i64 {
     raw(path)
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
