@@ -187,10 +187,26 @@ impl HandOff<'_> {
 
 impl Drop for HandOff<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let queue = self.queue.clone();
-            let store = self.store.clone();
-            drop(tokio::task::spawn_blocking(move || flush(&queue, &store)));
+        if !self.armed {
+            return;
+        }
+        let queue = self.queue.clone();
+        let store = self.store.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || flush(&queue, &store))),
+            // Dropped outside any runtime (a future polled once, then dropped elsewhere): a
+            // thread of its own, since `spawn_blocking` would panic here.
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("sqlite-audit-flush".to_owned())
+                    .spawn(move || flush(&queue, &store));
+                if let Err(error) = spawned {
+                    tracing::error!(%error, "No thread for the audit flusher; queued appends fail.");
+                    let mut state = self.queue.lock();
+                    state.flushing = false;
+                    state.pending.clear();
+                }
+            }
         }
     }
 }

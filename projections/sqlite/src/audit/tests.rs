@@ -819,6 +819,40 @@ fn an_append_dropped_before_its_inline_commit_hands_the_queue_to_the_flusher() {
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
 }
 
+#[test]
+fn an_append_dropped_outside_any_runtime_still_hands_the_queue_over() {
+    let (_dir, path) = temp_store_path();
+    let store = SqliteStore::open_with(
+        &path,
+        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut first = Box::pin(store.append(entry("h1", "dropped")));
+    let polled = runtime.block_on(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(first.as_mut().poll(cx))
+    }));
+    assert!(polled.is_pending(), "the first append waits for its batch");
+    // Outside `block_on`: no runtime is current on this thread.
+    drop(first);
+    let next = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                store.append(entry("h1", "next")),
+            )
+            .await
+        })
+        .expect("the queue was handed over, not left flushing")
+        .unwrap();
+    assert_eq!(next.sequence, 2);
+    drop(store);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+}
+
 fn count(path: &Path, table: &str) -> i64 {
     raw(path)
         .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
