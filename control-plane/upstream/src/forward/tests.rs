@@ -20,63 +20,52 @@ fn get(uri: &str) -> Request<ForwardBody> {
         .unwrap()
 }
 
+/// Why a client under `policy` refused to send a GET to `uri` (any other outcome fails).
+async fn refusal(policy: UrlPolicy, uri: &str) -> UrlRejected {
+    let client = ForwardingClient::new(policy, Duration::from_secs(2)).unwrap();
+    match client.send(get(uri)).await {
+        Err(ForwardFailure::Rejected(rejected)) => rejected,
+        other => panic!("{uri} was not refused by the guard: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_name_resolving_to_a_forbidden_address_is_refused_when_connecting() {
-    let client = ForwardingClient::new(UrlPolicy::PRODUCTION, Duration::from_secs(2)).unwrap();
-    let failure = client
-        .send(get("https://localhost:1/mcp"))
-        .await
-        .unwrap_err();
+    let rejected = refusal(UrlPolicy::PRODUCTION, "https://localhost:1/mcp").await;
     assert!(
         matches!(
-            failure,
-            ForwardFailure::Rejected(UrlRejected::ForbiddenAddress {
+            rejected,
+            UrlRejected::ForbiddenAddress {
                 class: AddressClass::Loopback,
                 ..
-            })
+            }
         ),
-        "{failure:?}"
+        "{rejected:?}"
     );
 }
 
 #[tokio::test]
 async fn a_forbidden_ip_literal_and_a_forbidden_scheme_are_refused_before_connecting() {
     // Development allows loopback and private ranges, never cloud metadata addresses.
-    let client = ForwardingClient::new(UrlPolicy::DEVELOPMENT, Duration::from_secs(2)).unwrap();
-    let failure = client
-        .send(get("http://169.254.169.254/latest/meta-data"))
-        .await
-        .unwrap_err();
+    let rejected = refusal(
+        UrlPolicy::DEVELOPMENT,
+        "http://169.254.169.254/latest/meta-data",
+    )
+    .await;
     assert!(
         matches!(
-            failure,
-            ForwardFailure::Rejected(UrlRejected::ForbiddenAddress {
+            rejected,
+            UrlRejected::ForbiddenAddress {
                 class: AddressClass::CloudMetadata,
                 ..
-            })
+            }
         ),
-        "{failure:?}"
+        "{rejected:?}"
     );
-    let failure = client
-        .send(get("http://user:secret@127.0.0.1:1/mcp"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(failure, ForwardFailure::Rejected(UrlRejected::Credentials)),
-        "{failure:?}"
-    );
-    let production = ForwardingClient::new(UrlPolicy::PRODUCTION, Duration::from_secs(2)).unwrap();
-    let failure = production
-        .send(get("http://example.com/mcp"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            failure,
-            ForwardFailure::Rejected(UrlRejected::HttpsRequired)
-        ),
-        "{failure:?}"
-    );
+    let rejected = refusal(UrlPolicy::DEVELOPMENT, "http://user:secret@127.0.0.1:1/mcp").await;
+    assert_eq!(rejected, UrlRejected::Credentials);
+    let rejected = refusal(UrlPolicy::PRODUCTION, "http://example.com/mcp").await;
+    assert_eq!(rejected, UrlRejected::HttpsRequired);
 }
 
 #[tokio::test]

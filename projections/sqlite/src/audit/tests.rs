@@ -655,11 +655,7 @@ fn a_lone_append_that_need_survive_only_the_process_commits_without_a_blocking_t
     for durability in [AuditDurability::ProcessCrash, AuditDurability::PowerLoss] {
         let (_dir, path) = temp_store_path();
         // Opened before the runtime's one blocking thread is taken.
-        let store = SqliteStore::open_with(
-            &path,
-            StoreOptions::default().with_audit_durability(durability),
-        )
-        .unwrap();
+        let store = open_now(&path, durability);
         let (runtime, release) = runtime_with_its_blocking_thread_taken(false);
         let append = runtime.spawn({
             let store = store.clone();
@@ -692,11 +688,7 @@ fn a_lone_append_that_need_survive_only_the_process_commits_without_a_blocking_t
 #[test]
 fn appends_queued_behind_an_inline_commit_are_committed_by_the_blocking_flusher() {
     let (_dir, path) = temp_store_path();
-    let store = SqliteStore::open_with(
-        &path,
-        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
-    )
-    .unwrap();
+    let store = open_now(&path, AuditDurability::ProcessCrash);
     let (runtime, release) = runtime_with_its_blocking_thread_taken(true);
     // Two workers appending at once: some appends queue while another commits on its own
     // thread, and are left to the flusher, which cannot start until the thread is free.
@@ -734,11 +726,7 @@ fn appends_queued_behind_an_inline_commit_are_committed_by_the_blocking_flusher(
 #[test]
 fn appends_runnable_beside_an_idle_queues_first_share_its_inline_commit() {
     let (_dir, path) = temp_store_path();
-    let store = SqliteStore::open_with(
-        &path,
-        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
-    )
-    .unwrap();
+    let store = open_now(&path, AuditDurability::ProcessCrash);
     // One worker, no free blocking thread: every commit here is inline.
     let (runtime, release) = runtime_with_its_blocking_thread_taken(false);
     let before = store
@@ -780,11 +768,7 @@ fn appends_runnable_beside_an_idle_queues_first_share_its_inline_commit() {
 #[test]
 fn an_append_dropped_before_its_inline_commit_hands_the_queue_to_the_flusher() {
     let (_dir, path) = temp_store_path();
-    let store = SqliteStore::open_with(
-        &path,
-        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
-    )
-    .unwrap();
+    let store = open_now(&path, AuditDurability::ProcessCrash);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -792,8 +776,7 @@ fn an_append_dropped_before_its_inline_commit_hands_the_queue_to_the_flusher() {
     let behind = runtime.block_on(async {
         // The first append finds the queue idle and gives way to what else is runnable...
         let mut first = Box::pin(store.append(entry("h1", "dropped")));
-        let polled =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(first.as_mut().poll(cx))).await;
+        let polled = poll_once(first.as_mut()).await;
         assert!(polled.is_pending(), "the first append waits for its batch");
         // ...an append queues behind it...
         let behind = tokio::spawn({
@@ -822,19 +805,13 @@ fn an_append_dropped_before_its_inline_commit_hands_the_queue_to_the_flusher() {
 #[test]
 fn an_append_dropped_outside_any_runtime_still_hands_the_queue_over() {
     let (_dir, path) = temp_store_path();
-    let store = SqliteStore::open_with(
-        &path,
-        StoreOptions::default().with_audit_durability(AuditDurability::ProcessCrash),
-    )
-    .unwrap();
+    let store = open_now(&path, AuditDurability::ProcessCrash);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut first = Box::pin(store.append(entry("h1", "dropped")));
-    let polled = runtime.block_on(std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(first.as_mut().poll(cx))
-    }));
+    let polled = runtime.block_on(poll_once(first.as_mut()));
     assert!(polled.is_pending(), "the first append waits for its batch");
     // Outside `block_on`: no runtime is current on this thread.
     drop(first);
@@ -917,11 +894,25 @@ async fn open(path: &Path) -> SqliteStore {
 
 async fn open_with(path: &Path, durability: AuditDurability) -> SqliteStore {
     let path = path.to_owned();
-    let options = StoreOptions::default().with_audit_durability(durability);
-    tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
+    tokio::task::spawn_blocking(move || open_now(&path, durability))
         .await
         .unwrap()
-        .unwrap()
+}
+
+/// Opens the store at `path` on this thread (outside a runtime, or before its blocking
+/// threads are taken).
+fn open_now(path: &Path, durability: AuditDurability) -> SqliteStore {
+    SqliteStore::open_with(
+        path,
+        StoreOptions::default().with_audit_durability(durability),
+    )
+    .unwrap()
+}
+
+/// Polls `future` once and says how it went, leaving it to be dropped or polled again.
+async fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    let mut future = future;
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
 }
 
 /// A runtime whose only blocking thread is taken until the returned sender is dropped or sent
