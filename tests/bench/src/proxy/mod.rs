@@ -162,11 +162,17 @@ struct Running {
 /// Runs the scenario and prints its report to stdout (progress goes to stderr).
 pub async fn run(args: &ProxyArgs, seconds: u64) -> anyhow::Result<()> {
     let (running, targets) = start_targets(args).await?;
+    let has = |wanted: &dyn Fn(&str) -> bool| targets.iter().any(|t| wanted(&t.name));
     println!(
-        "\n## Proxy hop: direct vs {} ({} workers){}",
+        "\n## Proxy hop: direct vs {} ({} workers){}{}",
         running.nginx.version,
         args.nginx_workers,
-        if targets.len() > 2 {
+        if has(&|name| name == HOP) {
+            " vs a forward-only Rust hop"
+        } else {
+            ""
+        },
+        if has(&|name| ![DIRECT, NGINX, HOP].contains(&name)) {
             " vs the gateway"
         } else {
             ""

@@ -24,17 +24,29 @@ pub struct Upstream {
 /// Where `bench-upstream` is: the given path, or next to this executable (where
 /// `cargo build -p portcullis-bench` puts both binaries).
 pub fn binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    found("bench-upstream", given, "pass --upstream-bin")
+}
+
+/// Where `bench-hop` (the forward-only hop, `src/bin/bench-hop.rs`) is: next to this
+/// executable.
+pub fn hop_binary() -> anyhow::Result<PathBuf> {
+    found("bench-hop", None, "pass --no-hop")
+}
+
+/// `given`, or this crate's binary `name` next to this executable; an error saying how to
+/// build it (or `otherwise`) when it is not there.
+fn found(name: &str, given: Option<&Path>, otherwise: &str) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(path) => path.to_owned(),
         None => std::env::current_exe()?
             .parent()
             .context("this executable has no directory")?
-            .join("bench-upstream"),
+            .join(name),
     };
     anyhow::ensure!(
         path.is_file(),
-        "bench-upstream not found at {}: build it with `cargo build --release -p portcullis-bench` \
-         (scripts/bench does) or pass --upstream-bin",
+        "{name} not found at {}: build it with `cargo build --release -p portcullis-bench` \
+         (scripts/bench does) or {otherwise}",
         path.display()
     );
     Ok(path)
@@ -53,22 +65,6 @@ pub async fn start(
     }
     let (process, url) = spawn_listening("bench-upstream", command).await?;
     Ok(Upstream { process, url })
-}
-
-/// Where `bench-hop` (the forward-only hop, `src/bin/bench-hop.rs`) is: next to this
-/// executable, as `cargo build -p portcullis-bench` puts it.
-pub fn hop_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?
-        .parent()
-        .context("this executable has no directory")?
-        .join("bench-hop");
-    anyhow::ensure!(
-        path.is_file(),
-        "bench-hop not found at {}: build it with `cargo build --release -p portcullis-bench` \
-         (scripts/bench does) or pass --no-hop",
-        path.display()
-    );
-    Ok(path)
 }
 
 /// Starts `bench-hop` on a free loopback port in front of `upstream` (its origin is taken
