@@ -23,7 +23,7 @@
 //! answer back. It first gives way once to whatever else is runnable on its worker
 //! (`yield_now`), so the appends that are ready at that moment ride its commit instead of
 //! making one each (under load, most of the batching); alone, it goes on at once. Should its
-//! caller give up meanwhile, the blocking flusher takes the queue over (`HandOff`). What
+//! caller give up meanwhile, a flusher thread takes the queue over (`HandOff`). What
 //! queues during the commit goes to the blocking flusher; so does any move. An fsynced commit
 //! never runs on an async thread.
 //!
