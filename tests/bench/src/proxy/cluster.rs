@@ -89,6 +89,14 @@ impl Nats {
         }
     }
 
+    /// The nodes' process ids.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Nats::One(server) => server.pids(),
+            Nats::Cluster(cluster) => cluster.pids(),
+        }
+    }
+
     /// Stream and bucket replicas: as many as nodes.
     fn replicas(&self) -> usize {
         match self {
@@ -110,12 +118,19 @@ struct Deployment {
     host_id: String,
     server_id: String,
     dir: tempfile::TempDir,
-    _projector: ManagedChild,
+    projector: ManagedChild,
     /// `None` when the upstream belongs to the caller (the proxy scenario's).
     _upstream: Option<upstream::Upstream>,
 }
 
 impl Deployment {
+    /// The processes of the deployment's store: the nats-servers and the projector.
+    fn store_pids(&self) -> Vec<u32> {
+        let mut pids = self.nats.pids();
+        pids.push(self.projector.id());
+        pids
+    }
+
     /// `portcullis data-plane` on `listen`, logging warnings to a file in the temp dir.
     fn data_plane(&self, listen: SocketAddr) -> anyhow::Result<ManagedChild> {
         let log = std::fs::File::create(
@@ -325,7 +340,7 @@ async fn deploy(
         host_id: side.host_id.clone(),
         server_id: server.server_id,
         dir,
-        _projector: projector,
+        projector,
         _upstream: upstream,
     })
 }
@@ -374,6 +389,7 @@ pub(super) async fn start_data_plane(
         }),
         tool: UPSTREAM_TOOL.to_owned(),
         pids: vec![plane.id()],
+        store_pids: deployment.store_pids(),
     };
     Ok((
         StandaloneDataPlane {
@@ -552,6 +568,7 @@ async fn throughput(deployment: &Deployment, args: &ProxyArgs, seconds: u64) -> 
             }),
             tool: UPSTREAM_TOOL.to_owned(),
             pids: planes.iter().take(n).map(ManagedChild::id).collect(),
+            store_pids: deployment.store_pids(),
         };
         super::preflight(&target).await?;
         eprintln!(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::mcp_client::McpConnection;
-use super::target::Target;
+use super::target::{CpuUse, Target};
 
 /// Failed calls by kind (`CallError::label`).
 pub type Errors = BTreeMap<String, u64>;
@@ -53,6 +53,8 @@ pub struct FixedRate {
     pub errors: Errors,
     /// From the first intended send until the last answer.
     pub elapsed: Duration,
+    /// CPU time the target (and its store) used over the measured calls.
+    pub cpu: CpuUse,
 }
 
 /// What the saturation phase measured.
@@ -64,6 +66,9 @@ pub struct Saturation {
     pub errors: Errors,
     /// From the start until the last connection finished its last call.
     pub elapsed: Duration,
+    /// CPU time the target (and its store) used over the measured calls; set by the caller,
+    /// which knows the target.
+    pub cpu: CpuUse,
 }
 
 impl FixedRate {
@@ -76,6 +81,7 @@ impl FixedRate {
         self.ok += other.ok;
         merge_errors(&mut self.errors, other.errors);
         self.elapsed += other.elapsed;
+        self.cpu.merge(other.cpu);
     }
 }
 
@@ -86,6 +92,7 @@ impl Saturation {
         self.ok += other.ok;
         merge_errors(&mut self.errors, other.errors);
         self.elapsed += other.elapsed;
+        self.cpu.merge(other.cpu);
     }
 
     /// Successful calls per second.
@@ -169,8 +176,10 @@ pub async fn fixed_rate_phase(
                         if !warmup.is_zero() {
                             open_connections = fixed_rate(open_connections, rate, warmup).await?.1;
                         }
+                        let before = target.cpu_use()?;
                         let (mut measured, open_connections) =
                             fixed_rate(open_connections, rate, duration).await?;
+                        measured.cpu = target.cpu_use()?.since(before);
                         close(open_connections).await;
                         measured.realtime &= realtime;
                         Ok(measured)
@@ -253,6 +262,7 @@ async fn fixed_rate(
             ok: total.ok,
             errors: total.errors,
             elapsed,
+            cpu: CpuUse::default(),
         },
         connections,
     ))
@@ -342,6 +352,7 @@ pub async fn saturation(
             ok: total.ok,
             errors: total.errors,
             elapsed: start.elapsed(),
+            cpu: CpuUse::default(),
         },
         connections,
     ))

@@ -194,6 +194,8 @@ pub async fn run(args: &ProxyArgs, seconds: u64) -> anyhow::Result<()> {
                     fixed,
                     saturation,
                     memory: None,
+                    cpu_known: !target.pids.is_empty(),
+                    has_store: !target.store_pids.is_empty(),
                 });
             } else {
                 rows[i].fixed.merge(fixed);
@@ -262,12 +264,14 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             endpoint: upstream_endpoint,
             tool: UPSTREAM_TOOL.to_owned(),
             pids: upstream_pids,
+            store_pids: Vec::new(),
         },
         Target {
             name: NGINX.to_owned(),
             endpoint: Arc::new(Endpoint::resolve(&nginx.url, Vec::new()).await?),
             tool: UPSTREAM_TOOL.to_owned(),
             pids: vec![nginx.process.id()],
+            store_pids: Vec::new(),
         },
     ];
     let hop = if args.no_hop {
@@ -280,6 +284,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             endpoint: Arc::new(Endpoint::resolve(&hop.url, Vec::new()).await?),
             tool: UPSTREAM_TOOL.to_owned(),
             pids: vec![hop.process.id()],
+            store_pids: Vec::new(),
         });
         Some(hop)
     };
@@ -308,6 +313,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             ),
             tool: UPSTREAM_TOOL.to_owned(),
             pids: vec![running.process.id()],
+            store_pids: Vec::new(),
         });
         started_gateways.push(running);
     }
@@ -340,6 +346,7 @@ async fn start_targets(args: &ProxyArgs) -> anyhow::Result<(Running, Vec<Target>
             endpoint: Arc::new(Endpoint::resolve(url, headers).await?),
             tool: args.gateway_tool.clone(),
             pids: args.gateway_pid.into_iter().collect(),
+            store_pids: Vec::new(),
         });
     }
     Ok((
@@ -405,7 +412,9 @@ async fn measure(
     if !warmup.is_zero() {
         connections = load::saturation(connections, warmup).await?.1;
     }
-    let (saturation, connections) = load::saturation(connections, duration).await?;
+    let before = target.cpu_use()?;
+    let (mut saturation, connections) = load::saturation(connections, duration).await?;
+    saturation.cpu = target.cpu_use()?.since(before);
     load::close(connections).await;
     Ok((fixed, saturation))
 }

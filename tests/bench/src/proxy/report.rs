@@ -2,6 +2,7 @@
 //! over the direct path and its throughput next to nginx's, all from the same run.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -17,6 +18,10 @@ pub struct Measured {
     pub saturation: Saturation,
     /// `None` when the target's processes are unknown (an external process without `--*-pid`).
     pub memory: Option<Memory>,
+    /// Whether the target's processes are known, so its CPU time was measured.
+    pub cpu_known: bool,
+    /// Whether the target has store processes of its own (a data plane's NATS and projector).
+    pub has_store: bool,
 }
 
 /// The settings the tables' headings state.
@@ -140,6 +145,45 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
 
     let _ = writeln!(
         out,
+        "\n### CPU while measured (user + system of the process and its children)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| target | CPUs at {rate}/s | µs a call at {rate}/s | CPUs at saturation | µs a call at saturation | its store's processes (NATS, projector): CPUs at {rate}/s / at saturation |"
+    );
+    out.push_str("|---|---|---|---|---|---|\n");
+    for row in rows {
+        if !row.cpu_known {
+            let _ = writeln!(
+                out,
+                "| {} | unknown (no pid given) | — | — | — | — |",
+                row.name
+            );
+            continue;
+        }
+        let (fixed, saturation) = (&row.fixed, &row.saturation);
+        let store = if row.has_store {
+            format!(
+                "{} / {}",
+                cpus(fixed.cpu.store, fixed.elapsed),
+                cpus(saturation.cpu.store, saturation.elapsed)
+            )
+        } else {
+            "—".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {store} |",
+            row.name,
+            cpus(fixed.cpu.own, fixed.elapsed),
+            per_call(fixed.cpu.own, fixed.ok),
+            cpus(saturation.cpu.own, saturation.elapsed),
+            per_call(saturation.cpu.own, saturation.ok),
+        );
+    }
+
+    let _ = writeln!(
+        out,
         "\n### Memory at the end of the run (process and its children)\n"
     );
     out.push_str(
@@ -178,6 +222,22 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
 
 fn ms(nanos: u64) -> String {
     format!("{:.3} ms", nanos as f64 / 1e6)
+}
+
+/// CPU time over wall time: how many cores were busy on average.
+fn cpus(cpu: Duration, wall: Duration) -> String {
+    if wall.is_zero() {
+        return "—".to_owned();
+    }
+    format!("{:.2}", cpu.as_secs_f64() / wall.as_secs_f64())
+}
+
+/// CPU time a successful call, in microseconds.
+fn per_call(cpu: Duration, calls: u64) -> String {
+    if calls == 0 {
+        return "—".to_owned();
+    }
+    format!("{:.0}", cpu.as_secs_f64() * 1e6 / calls as f64)
 }
 
 fn mib(kib: u64) -> String {

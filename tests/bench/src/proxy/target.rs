@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper::header::{HeaderName, HeaderValue};
@@ -19,9 +20,46 @@ pub struct Target {
     pub endpoint: Arc<Endpoint>,
     /// The tool every `tools/call` names (a gateway may expose the upstream's tools renamed).
     pub tool: String,
-    /// Processes whose memory (with all their descendants) is this target's; empty when
-    /// unknown, and then the report says so.
+    /// Processes whose memory and CPU time (with all their descendants) are this target's;
+    /// empty when unknown, and then the report says so.
     pub pids: Vec<u32>,
+    /// Processes the target relies on besides its own, whose CPU time the report shows apart:
+    /// a data plane's nats-servers and projector. Empty for the rest.
+    pub store_pids: Vec<u32>,
+}
+
+impl Target {
+    /// CPU time used so far by the target's processes and by its store's.
+    pub fn cpu_use(&self) -> anyhow::Result<CpuUse> {
+        Ok(CpuUse {
+            own: cpu_time(&self.pids)?,
+            store: cpu_time(&self.store_pids)?,
+        })
+    }
+}
+
+/// CPU time (user + system) of a target's processes and of its store's, read at one moment or
+/// summed over a measured phase.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUse {
+    pub own: Duration,
+    pub store: Duration,
+}
+
+impl CpuUse {
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: CpuUse) -> CpuUse {
+        CpuUse {
+            own: self.own.saturating_sub(earlier.own),
+            store: self.store.saturating_sub(earlier.store),
+        }
+    }
+
+    /// Adds another round's use (the report merges rounds of one target).
+    pub fn merge(&mut self, other: CpuUse) {
+        self.own += other.own;
+        self.store += other.store;
+    }
 }
 
 /// An MCP Streamable HTTP endpoint on loopback, resolved once so the hot path never resolves.
@@ -135,6 +173,55 @@ pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
     Ok(total)
 }
 
+/// CPU time (user + system) used so far by `pids` and their descendants, from `utime` and
+/// `stime` in `/proc/<pid>/stat`, which include the process's threads that have exited; a
+/// process that is gone counts as nothing.
+pub fn cpu_time(pids: &[u32]) -> anyhow::Result<Duration> {
+    if pids.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    let children = children_by_parent()?;
+    let mut stack: Vec<u32> = pids.to_vec();
+    let mut seen = std::collections::HashSet::new();
+    let mut ticks = 0u64;
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        ticks += process_ticks(pid).unwrap_or(0);
+        if let Some(kids) = children.get(&pid) {
+            stack.extend(kids);
+        }
+    }
+    Ok(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second() as f64,
+    ))
+}
+
+/// `utime + stime` of one process in clock ticks, or `None` if it is gone.
+fn process_ticks(pid: u32) -> Option<u64> {
+    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `utime + stime` from the text of a `/proc/<pid>/stat`: `pid (comm) state ppid …`, where
+/// comm may hold spaces and parentheses, so the fields are counted after the last ')';
+/// `utime` and `stime` are the 12th and 13th there (fields 14 and 15 of proc(5)).
+fn stat_ticks(stat: &str) -> Option<u64> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The unit of `/proc/<pid>/stat`'s times (`USER_HZ`, 100 on Linux's common ABIs).
+// The workspace denies unsafe code; sysconf(3) has no safe wrapper in std or libc.
+#[allow(unsafe_code)]
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes a name constant and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
 /// One process's `VmRSS`, `VmHWM`, `RssAnon` and `RssFile` in KiB, or `None` if it is gone.
 fn status_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -187,3 +274,6 @@ fn children_by_parent() -> anyhow::Result<HashMap<u32, Vec<u32>>> {
     }
     Ok(children)
 }
+
+#[cfg(test)]
+mod tests;
