@@ -151,14 +151,8 @@ impl Memory {
 
 /// Memory of `pids` and their descendants; a process that is gone counts as nothing.
 pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
-    let children = children_by_parent()?;
-    let mut stack: Vec<u32> = pids.to_vec();
-    let mut seen = std::collections::HashSet::new();
     let mut total = Memory::default();
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) {
-            continue;
-        }
+    for pid in with_descendants(pids)? {
         if let Some(status) = status_memory(pid) {
             total.processes += 1;
             total.rss_kib += status.rss_kib;
@@ -166,33 +160,40 @@ pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
             total.anon_kib += status.anon_kib;
             total.file_kib += status.file_kib;
         }
+    }
+    Ok(total)
+}
+
+/// `pids` and every process below them (nginx's workers are children of its master), each
+/// once.
+fn with_descendants(pids: &[u32]) -> anyhow::Result<Vec<u32>> {
+    if pids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let children = children_by_parent()?;
+    let mut stack: Vec<u32> = pids.to_vec();
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        found.push(pid);
         if let Some(kids) = children.get(&pid) {
             stack.extend(kids);
         }
     }
-    Ok(total)
+    Ok(found)
 }
 
 /// CPU time (user + system) used so far by `pids` and their descendants, from `utime` and
 /// `stime` in `/proc/<pid>/stat`, which include the process's threads that have exited; a
 /// process that is gone counts as nothing.
 pub fn cpu_time(pids: &[u32]) -> anyhow::Result<Duration> {
-    if pids.is_empty() {
-        return Ok(Duration::ZERO);
-    }
-    let children = children_by_parent()?;
-    let mut stack: Vec<u32> = pids.to_vec();
-    let mut seen = std::collections::HashSet::new();
-    let mut ticks = 0u64;
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) {
-            continue;
-        }
-        ticks += process_ticks(pid).unwrap_or(0);
-        if let Some(kids) = children.get(&pid) {
-            stack.extend(kids);
-        }
-    }
+    let ticks: u64 = with_descendants(pids)?
+        .into_iter()
+        .filter_map(process_ticks)
+        .sum();
     Ok(Duration::from_secs_f64(
         ticks as f64 / clock_ticks_per_second() as f64,
     ))
