@@ -149,14 +149,14 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
     );
     let _ = writeln!(
         out,
-        "| target | CPUs at {rate}/s | µs a call at {rate}/s | CPUs at saturation | µs a call at saturation | its store's processes (NATS, projector): CPUs at {rate}/s / at saturation |"
+        "| target | CPUs at {rate}/s | µs a call at {rate}/s | CPUs at saturation | µs a call at saturation | of it user / kernel | its store's processes (NATS, projector): CPUs at {rate}/s / at saturation |"
     );
-    out.push_str("|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
     for row in rows {
         if !row.cpu_known {
             let _ = writeln!(
                 out,
-                "| {} | unknown (no pid given) | — | — | — | — |",
+                "| {} | unknown (no pid given) | — | — | — | — | — |",
                 row.name
             );
             continue;
@@ -173,12 +173,14 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {store} |",
+            "| {} | {} | {} | {} | {} | {} / {} | {store} |",
             row.name,
-            cpus(fixed.cpu.own, fixed.elapsed),
-            per_call(fixed.cpu.own, fixed.ok),
-            cpus(saturation.cpu.own, saturation.elapsed),
-            per_call(saturation.cpu.own, saturation.ok),
+            cpus(fixed.cpu.own.total(), fixed.elapsed),
+            per_call(fixed.cpu.own.total(), fixed.ok),
+            cpus(saturation.cpu.own.total(), saturation.elapsed),
+            per_call(saturation.cpu.own.total(), saturation.ok),
+            per_call(saturation.cpu.own.user, saturation.ok),
+            per_call(saturation.cpu.own.system, saturation.ok),
         );
     }
 
@@ -207,7 +209,7 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
             None => {
                 let _ = writeln!(
                     out,
-                    "| {} | unknown (no pid given) | — | — | — | — |",
+                    "| {} | unknown (no pid given) | — | — | — | — | — |",
                     row.name
                 );
             }

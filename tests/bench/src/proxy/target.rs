@@ -33,16 +33,16 @@ impl Target {
     pub fn cpu_use(&self) -> anyhow::Result<CpuUse> {
         Ok(CpuUse {
             own: cpu_time(&self.pids)?,
-            store: cpu_time(&self.store_pids)?,
+            store: cpu_time(&self.store_pids)?.total(),
         })
     }
 }
 
-/// CPU time (user + system) of a target's processes and of its store's, read at one moment or
-/// summed over a measured phase.
+/// CPU time of a target's processes (user and kernel apart) and of its store's (user +
+/// kernel), read at one moment or summed over a measured phase.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuUse {
-    pub own: Duration,
+    pub own: CpuTime,
     pub store: Duration,
 }
 
@@ -50,15 +50,37 @@ impl CpuUse {
     /// What was used between `earlier` and `self`.
     pub fn since(self, earlier: CpuUse) -> CpuUse {
         CpuUse {
-            own: self.own.saturating_sub(earlier.own),
+            own: self.own.since(earlier.own),
             store: self.store.saturating_sub(earlier.store),
         }
     }
 
     /// Adds another round's use (the report merges rounds of one target).
     pub fn merge(&mut self, other: CpuUse) {
-        self.own += other.own;
+        self.own.user += other.own.user;
+        self.own.system += other.own.system;
         self.store += other.store;
+    }
+}
+
+/// CPU time in user space and in the kernel (system calls, the network stack, page faults).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
     }
 }
 
@@ -186,32 +208,34 @@ fn with_descendants(pids: &[u32]) -> anyhow::Result<Vec<u32>> {
     Ok(found)
 }
 
-/// CPU time (user + system) used so far by `pids` and their descendants, from `utime` and
-/// `stime` in `/proc/<pid>/stat`, which include the process's threads that have exited; a
-/// process that is gone counts as nothing.
-pub fn cpu_time(pids: &[u32]) -> anyhow::Result<Duration> {
-    let ticks: u64 = with_descendants(pids)?
+/// CPU time used so far by `pids` and their descendants, from `utime` and `stime` in
+/// `/proc/<pid>/stat`, which include the process's threads that have exited; a process that
+/// is gone counts as nothing.
+pub fn cpu_time(pids: &[u32]) -> anyhow::Result<CpuTime> {
+    let (user, system) = with_descendants(pids)?
         .into_iter()
         .filter_map(process_ticks)
-        .sum();
-    Ok(Duration::from_secs_f64(
-        ticks as f64 / clock_ticks_per_second() as f64,
-    ))
+        .fold((0u64, 0u64), |(u, s), (pu, ps)| (u + pu, s + ps));
+    let hz = clock_ticks_per_second() as f64;
+    Ok(CpuTime {
+        user: Duration::from_secs_f64(user as f64 / hz),
+        system: Duration::from_secs_f64(system as f64 / hz),
+    })
 }
 
-/// `utime + stime` of one process in clock ticks, or `None` if it is gone.
-fn process_ticks(pid: u32) -> Option<u64> {
+/// `(utime, stime)` of one process in clock ticks, or `None` if it is gone.
+fn process_ticks(pid: u32) -> Option<(u64, u64)> {
     stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// `utime + stime` from the text of a `/proc/<pid>/stat`: `pid (comm) state ppid …`, where
+/// `(utime, stime)` from the text of a `/proc/<pid>/stat`: `pid (comm) state ppid …`, where
 /// comm may hold spaces and parentheses, so the fields are counted after the last ')';
 /// `utime` and `stime` are the 12th and 13th there (fields 14 and 15 of proc(5)).
-fn stat_ticks(stat: &str) -> Option<u64> {
+fn stat_ticks(stat: &str) -> Option<(u64, u64)> {
     let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// The unit of `/proc/<pid>/stat`'s times (`USER_HZ`, 100 on Linux's common ABIs).
