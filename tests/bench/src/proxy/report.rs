@@ -209,7 +209,7 @@ pub fn render(rows: &[Measured], settings: &Settings, direct: &str, nginx: &str)
             None => {
                 let _ = writeln!(
                     out,
-                    "| {} | unknown (no pid given) | — | — | — | — | — |",
+                    "| {} | unknown (no pid given) | — | — | — | — |",
                     row.name
                 );
             }
@@ -259,3 +259,6 @@ fn errors(errors: &Errors) -> String {
     let kinds: Vec<String> = errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     format!("{total} ({})", kinds.join(", "))
 }
+
+#[cfg(test)]
+mod tests;
